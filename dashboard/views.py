@@ -1,0 +1,68 @@
+"""Dashboard views: complete pages on a plain GET, built from the same fragments a push will use."""
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
+from django.views import View
+from django.views.generic import DetailView, TemplateView
+
+from fleet import nodes
+from fleet.models import Actor, Event, Node
+
+RECENT_EVENTS = 50
+
+
+class OverviewView(LoginRequiredMixin, TemplateView):
+    """Every node at a glance, with the latest events."""
+
+    template_name = "dashboard/overview.html"
+
+    def get_context_data(self, **kwargs):
+        counts = Node.objects.aggregate(
+            total=Count("pk"),
+            ready=Count("pk", filter=Q(status=Node.Status.READY)),
+            down=Count("pk", filter=Q(status=Node.Status.DOWN)),
+        )
+        return super().get_context_data(
+            nodes=Node.objects.all(),
+            counts=counts,
+            events=Event.objects.all()[:RECENT_EVENTS],
+            **kwargs,
+        )
+
+
+class NodeDetailView(LoginRequiredMixin, DetailView):
+    """One node: its engine, its labels, its history."""
+
+    template_name = "dashboard/node_detail.html"
+    model = Node
+    slug_field = "name"
+    slug_url_kwarg = "name"
+    context_object_name = "node"
+
+    def get_context_data(self, **kwargs):
+        events = Event.objects.filter(node_name=self.object.name)[:RECENT_EVENTS]
+        return super().get_context_data(
+            events=events,
+            availabilities=Node.Availability.choices,
+            can_change=self.request.user.has_perm("fleet.change_node"),
+            **kwargs,
+        )
+
+
+class NodeAvailabilityView(LoginRequiredMixin, PermissionRequiredMixin, View):
+    """Drain, pause or activate a node from its page."""
+
+    permission_required = "fleet.change_node"
+    raise_exception = True
+
+    def post(self, request, name):
+        node = get_object_or_404(Node, name=name)
+        availability = request.POST.get("availability", "")
+        if availability not in Node.Availability.values:
+            messages.error(request, f"Unknown availability {availability!r}; nothing changed.")
+        else:
+            nodes.set_availability(node, availability, Actor.of(request.user, "web"))
+            messages.success(request, f"{node.name} is now {availability}.")
+        return redirect("dashboard:node-detail", name=node.name)

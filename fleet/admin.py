@@ -1,0 +1,123 @@
+"""The admin panel: nodes with operator actions, and the read-only event log."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.defaultfilters import filesizeformat
+
+from . import nodes
+from .models import Actor, Event, Node
+
+
+def actor_of(request):
+    return Actor.of(request.user, "admin")
+
+
+class NodeForm(forms.ModelForm):
+    """Node form whose TLS key is write-only: left blank, the stored key is kept."""
+
+    tls_key = forms.CharField(
+        label="TLS client key",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Never shown. Leave blank to keep the stored key.",
+    )
+
+    class Meta:
+        model = Node
+        fields = ["name", "endpoint", "labels", "availability", "tls_ca", "tls_cert", "tls_key"]
+
+    def clean_tls_key(self):
+        value = self.cleaned_data.get("tls_key")
+        return value or (self.instance.tls_key if self.instance.pk else "")
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if self.instance.pk and name != self.instance.name:
+            raise forms.ValidationError("A node's name cannot be changed.")
+        return name
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    form = NodeForm
+    list_display = [
+        "name",
+        "status",
+        "availability",
+        "engine_version",
+        "cpus",
+        "memory",
+        "containers_running",
+        "last_seen_at",
+        "labels",
+    ]
+    list_filter = ["status", "availability"]
+    search_fields = ["name", "endpoint"]
+    readonly_fields = [
+        "status",
+        "engine_version",
+        "cpus",
+        "memory",
+        "containers_running",
+        "last_seen_at",
+        "last_error",
+        "failures",
+    ]
+    actions = ["drain", "activate", "check_now"]
+
+    @admin.display(description="memory", ordering="memory_bytes")
+    def memory(self, node):
+        return filesizeformat(node.memory_bytes) if node.memory_bytes else "-"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            nodes.register(obj, actor_of(request))
+            return
+        stored = Node.objects.get(pk=obj.pk)
+        changes = {field: form.cleaned_data[field] for field in form.changed_data}
+        nodes.update(stored, changes, actor_of(request))
+
+    def delete_model(self, request, obj):
+        nodes.remove(obj, actor_of(request))
+
+    def delete_queryset(self, request, queryset):
+        for node in queryset:
+            nodes.remove(node, actor_of(request))
+
+    def _set_availability(self, request, queryset, availability):
+        for node in queryset:
+            nodes.set_availability(node, availability, actor_of(request))
+        self.message_user(request, f"{queryset.count()} node(s) set to {availability}.")
+
+    @admin.action(description="Drain selected nodes", permissions=["change"])
+    def drain(self, request, queryset):
+        self._set_availability(request, queryset, Node.Availability.DRAIN)
+
+    @admin.action(description="Activate selected nodes", permissions=["change"])
+    def activate(self, request, queryset):
+        self._set_availability(request, queryset, Node.Availability.ACTIVE)
+
+    @admin.action(description="Check selected nodes now", permissions=["view"])
+    def check_now(self, request, queryset):
+        nodes.request_check(queryset)
+        self.message_user(
+            request, f"Check queued for {queryset.count()} node(s).", level=messages.INFO
+        )
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "node_name", "old", "new", "actor", "via", "reason"]
+    list_filter = ["kind", ("node_name", admin.AllValuesFieldListFilter), "actor"]
+    search_fields = ["node_name", "reason", "actor"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,89 @@
+"""API representations of nodes and events."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from ..models import Event, Node
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """Refuse fields the client may not set instead of silently ignoring them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            errors = {}
+            for key in data:
+                if key in self.fields and key not in writable:
+                    errors[key] = ["This field is read-only."]
+                elif key not in self.fields:
+                    errors[key] = ["Unknown field."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class NodeSerializer(StrictModelSerializer):
+    """A node as the API shows it; TLS material can be written but is never read back."""
+
+    class Meta:
+        model = Node
+        fields = [
+            "name",
+            "endpoint",
+            "labels",
+            "availability",
+            "status",
+            "engine_version",
+            "cpus",
+            "memory_bytes",
+            "containers_running",
+            "last_seen_at",
+            "last_error",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+        ]
+        read_only_fields = [
+            "status",
+            "engine_version",
+            "cpus",
+            "memory_bytes",
+            "containers_running",
+            "last_seen_at",
+            "last_error",
+        ]
+        extra_kwargs = {
+            "tls_ca": {"write_only": True},
+            "tls_cert": {"write_only": True},
+            "tls_key": {"write_only": True, "style": {"input_type": "password"}},
+        }
+
+    def validate_name(self, value):
+        if self.instance is not None and value != self.instance.name:
+            raise serializers.ValidationError("A node's name cannot be changed.")
+        return value
+
+    def validate(self, attrs):
+        candidate = Node(
+            **{f.name: getattr(self.instance, f.name) for f in Node._meta.concrete_fields}
+            if self.instance
+            else {}
+        )
+        for field, value in attrs.items():
+            setattr(candidate, field, value)
+        try:
+            candidate.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        return attrs
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """One recorded event."""
+
+    node = serializers.CharField(source="node_name")
+
+    class Meta:
+        model = Event
+        fields = ["id", "created_at", "kind", "node", "old", "new", "reason", "actor", "via"]

@@ -1,0 +1,19 @@
+"""URLs of the REST API, mounted under /api/."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import SimpleRouter
+
+from .views import EventViewSet, NodeViewSet
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("nodes", NodeViewSet)
+router.register("events", EventViewSet)
+
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *router.urls,
+]

@@ -1,0 +1,88 @@
+"""REST API views: thin, every change goes through fleet.nodes."""
+
+import django_filters
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from .. import nodes
+from ..models import Actor, Event, EventKind, Node
+from .permissions import ActionPermission
+from .serializers import EventSerializer, NodeSerializer
+
+
+def actor_of(request):
+    """Who is acting: the user, marked as coming through a token or a session."""
+    via = "token" if request.auth is not None else "api"
+    return Actor.of(request.user, via)
+
+
+class NodeViewSet(viewsets.ModelViewSet):
+    """Docker hosts under management."""
+
+    queryset = Node.objects.all()
+    serializer_class = NodeSerializer
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    permission_classes = [ActionPermission]
+    action_permissions = {
+        "create": "fleet.add_node",
+        "update": "fleet.change_node",
+        "partial_update": "fleet.change_node",
+        "drain": "fleet.change_node",
+        "activate": "fleet.change_node",
+        "destroy": "fleet.delete_node",
+    }
+
+    def perform_create(self, serializer):
+        node = Node(**serializer.validated_data)
+        serializer.instance = nodes.register(node, actor_of(self.request))
+
+    def perform_update(self, serializer):
+        nodes.update(serializer.instance, dict(serializer.validated_data), actor_of(self.request))
+
+    def perform_destroy(self, instance):
+        nodes.remove(instance, actor_of(self.request))
+
+    def _set_availability(self, request, availability):
+        node = self.get_object()
+        nodes.set_availability(node, availability, actor_of(request))
+        return Response(self.get_serializer(node).data, status=status.HTTP_200_OK)
+
+    @action(detail=True, methods=["post"], serializer_class=NodeSerializer)
+    def drain(self, request, name=None):
+        """Stop placing work on this node."""
+        return self._set_availability(request, Node.Availability.DRAIN)
+
+    @action(detail=True, methods=["post"], serializer_class=NodeSerializer)
+    def activate(self, request, name=None):
+        """Place work on this node again."""
+        return self._set_availability(request, Node.Availability.ACTIVE)
+
+
+class EventFilter(django_filters.FilterSet):
+    node = django_filters.CharFilter(field_name="node_name")
+    kind = django_filters.ChoiceFilter(choices=EventKind.choices)
+    actor = django_filters.CharFilter()
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Event
+        fields = ["node", "kind", "actor", "since", "until"]
+
+
+class EventPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What happened in the fleet, newest first."""
+
+    queryset = Event.objects.all()
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
+    pagination_class = EventPagination

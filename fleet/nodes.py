@@ -1,0 +1,88 @@
+"""What people do to nodes: register, change, remove, drain and activate.
+
+The API, the admin and the dashboard all call these, so every door writes the
+same Event and queues the same follow-up work.
+"""
+
+from django.db import transaction
+
+from .models import SYSTEM, Event, EventKind, Node
+
+# Fields whose values may be recorded in an event; certificates and keys never are.
+PUBLIC_FIELDS = ("endpoint", "labels", "availability")
+SECRET_FIELDS = ("tls_ca", "tls_cert", "tls_key")
+
+
+def _queue_check(node):
+    from .tasks import check_node
+
+    transaction.on_commit(lambda: check_node.delay(node.pk))
+
+
+@transaction.atomic
+def register(node, actor=SYSTEM):
+    """Save a new node (validated first) and check it at once rather than at the next tick."""
+    node.full_clean()
+    node.save()
+    Event.objects.record(EventKind.NODE_REGISTERED, actor=actor, node=node, new=node.endpoint)
+    _queue_check(node)
+    return node
+
+
+@transaction.atomic
+def update(node, changes, actor=SYSTEM):
+    """Apply field changes to a node; availability changes are recorded as their own kind."""
+    availability = changes.pop("availability", node.availability)
+    before = {field: getattr(node, field) for field in changes}
+    for field, value in changes.items():
+        setattr(node, field, value)
+    node.full_clean()
+    changed = [field for field, old in before.items() if getattr(node, field) != old]
+    if changed:
+        node.save()
+        shown = [f for f in changed if f in PUBLIC_FIELDS] + [
+            f"{f} (secret)" for f in changed if f in SECRET_FIELDS
+        ]
+        Event.objects.record(
+            EventKind.NODE_UPDATED, actor=actor, node=node, reason="changed " + ", ".join(shown)
+        )
+        if {"endpoint", *SECRET_FIELDS} & set(changed):
+            _queue_check(node)
+    set_availability(node, availability, actor)
+    return node
+
+
+@transaction.atomic
+def set_availability(node, availability, actor=SYSTEM, reason=""):
+    """Make a node active, paused or drained; a no-op when it already is."""
+    if availability not in Node.Availability.values:
+        raise ValueError(f"unknown availability {availability!r}")
+    old = node.availability
+    if old == availability:
+        return node
+    node.availability = availability
+    node.save(update_fields=["availability", "updated_at"])
+    Event.objects.record(
+        EventKind.NODE_AVAILABILITY_CHANGED,
+        actor=actor,
+        node=node,
+        old=old,
+        new=availability,
+        reason=reason,
+    )
+    return node
+
+
+@transaction.atomic
+def remove(node, actor=SYSTEM, reason=""):
+    """Forget a node. Its engine and containers are left as they are."""
+    Event.objects.record(
+        EventKind.NODE_REMOVED, actor=actor, node=node, old=node.endpoint, reason=reason
+    )
+    node.delete()
+
+
+def request_check(nodes):
+    """Queue an immediate health check of each node."""
+    for node in nodes:
+        _queue_check(node)

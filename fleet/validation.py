@@ -1,0 +1,93 @@
+"""Pure validators for names, endpoints and labels, shared by models, forms and the API."""
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
+_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*$")
+ENDPOINT_SCHEMES = ("unix", "tcp", "ssh")
+
+
+def validate_dns_label(value):
+    """A name usable as a DNS label: lowercase letters, digits and inner hyphens, 1-63 long."""
+    if not DNS_LABEL.match(value or ""):
+        raise ValidationError(
+            "Use 1-63 lowercase letters, digits or hyphens, starting and ending "
+            "with a letter or digit.",
+            code="invalid_name",
+        )
+
+
+def _validate_host(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not HOSTNAME.match(host):
+            raise ValidationError(
+                f"'{host}' is not a valid host name or address.", code="invalid"
+            ) from None
+
+
+def validate_endpoint(value):
+    """A Docker endpoint: unix:///path, tcp://host:port or ssh://[user@]host[:port]."""
+    try:
+        parts = urlsplit(value or "")
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(f"Malformed endpoint: {exc}.", code="invalid") from exc
+    if parts.scheme not in ENDPOINT_SCHEMES:
+        raise ValidationError(
+            "The endpoint must start with unix://, tcp:// or ssh://.", code="invalid_scheme"
+        )
+    if parts.query or parts.fragment:
+        raise ValidationError("The endpoint may not have a query or fragment.", code="invalid")
+    if parts.scheme == "unix":
+        if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+            raise ValidationError(
+                "A unix endpoint needs an absolute socket path: unix:///var/run/docker.sock.",
+                code="invalid",
+            )
+        return
+    if not parts.hostname:
+        raise ValidationError(f"A {parts.scheme} endpoint needs a host.", code="invalid")
+    if parts.path not in ("", "/"):
+        raise ValidationError("The endpoint may not have a path.", code="invalid")
+    _validate_host(parts.hostname)
+    if parts.scheme == "tcp":
+        if port is None:
+            raise ValidationError(
+                "A tcp endpoint needs a port: tcp://HOST:2375 (or 2376 with TLS).",
+                code="invalid",
+            )
+        if parts.username or parts.password:
+            raise ValidationError("A tcp endpoint may not carry a user name.", code="invalid")
+    if port is not None and not 0 < port < 65536:
+        raise ValidationError("The port must be between 1 and 65535.", code="invalid")
+
+
+def validate_labels(value):
+    """Node labels: a flat object of string keys to string values."""
+    if not isinstance(value, dict):
+        raise ValidationError('Labels must be an object such as {"zone": "a"}.', code="invalid")
+    for key, val in value.items():
+        if not isinstance(key, str) or not LABEL_KEY.match(key):
+            raise ValidationError(
+                f"Label key {key!r} must be 1-128 letters, digits, '.', '_', '/' or '-'.",
+                code="invalid",
+            )
+        if not isinstance(val, str) or len(val) > 256:
+            raise ValidationError(
+                f"Label {key!r} must have a string value of at most 256 characters.",
+                code="invalid",
+            )
+
+
+def validate_pem(value):
+    """A PEM block, as a TLS certificate or key is given."""
+    if value and "-----BEGIN " not in value:
+        raise ValidationError("Paste the PEM text, starting with -----BEGIN.", code="invalid")
