@@ -7,7 +7,16 @@ from rest_framework.routers import SimpleRouter
 
 from .views import EventViewSet, NodeViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes that answer with or without a trailing slash: /api/nodes/x/drain and .../drain/."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("nodes", NodeViewSet)
 router.register("events", EventViewSet)
 

@@ -75,6 +75,7 @@ class EventFilter(django_filters.FilterSet):
 
 class EventPagination(CursorPagination):
     ordering = ("-created_at", "-id")
+    page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
 

@@ -1,0 +1,10 @@
+.PHONY: run test lint
+
+run:  ## install what is missing and run Fleet at http://127.0.0.1:8000
+	bin/run
+
+test:  ## install what is missing, lint, and run the whole test suite
+	bin/test
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -1,0 +1,25 @@
+"""Test environment defaults, set before Django reads its settings.
+
+The suite runs its own Redis (port 6390) and its own lab ("t", 10.250.8.0/24) so
+that it never disturbs a Fleet started with `make run` on the same machine.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-in-production-0123456789")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6390/0")
+os.environ.setdefault("FLEET_LAB_NAME", "t")
+os.environ.setdefault("FLEET_LAB_SUBNET", "10.250.8.0/24")
+# Fast checks, and a timeout longer than the interval, so that a check waiting on a
+# frozen engine would visibly delay the others if checks ran one after another.
+os.environ.setdefault("FLEET_NODE_CHECK_INTERVAL", "1")
+os.environ.setdefault("FLEET_NODE_CHECK_TIMEOUT", "3")
+os.environ.setdefault("FLEET_NODE_DOWN_AFTER", "2")
+
+# Set up here, after the defaults above: pytest-django would read the settings
+# before this file runs if it were left to find DJANGO_SETTINGS_MODULE itself.
+import django  # noqa: E402
+
+django.setup()

@@ -1,0 +1,121 @@
+"""The real moving parts for integration tests: Redis, the Docker lab, a Celery worker and beat."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "var" / "test-logs"
+
+
+def wait_for(predicate, timeout, interval=0.1, message="condition"):
+    """Poll until predicate() is truthy; return its value or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A private Redis on the port REDIS_URL names, started unless one answers there."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    proc = None
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        port = client.connection_pool.connection_kwargs["port"]
+        proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""],
+            stdout=open(LOGS / "redis.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: _pings(client), 10, message="redis to answer")
+    client.flushdb()
+    yield settings.REDIS_URL
+    if proc:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pings(client):
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """Three real Docker engines, a registry and the demo images, for the whole session."""
+    from fleet.lab import Lab
+
+    lab = Lab.from_env()
+    lab.up(3)
+    yield lab
+    lab.down()
+
+
+def _database_url():
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = f"{db['USER']}:{db['PASSWORD']}@" if db["USER"] else ""
+    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_processes(django_db_setup, django_db_blocker, redis_server, tmp_path_factory):
+    """A real Celery worker and beat, both on the test database and the test Redis."""
+    with django_db_blocker.unblock():
+        env = {**os.environ, "DATABASE_URL": _database_url()}
+    LOGS.mkdir(parents=True, exist_ok=True)
+    schedule = tmp_path_factory.mktemp("beat") / "schedule"
+    commands = {
+        "worker": ["worker", "--concurrency", "4", "--loglevel", "INFO", "-n", "test@%h"],
+        "beat": ["beat", "--loglevel", "INFO", "-s", str(schedule)],
+    }
+    procs = []
+    for name, args in commands.items():
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "fleet", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=open(LOGS / f"{name}.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+    yield procs
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def lab_nodes(lab, redis_server, transactional_db):
+    """The lab's engines registered as nodes in the test database."""
+    from fleet import nodes
+    from fleet.models import Node
+
+    registered = []
+    for entry in lab.status()["nodes"]:
+        registered.append(nodes.register(Node(name=entry["name"], endpoint=entry["endpoint"])))
+    return registered

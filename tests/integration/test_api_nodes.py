@@ -1,0 +1,244 @@
+"""The nodes and events API: authentication, validation, actions and their events."""
+
+import pytest
+
+from fleet.models import Event, EventKind, Node
+from tests.conftest import api_for
+
+pytestmark = pytest.mark.django_db
+
+VALID = {"name": "edge-1", "endpoint": "tcp://127.0.0.1:2375", "labels": {"zone": "a"}}
+NODE_FIELDS = {
+    "name",
+    "endpoint",
+    "labels",
+    "availability",
+    "status",
+    "engine_version",
+    "cpus",
+    "memory_bytes",
+    "containers_running",
+    "last_seen_at",
+    "last_error",
+}
+
+
+def make_node(name="edge-1", endpoint="tcp://127.0.0.1:2375", **fields):
+    return Node.objects.create(name=name, endpoint=endpoint, **fields)
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/api/nodes/"),
+        ("post", "/api/nodes/"),
+        ("get", "/api/nodes/edge-1/"),
+        ("patch", "/api/nodes/edge-1/"),
+        ("delete", "/api/nodes/edge-1/"),
+        ("post", "/api/nodes/edge-1/drain"),
+        ("post", "/api/nodes/edge-1/activate"),
+        ("get", "/api/events/"),
+        ("get", "/api/schema/"),
+        ("get", "/api/docs/"),
+    ],
+)
+def test_it_refuses_anonymous_requests(anon_api, method, url):
+    make_node()
+    response = getattr(anon_api, method)(url, {}, format="json")
+    assert response.status_code in (401, 403)
+    assert Node.objects.get().availability == Node.Availability.ACTIVE
+    assert not Event.objects.exists()
+
+
+def test_it_refuses_a_bad_token(anon_api):
+    anon_api.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert anon_api.get("/api/nodes/").status_code == 401
+
+
+def test_a_token_is_issued_for_good_credentials_only(anon_api, admin_user):
+    good = anon_api.post(
+        "/api/auth/token/", {"username": "root", "password": "root-pass-123"}, format="json"
+    )
+    assert good.status_code == 200
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Token {good.json()['token']}")
+    assert anon_api.get("/api/nodes/").status_code == 200
+
+    bad = anon_api.post("/api/auth/token/", {"username": "root", "password": "x"}, format="json")
+    assert bad.status_code == 400
+
+
+def test_it_registers_a_node_with_exactly_the_documented_fields(api):
+    response = api.post("/api/nodes/", VALID, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert set(body) == NODE_FIELDS
+    assert body["status"] == "unknown"
+    assert body["availability"] == "active"
+    assert body["labels"] == {"zone": "a"}
+    event = Event.objects.get()
+    assert (event.kind, event.node_name, event.actor, event.via) == (
+        EventKind.NODE_REGISTERED,
+        "edge-1",
+        "root",
+        "token",
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**VALID, "endpoint": "http://127.0.0.1:2375"}, "endpoint"),
+        ({**VALID, "endpoint": "tcp://127.0.0.1"}, "endpoint"),
+        ({**VALID, "endpoint": "unix://relative"}, "endpoint"),
+        ({**VALID, "endpoint": ""}, "endpoint"),
+        ({**VALID, "name": "Edge_1"}, "name"),
+        ({**VALID, "name": ""}, "name"),
+        ({**VALID, "labels": ["zone=a"]}, "labels"),
+        ({**VALID, "labels": {"zone": 3}}, "labels"),
+        ({**VALID, "availability": "asleep"}, "availability"),
+        ({**VALID, "status": "ready"}, "status"),
+        ({**VALID, "colour": "blue"}, "colour"),
+        ({**VALID, "tls_cert": "not pem"}, "tls_cert"),
+        ({**VALID, "endpoint": "ssh://me@127.0.0.1", "tls_ca": "-----BEGIN X"}, "endpoint"),
+        ({"name": "edge-1"}, "endpoint"),
+    ],
+)
+def test_bad_input_gets_field_errors_and_saves_nothing(api, payload, field):
+    response = api.post("/api/nodes/", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Node.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_a_duplicate_name_is_refused(api):
+    make_node(endpoint="tcp://127.0.0.1:2400")
+    response = api.post("/api/nodes/", VALID, format="json")
+    assert response.status_code == 400
+    assert "already exists" in response.json()["name"][0]
+    assert Node.objects.count() == 1
+    assert not Event.objects.exists()
+
+
+def test_a_duplicate_endpoint_is_refused(api):
+    make_node(name="other")
+    response = api.post("/api/nodes/", VALID, format="json")
+    assert response.status_code == 400
+    assert "endpoint" in response.json()
+
+
+def test_it_updates_labels_and_records_what_changed(api):
+    make_node()
+    response = api.patch("/api/nodes/edge-1/", {"labels": {"zone": "b"}}, format="json")
+    assert response.status_code == 200
+    assert Node.objects.get().labels == {"zone": "b"}
+    event = Event.objects.get()
+    assert event.kind == EventKind.NODE_UPDATED
+    assert "labels" in event.reason
+
+
+def test_a_node_cannot_be_renamed_or_have_its_status_set(api):
+    make_node()
+    assert api.patch("/api/nodes/edge-1/", {"name": "edge-2"}, format="json").status_code == 400
+    assert api.patch("/api/nodes/edge-1/", {"status": "ready"}, format="json").status_code == 400
+    node = Node.objects.get()
+    assert (node.name, node.status) == ("edge-1", "unknown")
+    assert not Event.objects.exists()
+
+
+def test_tls_material_is_accepted_but_never_returned(api):
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    key = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n"
+    payload = {**VALID, "endpoint": "tcp://127.0.0.1:2376", "tls_cert": pem, "tls_key": key}
+    response = api.post("/api/nodes/", payload, format="json")
+    assert response.status_code == 201, response.json()
+    assert "secret" not in response.content.decode()
+    assert "secret" not in api.get("/api/nodes/edge-1/").content.decode()
+    assert Node.objects.get().tls_key == key.strip()
+
+
+def test_a_certificate_without_its_key_is_refused(api):
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    payload = {**VALID, "tls_cert": pem}
+    response = api.post("/api/nodes/", payload, format="json")
+    assert response.status_code == 400
+    assert "tls_key" in response.json()
+
+
+def test_drain_and_activate_change_availability_and_write_events(api):
+    make_node()
+    drained = api.post("/api/nodes/edge-1/drain")
+    assert drained.status_code == 200
+    assert drained.json()["availability"] == "drain"
+    assert api.post("/api/nodes/edge-1/activate").json()["availability"] == "active"
+    changes = [(e.old, e.new) for e in Event.objects.order_by("id")]
+    assert changes == [("active", "drain"), ("drain", "active")]
+
+
+def test_draining_twice_writes_one_event(api):
+    make_node()
+    api.post("/api/nodes/edge-1/drain")
+    api.post("/api/nodes/edge-1/drain")
+    assert Event.objects.count() == 1
+
+
+def test_delete_removes_the_node_and_keeps_its_history(api):
+    make_node()
+    api.post("/api/nodes/edge-1/drain")
+    assert api.delete("/api/nodes/edge-1/").status_code == 204
+    assert not Node.objects.exists()
+    kinds = list(Event.objects.filter(node_name="edge-1").values_list("kind", flat=True))
+    assert kinds == [EventKind.NODE_REMOVED, EventKind.NODE_AVAILABILITY_CHANGED]
+
+
+def test_an_unknown_node_is_404(api):
+    assert api.get("/api/nodes/nope/").status_code == 404
+    assert api.post("/api/nodes/nope/drain").status_code == 404
+
+
+def test_a_user_without_permissions_can_read_but_not_act(viewer):
+    make_node()
+    client = api_for(viewer)
+    assert client.get("/api/nodes/").status_code == 200
+    assert client.post("/api/nodes/", {**VALID, "name": "x"}, format="json").status_code == 403
+    assert client.post("/api/nodes/edge-1/drain").status_code == 403
+    assert client.delete("/api/nodes/edge-1/").status_code == 403
+    assert Node.objects.get().availability == "active"
+    assert not Event.objects.exists()
+
+
+def test_an_operator_can_drain_but_not_delete(operator):
+    make_node()
+    client = api_for(operator)
+    assert client.post("/api/nodes/edge-1/drain").status_code == 200
+    assert client.delete("/api/nodes/edge-1/").status_code == 403
+    assert Node.objects.exists()
+
+
+def test_events_are_newest_first_and_filter_by_node_and_kind(api):
+    make_node("a", "tcp://127.0.0.1:2401")
+    make_node("b", "tcp://127.0.0.1:2402")
+    api.post("/api/nodes/a/drain")
+    api.post("/api/nodes/b/drain")
+    api.post("/api/nodes/a/activate")
+    api.patch("/api/nodes/b/", {"labels": {"x": "y"}}, format="json")
+
+    everything = api.get("/api/events/").json()["results"]
+    assert [(e["node"], e["new"]) for e in everything][:3] == [
+        ("b", ""),
+        ("a", "active"),
+        ("b", "drain"),
+    ]
+    only_a = api.get("/api/events/", {"node": "a"}).json()["results"]
+    assert [e["new"] for e in only_a] == ["active", "drain"]
+    updates = api.get("/api/events/", {"kind": "node.updated"}).json()["results"]
+    assert [e["node"] for e in updates] == ["b"]
+    assert api.get("/api/events/", {"kind": "nonsense"}).status_code == 400
+
+
+def test_the_schema_and_docs_are_served_to_logged_in_users(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/nodes/{name}/drain" in paths or "/api/nodes/{name}/drain/" in paths
+    assert api.get("/api/docs/").status_code == 200

@@ -1,0 +1,58 @@
+"""Settings fail loudly on bad values instead of running with a guess."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_settings(**env):
+    """Import the settings in a fresh interpreter with this environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "DEBUG"))}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import fleet.settings"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_defaults_load():
+    assert load_settings(SECRET_KEY="k").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"FLEET_NODE_CHECK_INTERVAL": "soon"}, "FLEET_NODE_CHECK_INTERVAL"),
+        ({"FLEET_NODE_CHECK_TIMEOUT": "-1"}, "FLEET_NODE_CHECK_TIMEOUT"),
+        ({"FLEET_NODE_DOWN_AFTER": "0"}, "FLEET_NODE_DOWN_AFTER"),
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+    ],
+)
+def test_a_bad_value_stops_start_up_with_its_name(env, message):
+    result = load_settings(SECRET_KEY="k", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_a_secret_key_is_required_when_debug_is_off():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import fleet.settings"],
+        cwd=ROOT,
+        env={**env, "DEBUG": "false"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
