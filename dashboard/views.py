@@ -55,7 +55,6 @@ class NodeAvailabilityView(LoginRequiredMixin, PermissionRequiredMixin, View):
     """Drain, pause or activate a node from its page."""
 
     permission_required = "fleet.change_node"
-    raise_exception = True
 
     def post(self, request, name):
         node = get_object_or_404(Node, name=name)

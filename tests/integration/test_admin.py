@@ -1,0 +1,86 @@
+"""The admin panel: node actions write events, the event log is read-only."""
+
+import pytest
+
+from fleet.models import Event, EventKind, Node
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def node():
+    return Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2375")
+
+
+@pytest.fixture
+def admin_client_(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def test_the_node_list_shows_status_availability_and_labels(admin_client_, node):
+    page = admin_client_.get("/admin/fleet/node/").content.decode()
+    assert "edge-1" in page
+    assert "unknown" in page and "active" in page
+
+
+def test_the_drain_action_drains_and_records_who(admin_client_, node):
+    admin_client_.post(
+        "/admin/fleet/node/", {"action": "drain", "_selected_action": [node.pk]}, follow=True
+    )
+    assert Node.objects.get().availability == "drain"
+    event = Event.objects.get()
+    assert (event.kind, event.actor, event.via) == (
+        EventKind.NODE_AVAILABILITY_CHANGED,
+        "root",
+        "admin",
+    )
+
+
+def test_adding_a_node_with_a_malformed_endpoint_shows_an_error_and_saves_nothing(
+    admin_client_,
+):
+    response = admin_client_.post(
+        "/admin/fleet/node/add/",
+        {"name": "edge-9", "endpoint": "http://nowhere", "labels": "{}", "availability": "active"},
+    )
+    assert response.status_code == 200
+    assert "must start with unix://, tcp:// or ssh://" in response.content.decode()
+    assert not Node.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_the_tls_key_is_never_rendered_and_kept_when_left_blank(admin_client_):
+    key = "-----BEGIN PRIVATE KEY-----\nsupersecret\n-----END PRIVATE KEY-----"
+    cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    node = Node.objects.create(
+        name="tls-1", endpoint="tcp://127.0.0.1:2376", tls_cert=cert, tls_key=key
+    )
+    url = f"/admin/fleet/node/{node.pk}/change/"
+    assert "supersecret" not in admin_client_.get(url).content.decode()
+    admin_client_.post(
+        url,
+        {
+            "name": "tls-1",
+            "endpoint": "tcp://127.0.0.1:2376",
+            "labels": '{"zone": "b"}',
+            "availability": "active",
+            "tls_ca": "",
+            "tls_cert": cert,
+            "tls_key": "",
+        },
+    )
+    node.refresh_from_db()
+    assert node.tls_key == key
+    assert node.labels == {"zone": "b"}
+    assert "supersecret" not in Event.objects.get().reason
+
+
+def test_events_are_read_only_and_filterable(admin_client_, node):
+    Event.objects.record(EventKind.NODE_STATUS_CHANGED, node=node, old="unknown", new="ready")
+    listing = admin_client_.get("/admin/fleet/event/?kind=node.status_changed&node_name=edge-1")
+    assert listing.status_code == 200
+    assert "edge-1" in listing.content.decode()
+    assert admin_client_.get("/admin/fleet/event/add/").status_code == 403
+    event = Event.objects.get()
+    assert admin_client_.post(f"/admin/fleet/event/{event.pk}/delete/").status_code == 403

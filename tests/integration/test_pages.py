@@ -1,0 +1,103 @@
+"""Dashboard pages: login required, complete on a plain GET, actions guarded by permission."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from fleet.models import Event, EventKind, Node
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def node():
+    return Node.objects.create(
+        name="edge-1",
+        endpoint="tcp://127.0.0.1:2375",
+        status=Node.Status.READY,
+        engine_version="20.10.24",
+        cpus=2,
+        memory_bytes=8 * 1024**3,
+        containers_running=5,
+        labels={"zone": "a"},
+    )
+
+
+@pytest.mark.parametrize("url", ["/", "/nodes/edge-1/"])
+def test_pages_send_anonymous_users_to_the_login_page(client, node, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_availability_changes_need_a_login(client, node):
+    response = client.post("/nodes/edge-1/availability/", {"availability": "drain"})
+    assert response.status_code == 302
+    assert Node.objects.get().availability == "active"
+
+
+def test_the_overview_lists_every_node_with_its_numbers(client, node, viewer):
+    Node.objects.create(name="edge-2", endpoint="tcp://127.0.0.1:2376", status="down")
+    client.force_login(viewer)
+    page = client.get("/").content.decode()
+    assert 'id="node-edge-1"' in page and 'id="node-edge-2"' in page
+    assert "20.10.24" in page
+    assert "8.0\xa0GB" in page
+    assert "status-ready" in page and "status-down" in page
+    assert "1 ready · 1 down · 2 in all" in page
+
+
+def test_the_node_page_shows_engine_labels_and_events(client, node, viewer):
+    Event.objects.record(EventKind.NODE_STATUS_CHANGED, node=node, old="down", new="ready")
+    client.force_login(viewer)
+    page = client.get("/nodes/edge-1/").content.decode()
+    assert "tcp://127.0.0.1:2375" in page
+    assert "zone=a" in page
+    assert "node.status_changed" in page
+    # A viewer sees no buttons it could not use.
+    assert 'name="availability"' not in page
+
+
+def test_an_unknown_node_page_is_404(client, viewer):
+    client.force_login(viewer)
+    assert client.get("/nodes/nope/").status_code == 404
+
+
+def test_an_operator_drains_a_node_from_its_page(client, node, operator):
+    client.force_login(operator)
+    assert 'name="availability"' in client.get("/nodes/edge-1/").content.decode()
+    response = client.post("/nodes/edge-1/availability/", {"availability": "drain"}, follow=True)
+    assert "edge-1 is now drain" in response.content.decode()
+    assert Node.objects.get().availability == "drain"
+    event = Event.objects.get()
+    assert (event.actor, event.via, event.new) == ("operator", "web", "drain")
+
+
+def test_a_viewer_cannot_drain(client, node, viewer):
+    client.force_login(viewer)
+    response = client.post("/nodes/edge-1/availability/", {"availability": "drain"})
+    assert response.status_code == 403
+    assert Node.objects.get().availability == "active"
+    assert not Event.objects.exists()
+
+
+def test_a_bad_availability_is_an_error_on_the_page_and_changes_nothing(client, node, operator):
+    client.force_login(operator)
+    response = client.post("/nodes/edge-1/availability/", {"availability": "nap"}, follow=True)
+    assert "Unknown availability" in response.content.decode()
+    assert Node.objects.get().availability == "active"
+    assert not Event.objects.exists()
+
+
+def test_logging_in_leads_to_the_overview(client, node):
+    User.objects.create_user("ann", password="a-long-password-1")
+    response = client.post(
+        "/login/", {"username": "ann", "password": "a-long-password-1"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == "/"
+    assert 'id="node-edge-1"' in response.content.decode()
+
+
+def test_a_wrong_password_shows_an_error(client):
+    User.objects.create_user("ann", password="a-long-password-1")
+    response = client.post("/login/", {"username": "ann", "password": "nope"})
+    assert "didn't match" in response.content.decode()
