@@ -1,0 +1,94 @@
+"""The lab command: real engines, a registry, the demo images, nodes registered."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+
+from fleet.models import Node
+
+pytestmark = pytest.mark.lab
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args, timeout=300):
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def entry_of(lab, name):
+    return next(n for n in lab.status()["nodes"] if n["name"] == name)
+
+
+def test_status_reports_registry_images_and_live_engines_as_json(lab):
+    status = json.loads(manage("lab", "status", "--json"))
+    assert set(status) == {"registry", "images", "nodes"}
+    assert status["registry"] == "10.250.8.1:5000"
+    assert status["images"] == {
+        "demo_v1": "10.250.8.1:5000/fleet/demo:1",
+        "demo_v2": "10.250.8.1:5000/fleet/demo:2",
+    }
+    assert [n["name"] for n in status["nodes"]] == ["lab-1", "lab-2", "lab-3"]
+    for node in status["nodes"]:
+        assert set(node) == {"name", "endpoint", "pid"}
+        assert Path(f"/proc/{node['pid']}/cmdline").read_bytes().startswith(b"dockerd")
+
+
+def test_up_again_changes_nothing_and_registers_the_nodes(lab, redis_server, transactional_db):
+    before = lab.status()
+    started = time.monotonic()
+    manage("lab", "up", "--nodes", "3")
+    assert time.monotonic() - started < 30
+    assert lab.status()["nodes"] == before["nodes"]
+    names = sorted(Node.objects.values_list("name", flat=True))
+    assert names == ["lab-1", "lab-2", "lab-3"]
+    assert Node.objects.get(name="lab-2").endpoint == "tcp://10.250.8.12:2375"
+
+
+def test_up_restarts_an_engine_that_died(lab):
+    lab.kill_node("lab-3")
+    assert entry_of(lab, "lab-3")["pid"] is None
+    lab.up(3)
+    pid = entry_of(lab, "lab-3")["pid"]
+    assert pid and Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize(("node", "tag", "port"), [("lab-2", "1", 18081), ("lab-3", "2", 18082)])
+def test_any_node_pulls_the_demo_image_and_serves_its_version(lab, node, tag, port):
+    entry = entry_of(lab, node)
+    client = docker.DockerClient(base_url=entry["endpoint"], version="auto", timeout=60)
+    image = lab.status()["images"][f"demo_v{tag}"]
+    container = client.containers.run(image, detach=True, ports={"80/tcp": port})
+    try:
+        address = entry["endpoint"].split("//")[1].split(":")[0]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                url = f"http://{address}:{port}/health"
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                    assert response.read().decode().strip() == tag
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        # The image carries wget, so a HEALTHCHECK command can run inside it.
+        code, _ = container.exec_run(["wget", "-q", "-O", "-", "http://127.0.0.1/health"])
+        assert code == 0
+    finally:
+        container.remove(force=True)
+        client.close()
