@@ -123,3 +123,17 @@ def probe(node, timeout):
         memory_bytes=int(info.get("MemTotal") or 0),
         containers_running=int(info.get("ContainersRunning") or 0),
     )
+
+
+def events(node, since=None):
+    """Open the node's stream of container events, decoded, from `since` on.
+
+    The stream blocks while the engine is quiet; it ends when the engine goes
+    away, and close() ends it from another thread.
+    """
+    try:
+        return client(node, 10).api.events(
+            since=since, filters={"type": ["container"]}, decode=True
+        )
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineError(describe(exc)) from exc

@@ -77,28 +77,24 @@ def _database_url():
 
 
 @pytest.fixture(scope="session")
-def celery_processes(django_db_setup, django_db_blocker, redis_server, tmp_path_factory):
-    """A real Celery worker and beat, both on the test database and the test Redis."""
+def process_env(django_db_setup, django_db_blocker, redis_server):
+    """The environment for Fleet's own processes: the test database and the test Redis."""
     with django_db_blocker.unblock():
-        env = {**os.environ, "DATABASE_URL": _database_url()}
+        return {**os.environ, "DATABASE_URL": _database_url()}
+
+
+def _start(name, args, env):
     LOGS.mkdir(parents=True, exist_ok=True)
-    schedule = tmp_path_factory.mktemp("beat") / "schedule"
-    commands = {
-        "worker": ["worker", "--concurrency", "4", "--loglevel", "INFO", "-n", "test@%h"],
-        "beat": ["beat", "--loglevel", "INFO", "-s", str(schedule)],
-    }
-    procs = []
-    for name, args in commands.items():
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "fleet", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=open(LOGS / f"{name}.log", "w"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-    yield procs
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=open(LOGS / f"{name}.log", "a"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(procs):
     for proc in procs:
         proc.terminate()
     for proc in procs:
@@ -107,6 +103,32 @@ def celery_processes(django_db_setup, django_db_blocker, redis_server, tmp_path_
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(process_env):
+    """A real Celery worker for the whole session."""
+    args = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "4", "-n", "test@%h"]
+    proc = _start("worker", [*args, "--loglevel", "INFO"], process_env)
+    yield proc
+    _stop([proc])
+
+
+@pytest.fixture
+def celery_beat(process_env, celery_worker, tmp_path):
+    """Celery beat, for the tests that rely on the clock (and only for them)."""
+    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(tmp_path / "schedule")]
+    proc = _start("beat", [*args, "--loglevel", "INFO"], process_env)
+    yield proc
+    _stop([proc])
+
+
+@pytest.fixture
+def watch_process(process_env):
+    """`manage.py watch`, following every node's events."""
+    proc = _start("watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
+    yield proc
+    _stop([proc])
 
 
 @pytest.fixture

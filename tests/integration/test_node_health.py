@@ -21,7 +21,7 @@ def all_ready():
 
 
 @pytest.fixture
-def ready_lab(lab, lab_nodes, celery_processes):
+def ready_lab(lab, lab_nodes, celery_beat):
     wait_for(all_ready, 20, message="every lab node to be ready")
     return lab
 

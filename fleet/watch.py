@@ -1,0 +1,124 @@
+"""Docker events of every node -> observed state.
+
+`manage.py watch` keeps one events stream open per node, each in its own thread.
+When a stream opens it resynchronises the node (a full check); when it breaks it
+checks the node at once, so a dead engine is noticed in about a second rather
+than at the next beat. Reconnects resume from the last event seen. Nodes added,
+changed or removed are picked up by a rescan every few seconds.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import close_old_connections, connections
+
+from . import engine, health
+from .models import Node
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAY = 1.0
+REFRESH_DELAY = 0.3  # container events come in bursts: refresh once per burst
+
+
+class NodeWatch(threading.Thread):
+    """One node's events stream, reopened until the watch is stopped."""
+
+    def __init__(self, node):
+        super().__init__(name=f"watch-{node.name}", daemon=True)
+        self.node = node
+        self.stopping = threading.Event()
+        self.stream = None
+        self.since = None
+        self.refresh_timer = None
+        self.lock = threading.Lock()
+
+    def stop(self):
+        self.stopping.set()
+        stream = self.stream
+        if stream is not None:
+            stream.close()
+
+    def run(self):
+        try:
+            while not self.stopping.is_set():
+                self.follow()
+                if self.stopping.is_set():
+                    break
+                # The stream ended or could not open: is the engine gone?
+                self.check()
+                self.stopping.wait(RECONNECT_DELAY)
+        finally:
+            connections.close_all()
+
+    def follow(self):
+        try:
+            self.stream = engine.events(self.node, since=self.since)
+        except engine.EngineError as exc:
+            log.info("events of %s unavailable: %s", self.node.name, exc)
+            return
+        log.info("following events of %s", self.node.name)
+        self.check()  # resync: whatever happened while the stream was closed
+        try:
+            for event in self.stream:
+                self.since = _timestamp(event) or self.since
+                self.schedule_refresh()
+        except Exception:  # a garbled event must not end the watch of this node
+            log.exception("events stream of %s failed", self.node.name)
+        finally:
+            self.stream = None
+
+    def schedule_refresh(self):
+        with self.lock:
+            if self.refresh_timer is None or not self.refresh_timer.is_alive():
+                self.refresh_timer = threading.Timer(REFRESH_DELAY, self.check)
+                self.refresh_timer.daemon = True
+                self.refresh_timer.start()
+
+    def check(self):
+        close_old_connections()
+        try:
+            health.check_node(self.node.pk)
+        except Exception:
+            log.exception("check of %s failed", self.node.name)
+        finally:
+            if threading.current_thread() is not self:
+                connections.close_all()
+
+
+def _timestamp(event):
+    """The event's time in the `seconds.nanoseconds` form Docker accepts for `since`."""
+    nanos = event.get("timeNano")
+    if not nanos:
+        return None
+    return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+
+
+def _identity(node):
+    """What a running watch depends on: a change to any of it means reconnecting."""
+    return (node.endpoint, node.tls_ca, node.tls_cert, node.tls_key)
+
+
+def run(rescan=2.0, stop=None):
+    """Keep one NodeWatch per node until `stop` is set."""
+    stop = stop or threading.Event()
+    watches = {}
+    while not stop.is_set():
+        close_old_connections()
+        current = {node.pk: node for node in Node.objects.all()}
+        for pk, watch in list(watches.items()):
+            node = current.get(pk)
+            if node is None or _identity(node) != _identity(watch.node):
+                watch.stop()
+                del watches[pk]
+        for pk, node in current.items():
+            if pk not in watches:
+                watches[pk] = NodeWatch(node)
+                watches[pk].start()
+        stop.wait(rescan)
+    for watch in watches.values():
+        watch.stop()
+    deadline = time.monotonic() + 5
+    for watch in watches.values():
+        watch.join(max(0.0, deadline - time.monotonic()))
