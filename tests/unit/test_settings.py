@@ -56,3 +56,23 @@ def test_a_secret_key_is_required_when_debug_is_off():
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_the_deploy_checklist_is_clean_with_production_settings():
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "FLEET_HTTPS": "true",
+        "SECRET_KEY": "a-long-random-production-key-" + "x7Q2p9Lm4Rt8Vb1Nc6Zs3Wd5Fg0Hj" * 2,
+        "ALLOWED_HOSTS": "fleet.example.com",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
