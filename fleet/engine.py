@@ -35,22 +35,25 @@ class EngineInfo:
     containers_running: int
 
 
-def _root_cause(exc):
-    while exc.__cause__ or exc.__context__:
+def _chain(exc):
+    """The exception and everything it was raised from, outermost first."""
+    while exc is not None:
+        yield exc
         exc = exc.__cause__ or exc.__context__
-    return exc
 
 
 def describe(exc, timeout=None):
     """A short, operator-facing sentence for an exception raised by the SDK."""
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"no answer within {timeout:g} s" if timeout else "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        cause = _root_cause(exc)
-        text = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-        return f"cannot connect: {text}"
-    if isinstance(exc, docker.errors.APIError):
-        return f"engine refused: {exc.explanation or exc}"
+    chain = list(_chain(exc))
+    for link in chain:
+        if isinstance(link, requests.exceptions.Timeout):
+            return f"no answer within {timeout:g} s" if timeout else "timed out"
+        if isinstance(link, requests.exceptions.ConnectionError):
+            cause = chain[-1]
+            text = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+            return f"cannot connect: {text}"
+        if isinstance(link, docker.errors.APIError):
+            return f"engine refused: {link.explanation or link}"
     return str(exc) or type(exc).__name__
 
 

@@ -17,11 +17,11 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def manage(*args, timeout=300):
+def manage(*args, env=None, timeout=300):
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=os.environ.copy(),
+        env=env or os.environ.copy(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -48,10 +48,10 @@ def test_status_reports_registry_images_and_live_engines_as_json(lab):
         assert Path(f"/proc/{node['pid']}/cmdline").read_bytes().startswith(b"dockerd")
 
 
-def test_up_again_changes_nothing_and_registers_the_nodes(lab, redis_server, transactional_db):
+def test_up_again_changes_nothing_and_registers_the_nodes(lab, process_env, transactional_db):
     before = lab.status()
     started = time.monotonic()
-    manage("lab", "up", "--nodes", "3")
+    manage("lab", "up", "--nodes", "3", env=process_env)
     assert time.monotonic() - started < 30
     assert lab.status()["nodes"] == before["nodes"]
     names = sorted(Node.objects.values_list("name", flat=True))

@@ -41,8 +41,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def up(self, lab, count):
-        if not 0 <= count <= 50:
-            raise CommandError("--nodes must be between 0 and 50.")
         state = lab.up(count)
         for entry in state["nodes"]:
             self.register(entry)
