@@ -13,196 +13,43 @@ Every step copes with what an earlier or crashed run left behind.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
-import http.client
 import ipaddress
 import json
 import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
 
+from .host import (
+    LabError,
+    alive,
+    docker_cli,
+    find_procs,
+    host_env,
+    http_get,
+    needs_key_path,
+    pid_from,
+    ping,
+    proc_state,
+    run,
+    signal_all,
+    spawn,
+    tail,
+    terminate,
+)
+from .image import build_and_push
+
+__all__ = ["Lab", "LabError"]
+
 STATE_BASE, RUN_BASE, NETNS = Path("/var/lib/fleet-lab"), Path("/run/fleet-lab"), Path("/run/netns")
 REGISTRY_PORT, ENGINE_PORT, ENGINE_TIMEOUT = 5000, 2375, 60.0
-DAEMONS = ("dockerd", "containerd", "docker-")  # names of the processes an engine or registry runs
 PACKAGES = "docker.io docker-registry busybox-static iproute2 iptables util-linux"
-DOCKERFILE = """\
-FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-COPY www /www
-EXPOSE 80
-# httpd runs as PID 1, which ignores SIGTERM: without this every stop waits 10 s before killing.
-STOPSIGNAL SIGKILL
-CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
-"""
-# Daemons started by this process: polled so that the dead ones do not linger as zombies.
-_CHILDREN: dict[int, subprocess.Popen] = {}
-# Lab traffic goes to our own bridge only, never through a proxy from the environment.
-_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class LabError(Exception):
-    """A lab operation failed; the message says what and why."""
-
-
-@functools.cache
-def _env() -> dict[str, str]:
-    """Environment for our subprocesses: no proxy variables, sbin directories on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    path = env.get("PATH", "/usr/bin:/bin").split(":")
-    env["PATH"] = ":".join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
-    return env
-
-
-def _run(*argv: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command; raise LabError with its output if it fails and check is set."""
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env or _env())
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LabError(f"{' '.join(argv)}: {e}") from e
-    if check and p.returncode:
-        raise LabError(f"{' '.join(argv)} failed: {(p.stderr or p.stdout).strip()}")
-    return p
-
-
-def _spawn(argv: list[str], log: Path) -> int:
-    """Start a daemon in its own session, so a Ctrl-C aimed at the caller does not reach it."""
-    with open(log, "ab") as out:
-        p = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=_env(),
-            start_new_session=True,
-        )
-    _CHILDREN[p.pid] = p
-    return p.pid
-
-
-def _state(pid: int) -> str | None:
-    """The /proc state letter of pid, None once it is gone."""
-    if (child := _CHILDREN.get(pid)) is not None and child.poll() is not None:
-        del _CHILDREN[pid]
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _live(pid: int) -> bool:
-    """True if pid runs; zombies do not count (pid 1 here reaps orphans only now and then)."""
-    return _state(pid) not in (None, "Z", "X")
-
-
-def _cmdline(pid: int | str) -> str:
-    """The command line of pid, arguments separated by spaces."""
-    with suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    return ""
-
-
-def _pid_from(pidfile: Path, marker: str) -> int | None:
-    """The pid in pidfile if that process runs and is ours (its command line contains marker)."""
-    with suppress(OSError, ValueError):
-        pid = int(pidfile.read_text())
-        return pid if _live(pid) and marker in _cmdline(pid) else None
-    return None
-
-
-def _kill(pids: list[int], sig: int, wait: float = 0) -> list[int]:
-    """Send sig to pids, wait up to `wait` seconds for them to end; return those still running."""
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(pid, sig)
-    deadline = time.monotonic() + wait
-    while (pids := [p for p in pids if _live(p)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return pids
-
-
-def _terminate(pids: list[int], timeout: float = 30.0) -> None:
-    """SIGTERM (and SIGCONT in case they are frozen), wait, then SIGKILL the rest."""
-    _kill(pids, signal.SIGTERM)
-    if left := _kill(_kill(pids, signal.SIGCONT, timeout), signal.SIGKILL, 10):
-        raise LabError(f"processes {left} survive SIGKILL")
-
-
-def _procs(markers: list[str], netns: int | None = None, cgroup: str | None = None) -> list[int]:
-    """Pids of daemons naming a marker, or of anything in netns (an inode) or cgroup (a path)."""
-    # Never pid 1, this process or its ancestors; markers only count for daemons of ours, so
-    # that, say, a `tail -f` of an engine's log is left alone.
-    spared, pid = {1}, os.getpid()
-    with suppress(OSError, IndexError, ValueError):
-        while pid not in spared:
-            spared.add(pid)
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    found = []
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-        if pid in spared or not _live(pid):
-            continue
-        with suppress(OSError):
-            daemon = Path(f"/proc/{pid}/comm").read_text().startswith(DAEMONS)
-            if (
-                (daemon and any(m in _cmdline(pid) for m in markers))
-                or (netns is not None and os.stat(f"/proc/{pid}/ns/net").st_ino == netns)
-                or (cgroup and f":{cgroup}/" in Path(f"/proc/{pid}/cgroup").read_text())
-            ):
-                found.append(pid)
-    return found
-
-
-def _ping(sock: Path) -> bool:
-    """True if the engine behind the unix socket answers GET /_ping with 200."""
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(2)
-            s.connect(str(sock))
-            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            return s.recv(32).split(b" ")[1:2] == [b"200"]
-    except OSError:
-        return False
-
-
-def _get(url: str) -> tuple[int | None, bytes]:
-    """GET a URL on the lab bridge: (status, body), status None when nothing answers."""
-    try:
-        with _HTTP.open(url, timeout=3) as r:  # noqa: S310 - plain http on our own bridge
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, b""
-    except (OSError, http.client.HTTPException):
-        return None, b""
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    """The end of a log file, for error messages."""
-    with suppress(OSError):
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
-
-
-@functools.cache
-def _needs_key_path() -> bool:
-    """Engines before 23.0 take their ID from /etc/docker/key.json: all nodes would share it."""
-    m = re.search(r"version (\d+)\.", _run("dockerd", "--version").stdout)
-    return bool(m) and int(m[1]) < 23
-
-
-def _docker_cli() -> str | None:
-    """Debian's docker.io client (same API version as the engines), else any docker on PATH."""
-    return shutil.which("docker", path="/usr/bin") or shutil.which("docker", path=_env()["PATH"])
 
 
 class Lab:
@@ -251,7 +98,7 @@ class Lab:
         )
 
     def _pid(self, n: SimpleNamespace) -> int | None:
-        return _pid_from(n.pidfile, str(n.sock))
+        return pid_from(n.pidfile, str(n.sock))
 
     def _configured(self) -> int:
         with suppress(OSError, ValueError, KeyError, TypeError):
@@ -313,8 +160,8 @@ class Lab:
         if not 1 <= nodes <= self.max_nodes:
             raise LabError(f"a lab has 1 to {self.max_nodes} nodes, not {nodes}")
         tools = ["ip", "iptables", "nsenter", "dockerd", "docker-registry", "unshare", "umount"]
-        missing = [t for t in tools if not shutil.which(t, path=_env()["PATH"])]
-        if missing or not _docker_cli():
+        missing = [t for t in tools if not shutil.which(t, path=host_env()["PATH"])]
+        if missing or not docker_cli():
             raise LabError(f"missing {missing or 'docker'}: apt-get install -y {PACKAGES}")
         with self._lock():
             for n in self._leftovers():
@@ -342,7 +189,7 @@ class Lab:
         """Send sig to the node's dockerd; with SIGKILL, wait until it is gone."""
         if (pid := self._pid(self._node_of(name))) is None:
             return
-        if _kill([pid], sig, 10 if sig == signal.SIGKILL else 0) and sig == signal.SIGKILL:
+        if signal_all([pid], sig, 10 if sig == signal.SIGKILL else 0) and sig == signal.SIGKILL:
             raise LabError(f"dockerd {pid} of {name} survives SIGKILL")
 
     def stop(self) -> None:
@@ -352,8 +199,8 @@ class Lab:
 
     def _stop(self) -> None:
         pids = [self._pid(n) for n in self._leftovers()]
-        pids.append(_pid_from(self.root / "registry" / "pid", str(self.root / "registry")))
-        _terminate([p for p in pids if p is not None])
+        pids.append(pid_from(self.root / "registry" / "pid", str(self.root / "registry")))
+        terminate([p for p in pids if p is not None])
 
     def down(self) -> None:
         """Remove everything the lab made: processes, netns, veths, bridge, rules, dirs."""
@@ -361,12 +208,12 @@ class Lab:
             self._stop()
             for n in self._leftovers():
                 self._remove_node(n)
-            _terminate(_procs([f"{self.root}/", f"{self.run}/"]), 5)
+            terminate(find_procs([f"{self.root}/", f"{self.run}/"]), 5)
             for rule in self._rules():
-                while _run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
-                    _run("iptables", "-w", "-D", *rule)
+                while run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
+                    run("iptables", "-w", "-D", *rule)
             if Path(f"/sys/class/net/{self.bridge}").exists():
-                _run("ip", "link", "del", self.bridge)
+                run("ip", "link", "del", self.bridge)
             self._unmount_under([self.root, self.run])
             shutil.rmtree(self.run, ignore_errors=True)
             for name in ("registry", "build", "docker-cli"):
@@ -389,48 +236,48 @@ class Lab:
 
     def _setup_bridge(self) -> None:
         if not Path(f"/sys/class/net/{self.bridge}").exists():
-            _run("ip", "link", "add", self.bridge, "type", "bridge")
-        _run("ip", "addr", "replace", f"{self.gateway}/{self.net.prefixlen}", "dev", self.bridge)
-        _run("ip", "link", "set", self.bridge, "up")
+            run("ip", "link", "add", self.bridge, "type", "bridge")
+        run("ip", "addr", "replace", f"{self.gateway}/{self.net.prefixlen}", "dev", self.bridge)
+        run("ip", "link", "set", self.bridge, "up")
         for rule in self._rules():
-            if _run("iptables", "-w", "-C", *rule, check=False).returncode:
-                _run("iptables", "-w", "-I", *rule)
+            if run("iptables", "-w", "-C", *rule, check=False).returncode:
+                run("iptables", "-w", "-I", *rule)
 
     def _setup_node_net(self, n: SimpleNamespace) -> None:
         # A netns file that is not a mount of its own (e.g. after a reboot) is stale.
         if not n.netns.exists() or n.netns.stat().st_dev == NETNS.stat().st_dev:
-            _run("ip", "netns", "del", n.ns, check=False)
+            run("ip", "netns", "del", n.ns, check=False)
             n.netns.unlink(missing_ok=True)
-            _run("ip", "netns", "add", n.ns)
-        has_peer = _run("ip", "-n", n.ns, "link", "show", "eth0", check=False).returncode == 0
+            run("ip", "netns", "add", n.ns)
+        has_peer = run("ip", "-n", n.ns, "link", "show", "eth0", check=False).returncode == 0
         has_host = Path(f"/sys/class/net/{n.veth}").exists()
         if not (has_peer and has_host):  # half a pair: start over
-            _run("ip", "link", "del", n.veth, check=False)
-            _run("ip", "-n", n.ns, "link", "del", "eth0", check=False)
-            _run("ip", "link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.ns)
-        _run("ip", "link", "set", n.veth, "master", self.bridge, "up")
-        _run("ip", "-n", n.ns, "addr", "replace", f"{n.addr}/{self.net.prefixlen}", "dev", "eth0")
-        _run("ip", "-n", n.ns, "link", "set", "eth0", "up")
-        _run("ip", "-n", n.ns, "link", "set", "lo", "up")
-        _run("ip", "-n", n.ns, "route", "replace", "default", "via", self.gateway)
+            run("ip", "link", "del", n.veth, check=False)
+            run("ip", "-n", n.ns, "link", "del", "eth0", check=False)
+            run("ip", "link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.ns)
+        run("ip", "link", "set", n.veth, "master", self.bridge, "up")
+        run("ip", "-n", n.ns, "addr", "replace", f"{n.addr}/{self.net.prefixlen}", "dev", "eth0")
+        run("ip", "-n", n.ns, "link", "set", "eth0", "up")
+        run("ip", "-n", n.ns, "link", "set", "lo", "up")
+        run("ip", "-n", n.ns, "route", "replace", "default", "via", self.gateway)
 
     def _remove_node(self, n: SimpleNamespace) -> None:
         """Stop node n and remove every trace of it."""
         if pid := self._pid(n):
-            _terminate([pid])
+            terminate([pid])
         # What a killed engine leaves: containerd shims, docker-proxy and the containers.
         netns = n.netns.stat().st_ino if n.netns.exists() else None
         markers = [f"{n.dir}/", f"{n.exec_root}/", str(n.sock)]
-        _kill(_procs(markers, netns, f"/fleet-{n.key}"), signal.SIGKILL, 10)
+        signal_all(find_procs(markers, netns, f"/fleet-{n.key}"), signal.SIGKILL, 10)
         # Killed shims leave their sockets in containerd's fixed /run/containerd/s.
         address = n.exec_root / "containerd" / "containerd.sock"
         tasks = n.exec_root / "containerd/daemon/io.containerd.runtime.v2.task/moby"
         for task in tasks.glob("*"):
             digest = hashlib.sha256(f"{address}/moby/{task.name}".encode()).hexdigest()
             Path("/run/containerd/s", digest).unlink(missing_ok=True)
-        _run("ip", "netns", "del", n.ns, check=False)
+        run("ip", "netns", "del", n.ns, check=False)
         n.netns.unlink(missing_ok=True)
-        _run("ip", "link", "del", n.veth, check=False)
+        run("ip", "link", "del", n.veth, check=False)
         self._unmount_under([n.dir, n.exec_root])
         for path in (n.dir, n.exec_root):
             shutil.rmtree(path, ignore_errors=True)
@@ -446,16 +293,16 @@ class Lab:
             points = [s.split()[4] for s in Path("/proc/self/mountinfo").read_text().splitlines()]
             points = {p for p in points if any(f"{p}/".startswith(f"{d}/") for d in dirs)}
             for point in sorted(points, key=len, reverse=True):
-                _run("umount", "-l", point, check=False)
+                run("umount", "-l", point, check=False)
             if not points:
                 return
 
     def _start_registry(self) -> None:
         d, url = self.root / "registry", f"http://{self.registry}/v2/"
-        if _get(url)[0] == 200:
+        if http_get(url)[0] == 200:
             return
-        if pid := _pid_from(d / "pid", str(d)):
-            _terminate([pid], 5)  # running but not answering
+        if pid := pid_from(d / "pid", str(d)):
+            terminate([pid], 5)  # running but not answering
         (d / "data").mkdir(parents=True, exist_ok=True)
         config = {
             "version": "0.1",
@@ -467,12 +314,12 @@ class Lab:
             "http": {"addr": self.registry},
         }
         (d / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
-        pid = _spawn(["docker-registry", "serve", str(d / "config.yml")], d / "log")
+        pid = spawn(["docker-registry", "serve", str(d / "config.yml")], d / "log")
         (d / "pid").write_text(str(pid))
         deadline = time.monotonic() + 15
-        while _get(url)[0] != 200:
-            if not _live(pid) or time.monotonic() > deadline:
-                raise LabError(f"registry on {self.registry} did not start:\n{_tail(d / 'log')}")
+        while http_get(url)[0] != 200:
+            if not alive(pid) or time.monotonic() > deadline:
+                raise LabError(f"registry on {self.registry} did not start:\n{tail(d / 'log')}")
             time.sleep(0.1)
 
     def _spawn_engine(self, n: SimpleNamespace) -> int:
@@ -480,11 +327,11 @@ class Lab:
         (n.dir / "data").mkdir(parents=True, exist_ok=True)
         n.exec_root.mkdir(parents=True, exist_ok=True)
         # A stray engine or containerd of this node (pidfile lost) would hold its sockets.
-        _terminate(_procs([str(n.sock), f"{n.exec_root}/containerd/containerd.toml"]), 10)
+        terminate(find_procs([str(n.sock), f"{n.exec_root}/containerd/containerd.toml"]), 10)
         for stale in (n.pidfile, n.exec_root / "containerd" / "containerd.pid", n.sock):
             stale.unlink(missing_ok=True)
         # An own config file also keeps a host /etc/docker/daemon.json away from the nodes.
-        config = {"deprecated-key-path": str(n.dir / "key.json")} if _needs_key_path() else {}
+        config = {"deprecated-key-path": str(n.dir / "key.json")} if needs_key_path() else {}
         (n.dir / "daemon.json").write_text(json.dumps(config))
         # An own UTS namespace, so `docker info` and swarm show the node's name, not the host's;
         # --tls=false says "no TLS on purpose", else dockerd sleeps 15 s before listening on TCP.
@@ -504,44 +351,26 @@ class Lab:
             ("label", f"fleet.node={n.name}"),
         ):
             argv += [f"--{flag}", str(value)]
-        return _spawn(argv, n.log)
+        return spawn(argv, n.log)
 
     def _start_engines(self, nodes: list[SimpleNamespace]) -> None:
         """Start the engines that do not run, all at once, then wait until each answers."""
         pids = {}
         for n in nodes:
-            if (pid := self._pid(n)) is not None and _state(pid) == "T":
+            if (pid := self._pid(n)) is not None and proc_state(pid) == "T":
                 os.kill(pid, signal.SIGCONT)  # frozen by kill_node(name, SIGSTOP)
             pids[n.name] = pid if pid is not None else self._spawn_engine(n)
         deadline = time.monotonic() + ENGINE_TIMEOUT
         for n in nodes:
-            while not _ping(n.sock):
-                if not _live(pids[n.name]) or time.monotonic() > deadline:
-                    what = "exited" if not _live(pids[n.name]) else "did not answer in time"
-                    raise LabError(f"dockerd of {n.name} {what}; end of {n.log}:\n{_tail(n.log)}")
+            while not ping(n.sock):
+                if not alive(pids[n.name]) or time.monotonic() > deadline:
+                    what = "exited" if not alive(pids[n.name]) else "did not answer in time"
+                    raise LabError(f"dockerd of {n.name} {what}; end of {n.log}:\n{tail(n.log)}")
                 time.sleep(0.1)
 
     def _ensure_images(self) -> None:
-        """Build demo:1 and demo:2 from static busybox on node 1 and push them, unless there."""
-        status, body = _get(f"http://{self.registry}/v2/fleet/demo/tags/list")
+        """Build demo:1 and demo:2 on node 1 and push them, unless the registry has them."""
+        status, body = http_get(f"http://{self.registry}/v2/fleet/demo/tags/list")
         if status == 200 and {"1", "2"} <= set(json.loads(body).get("tags") or []):
             return
-        busybox = Path("/bin/busybox")
-        if not busybox.exists() or b"ld-linux" in busybox.read_bytes()[:8192]:
-            raise LabError(
-                "the demo image needs a static /bin/busybox: apt-get install busybox-static"
-            )
-        # Classic builder (no buildx plugin needed); a CLI config of our own (no user proxies).
-        env = {k: v for k, v in _env().items() if not k.startswith("DOCKER_")}
-        env |= {"DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(self.root / "docker-cli")}
-        docker = [_docker_cli(), "-H", f"unix://{self._n(1).sock}"]
-        for v in (1, 2):
-            ctx = self.root / "build" / f"v{v}"
-            (ctx / "www").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(busybox, ctx / "busybox")
-            (ctx / "Dockerfile").write_text(DOCKERFILE)
-            for page in ("index.html", "health"):
-                (ctx / "www" / page).write_text(f"{v}\n")
-            _run(*docker, "build", "-q", "-t", self.images[f"demo_v{v}"], str(ctx), env=env)
-            _run(*docker, "push", "-q", self.images[f"demo_v{v}"], env=env)
-        shutil.rmtree(self.root / "build", ignore_errors=True)
+        build_and_push(self.images, self._n(1).sock, self.root)
