@@ -4,9 +4,14 @@ The API, the admin and the dashboard all call these, so every door writes the
 same Event and queues the same follow-up work.
 """
 
+import logging
+
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from .models import SYSTEM, Event, EventKind, Node
+
+log = logging.getLogger(__name__)
 
 # Fields whose values may be recorded in an event; certificates and keys never are.
 PUBLIC_FIELDS = ("endpoint", "labels", "availability")
@@ -14,9 +19,16 @@ SECRET_FIELDS = ("tls_ca", "tls_cert", "tls_key")
 
 
 def _queue_check(node):
+    """Check the node right after commit; beat's next tick does it anyway if the broker is away."""
     from .tasks import check_node
 
-    transaction.on_commit(lambda: check_node.delay(node.pk))
+    def send():
+        try:
+            check_node.delay(node.pk)
+        except OperationalError as exc:
+            log.warning("could not queue a check of %s now (%s); beat will check it", node, exc)
+
+    transaction.on_commit(send)
 
 
 @transaction.atomic
