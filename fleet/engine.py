@@ -6,15 +6,23 @@ one exception type, EngineError, whose message is fit to show an operator.
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import requests
-from docker.errors import DockerException
+from django.conf import settings
+from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.tls import TLSConfig
+from docker.utils import parse_repository_tag
+
+# Calls that change containers may take a while on a busy engine; pulls longer still.
+CALL_TIMEOUT = 60
+PULL_TIMEOUT = 600
+SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
 
 _clients = {}
 _clients_lock = threading.Lock()
@@ -66,14 +74,14 @@ def _write_tls_files(node):
     folder = _tls_dir / digest[:16]
     folder.mkdir(mode=0o700, exist_ok=True)
     paths = {}
-    for field in ("tls_ca", "tls_cert", "tls_key"):
-        pem = getattr(node, field)
+    for name in ("tls_ca", "tls_cert", "tls_key"):
+        pem = getattr(node, name)
         if pem:
-            path = folder / f"{field}.pem"
+            path = folder / f"{name}.pem"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(pem)
-            paths[field] = str(path)
+            paths[name] = str(path)
     return TLSConfig(
         client_cert=(paths["tls_cert"], paths["tls_key"]) if "tls_cert" in paths else None,
         ca_cert=paths.get("tls_ca"),
@@ -118,7 +126,7 @@ def probe(node, timeout):
     """Ask a node's engine for its version and size; raise EngineError when it does not answer."""
     try:
         info = client(node, timeout).info()
-    except (DockerException, requests.exceptions.RequestException) as exc:
+    except SDK_ERRORS as exc:
         raise EngineError(describe(exc, timeout)) from exc
     return EngineInfo(
         engine_version=str(info.get("ServerVersion", "")),
@@ -140,3 +148,141 @@ def events(node, since=None):
         )
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise EngineError(describe(exc)) from exc
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one replica's container."""
+
+    name: str
+    image: str
+    labels: dict
+    command: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    ports: list = field(default_factory=list)  # [{"container", "published", "protocol"}]
+    healthcheck: dict | None = None  # Docker's form, durations in nanoseconds
+    cpus: float | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    """One container as a listing shows it."""
+
+    id: str
+    name: str
+    labels: dict
+    state: str  # Docker's: created, running, exited, dead, restarting, paused, removing
+    health: str  # none, starting, healthy, unhealthy
+    exit_code: int | None
+    host_ports: dict  # {"80/tcp": 49153}
+    created: int
+
+
+_HEALTH = re.compile(r"\((?:health: )?(starting|healthy|unhealthy)\)")
+_EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+def _observed(row):
+    status = row.get("Status") or ""
+    health = _HEALTH.search(status)
+    exit_code = _EXIT.search(status)
+    ports = {
+        f"{p['PrivatePort']}/{p['Type']}": p["PublicPort"]
+        for p in row.get("Ports") or []
+        if p.get("PublicPort")
+    }
+    return ObservedContainer(
+        id=row["Id"],
+        name=(row.get("Names") or ["/"])[0].lstrip("/"),
+        labels=row.get("Labels") or {},
+        state=row.get("State") or "unknown",
+        health=health.group(1) if health else "none",
+        exit_code=int(exit_code.group(1)) if exit_code else None,
+        host_ports=ports,
+        created=int(row.get("Created") or 0),
+    )
+
+
+def list_containers(node, label):
+    """Every container on the node carrying `label` ("key" or "key=value"), running or not."""
+    try:
+        rows = client(node, CALL_TIMEOUT).api.containers(all=True, filters={"label": label})
+    except SDK_ERRORS as exc:
+        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+    return [_observed(row) for row in rows]
+
+
+def _auth_for(image):
+    registry = image.split("/", 1)[0] if "/" in image else ""
+    if "." not in registry and ":" not in registry and registry != "localhost":
+        registry = "docker.io"
+    return settings.FLEET_REGISTRY_AUTH.get(registry)
+
+
+def ensure_image(node, image):
+    """Pull the image unless the node has it; EngineError says why a pull failed."""
+    api = client(node, PULL_TIMEOUT).api
+    try:
+        api.inspect_image(image)
+        return
+    except ImageNotFound:
+        pass
+    except SDK_ERRORS as exc:
+        raise EngineError(describe(exc, PULL_TIMEOUT)) from exc
+    repository, tag = parse_repository_tag(image)
+    try:
+        last_error = ""
+        for line in api.pull(
+            repository, tag or "latest", stream=True, decode=True, auth_config=_auth_for(image)
+        ):
+            last_error = line.get("error") or last_error
+        if last_error:
+            raise EngineError(f"cannot pull {image}: {last_error}")
+    except SDK_ERRORS as exc:
+        raise EngineError(f"cannot pull {image}: {describe(exc, PULL_TIMEOUT)}") from exc
+
+
+def run_container(node, spec):
+    """Pull if needed, create and start a container; return its id."""
+    ensure_image(node, spec.image)
+    api = client(node, CALL_TIMEOUT).api
+    bindings = {f"{p['container']}/{p['protocol']}": p.get("published") for p in spec.ports}
+    try:
+        host_config = api.create_host_config(
+            port_bindings=bindings or None,
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            mem_limit=spec.memory_bytes,
+            restart_policy={"Name": "no"},
+        )
+        created = api.create_container(
+            spec.image,
+            command=spec.command or None,
+            environment=spec.env or None,
+            labels=spec.labels,
+            name=spec.name,
+            ports=[(p["container"], p["protocol"]) for p in spec.ports] or None,
+            healthcheck=spec.healthcheck,
+            host_config=host_config,
+        )
+        api.start(created["Id"])
+    except SDK_ERRORS as exc:
+        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+    return created["Id"]
+
+
+def remove_container(node, container_id, stop_timeout=10):
+    """Stop a container gracefully, then remove it; gone already is fine."""
+    api = client(node, CALL_TIMEOUT + stop_timeout).api
+    try:
+        api.stop(container_id, timeout=stop_timeout)
+    except NotFound:
+        return
+    except SDK_ERRORS:
+        pass  # removal with force still ends it
+    try:
+        api.remove_container(container_id, force=True)
+    except NotFound:
+        return
+    except SDK_ERRORS as exc:
+        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc

@@ -40,6 +40,12 @@ try:
     FLEET_NODE_CHECK_TIMEOUT = _positive("FLEET_NODE_CHECK_TIMEOUT", env.float, 3.0)
     FLEET_NODE_DOWN_AFTER = _positive("FLEET_NODE_DOWN_AFTER", env.int, 2)
     FLEET_NODE_CHECK_THREADS = _positive("FLEET_NODE_CHECK_THREADS", env.int, 32)
+    # Services: the most replicas one service may have, how often the safety-net
+    # reconcile runs, and credentials for private registries as
+    # {"registry.example.com": {"username": "...", "password": "..."}}.
+    FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
+    FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
+    FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", "{}")
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
@@ -200,6 +206,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FLEET_NODE_CHECK_INTERVAL,
         # A tick that could not run in its own interval is stale: the next one replaces it.
         "options": {"expires": FLEET_NODE_CHECK_INTERVAL},
+    },
+    "reconcile": {
+        "task": "fleet.tasks.run_reconcile",
+        "schedule": FLEET_RECONCILE_INTERVAL,
+        "options": {"expires": FLEET_RECONCILE_INTERVAL},
     },
 }
 

@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from . import health
+from . import health, reconcile, rollout
+from .models import Replica
 
 
 @shared_task
@@ -15,3 +16,23 @@ def check_nodes():
 def check_node(node_id):
     """Probe one node now, e.g. right after it was registered."""
     health.check_node(node_id)
+
+
+@shared_task
+def converge_service(service_id):
+    """Bring one service to its desired state (deploy, scale, roll back, heal)."""
+    return rollout.converge(service_id)
+
+
+@shared_task
+def converge_node_services(node_id):
+    """A node went down: move every service that had replicas there."""
+    ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True).distinct()
+    for service_id in ids:
+        converge_service.delay(service_id)
+
+
+@shared_task
+def run_reconcile():
+    """The safety net (beat runs this every FLEET_RECONCILE_INTERVAL seconds)."""
+    reconcile.run()

@@ -83,7 +83,19 @@ class EventSerializer(serializers.ModelSerializer):
     """One recorded event."""
 
     node = serializers.CharField(source="node_name")
+    service = serializers.CharField(source="service_name")
 
     class Meta:
         model = Event
-        fields = ["id", "created_at", "kind", "node", "old", "new", "reason", "actor", "via"]
+        fields = [
+            "id",
+            "created_at",
+            "kind",
+            "node",
+            "service",
+            "old",
+            "new",
+            "reason",
+            "actor",
+            "via",
+        ]

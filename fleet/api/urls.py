@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
+from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
 
 
@@ -19,6 +20,8 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("nodes", NodeViewSet)
 router.register("events", EventViewSet)
+router.register("services", ServiceViewSet, basename="service")
+router.register("deployments", DeploymentViewSet)
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),

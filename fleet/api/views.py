@@ -63,6 +63,7 @@ class NodeViewSet(viewsets.ModelViewSet):
 
 class EventFilter(django_filters.FilterSet):
     node = django_filters.CharFilter(field_name="node_name")
+    service = django_filters.CharFilter(field_name="service_name")
     kind = django_filters.ChoiceFilter(choices=EventKind.choices)
     actor = django_filters.CharFilter()
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -70,7 +71,7 @@ class EventFilter(django_filters.FilterSet):
 
     class Meta:
         model = Event
-        fields = ["node", "kind", "actor", "since", "until"]
+        fields = ["node", "service", "kind", "actor", "since", "until"]
 
 
 class EventPagination(CursorPagination):

@@ -1,27 +1,9 @@
-"""Fleet's state: nodes (Docker hosts) and the events that record what happened to them."""
-
-from dataclasses import dataclass
+"""Nodes: the Docker hosts Fleet manages, with their last observed health."""
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
 
-from .validation import validate_dns_label, validate_endpoint, validate_labels, validate_pem
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who caused a change: a user through some door, or the system itself."""
-
-    name: str = "system"
-    via: str = "system"
-
-    @classmethod
-    def of(cls, user, via):
-        return cls(name=user.get_username(), via=via)
-
-
-SYSTEM = Actor()
+from ..validation import validate_dns_label, validate_endpoint, validate_labels, validate_pem
 
 
 class Node(models.Model):
@@ -89,46 +71,3 @@ def next_status(status, failures, threshold):
     if failures >= threshold:
         return Node.Status.DOWN
     return status
-
-
-class EventKind(models.TextChoices):
-    NODE_REGISTERED = "node.registered"
-    NODE_UPDATED = "node.updated"
-    NODE_REMOVED = "node.removed"
-    NODE_STATUS_CHANGED = "node.status_changed"
-    NODE_AVAILABILITY_CHANGED = "node.availability_changed"
-
-
-class EventQuerySet(models.QuerySet):
-    def record(self, kind, *, actor=SYSTEM, node=None, old="", new="", reason=""):
-        return self.create(
-            kind=kind,
-            node_name=getattr(node, "name", node or ""),
-            old=old,
-            new=new,
-            reason=reason[:2000],
-            actor=actor.name,
-            via=actor.via,
-        )
-
-
-class Event(models.Model):
-    """One thing that happened in the fleet: a transition or an action, with who caused it."""
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    kind = models.CharField(max_length=64, choices=EventKind.choices, db_index=True)
-    # Names, not foreign keys: the record outlives the node it speaks of.
-    node_name = models.CharField("node", max_length=63, blank=True, db_index=True)
-    old = models.CharField(max_length=255, blank=True)
-    new = models.CharField(max_length=255, blank=True)
-    reason = models.TextField(blank=True)
-    actor = models.CharField(max_length=150, default="system", db_index=True)
-    via = models.CharField(max_length=16, default="system")
-
-    objects = EventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.kind} {self.node_name} {self.old}->{self.new}"

@@ -1,0 +1,139 @@
+"""API representations of services, deployments and replicas."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from ..models import Deployment, Replica, Service
+from ..spec import (
+    HealthcheckSerializer,
+    PortSerializer,
+    ResourcesSerializer,
+    UpdatePolicySerializer,
+)
+
+
+def service_status(service):
+    """One word for where a service stands, from its deployment and replica counts."""
+    target = service.current_deployment
+    if service.deleting:
+        return "deleting"
+    if target is None:
+        return "new"
+    if target.status in (Deployment.Status.PENDING, Deployment.Status.RUNNING):
+        return "deploying"
+    if service.healthy_replicas == service.replicas:
+        return "running"
+    if target.status == Deployment.Status.FAILED:
+        return "paused" if target.spec["update"]["failure_action"] == "pause" else "failed"
+    return "degraded"
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    """A revision and its rollout."""
+
+    service = serializers.CharField(source="service.name")
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "service",
+            "revision",
+            "status",
+            "progress",
+            "reason",
+            "actor",
+            "via",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "spec",
+        ]
+
+
+class DeploymentSummarySerializer(serializers.ModelSerializer):
+    """The current deployment, as the service shows it."""
+
+    class Meta:
+        model = Deployment
+        fields = ["id", "revision", "status", "progress", "reason", "created_at"]
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    """A service: its spec, desired and observed counts, status and current deployment."""
+
+    running_replicas = serializers.IntegerField(read_only=True)
+    healthy_replicas = serializers.IntegerField(read_only=True)
+    status = serializers.SerializerMethodField()
+    current_deployment = DeploymentSummarySerializer(read_only=True)
+    image = serializers.CharField(source="spec.image")
+    command = serializers.ListField(source="spec.command", child=serializers.CharField())
+    env = serializers.DictField(source="spec.env", child=serializers.CharField())
+    ports = PortSerializer(source="spec.ports", many=True)
+    healthcheck = HealthcheckSerializer(source="spec.healthcheck", allow_null=True)
+    constraints = serializers.ListField(source="spec.constraints", child=serializers.CharField())
+    resources = ResourcesSerializer(source="spec.resources")
+    restart_policy = serializers.CharField(source="spec.restart_policy")
+    update = UpdatePolicySerializer(source="spec.update")
+
+    class Meta:
+        model = Service
+        fields = [
+            "name",
+            "replicas",
+            "running_replicas",
+            "healthy_replicas",
+            "status",
+            "current_deployment",
+            "image",
+            "command",
+            "env",
+            "ports",
+            "healthcheck",
+            "constraints",
+            "resources",
+            "restart_policy",
+            "update",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, service) -> str:
+        return service_status(service)
+
+
+class ReplicaSerializer(serializers.ModelSerializer):
+    """One replica: slot, node, container and what Docker says of it."""
+
+    node = serializers.CharField(source="node.name", default=None)
+    revision = serializers.IntegerField(source="deployment.revision")
+
+    class Meta:
+        model = Replica
+        fields = [
+            "slot",
+            "node",
+            "container_id",
+            "state",
+            "health",
+            "started_at",
+            "revision",
+            "exit_code",
+            "error",
+            "host_ports",
+            "restarts",
+        ]
+
+
+class ScaleSerializer(serializers.Serializer):
+    """The replica count to converge to."""
+
+    replicas = serializers.IntegerField(min_value=0)
+
+    def validate_replicas(self, value):
+        if value > settings.FLEET_MAX_REPLICAS:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.FLEET_MAX_REPLICAS} "
+                "(FLEET_MAX_REPLICAS)."
+            )
+        return value

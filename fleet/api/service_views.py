@@ -1,0 +1,177 @@
+"""REST API for services and deployments: thin, every change goes through fleet.services."""
+
+import django_filters
+from django.db import IntegrityError
+from django.db.models import Count, Q
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from .. import services
+from ..models import Deployment, Replica, Service
+from ..spec import SPEC_FIELDS, ServiceSpecSerializer, merge
+from .permissions import ActionPermission
+from .service_serializers import (
+    DeploymentSerializer,
+    ReplicaSerializer,
+    ScaleSerializer,
+    ServiceSerializer,
+)
+from .views import actor_of
+
+RUNNING = Q(replica_set__state=Replica.State.RUNNING)
+SERVING = RUNNING & Q(replica_set__health__in=[Replica.Health.NONE, Replica.Health.HEALTHY])
+
+
+def with_counts(queryset):
+    """Services with their running and serving replica counts, in one query."""
+    return queryset.select_related("current_deployment").annotate(
+        running_replicas=Count("replica_set", filter=RUNNING),
+        healthy_replicas=Count("replica_set", filter=SERVING),
+    )
+
+
+def validated_spec(service, changes):
+    """The service's spec with a client's changes, validated whole, or a 400 naming the fields."""
+    if not isinstance(changes, dict):
+        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+    errors = {}
+    if "name" in changes and changes["name"] != service.name:
+        errors["name"] = ["A service's name cannot be changed."]
+    unknown = set(changes) - set(SPEC_FIELDS) - {"name", "replicas"}
+    errors.update({key: ["Unknown field."] for key in unknown})
+    if errors:
+        raise ValidationError(errors)
+    spec = {k: v for k, v in changes.items() if k in SPEC_FIELDS}
+    merged = merge(service.spec, spec) | {"name": service.name, "replicas": service.replicas}
+    serializer = ServiceSpecSerializer(data=merged)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data, bool(spec)
+
+
+def conflict(exc):
+    return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+
+class ServiceViewSet(viewsets.ModelViewSet):
+    """Services: an image run as N replicas across nodes."""
+
+    serializer_class = ServiceSerializer
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    permission_classes = [ActionPermission]
+    action_permissions = {
+        "create": "fleet.add_service",
+        "partial_update": "fleet.change_service",
+        "scale": "fleet.change_service",
+        "deploy": "fleet.change_service",
+        "rollback": "fleet.change_service",
+        "destroy": "fleet.delete_service",
+    }
+
+    def get_queryset(self):
+        return with_counts(Service.objects.all())
+
+    def fresh(self, service, code):
+        service = self.get_queryset().get(pk=service.pk)
+        return Response(ServiceSerializer(service).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        spec = ServiceSpecSerializer(data=request.data)
+        spec.is_valid(raise_exception=True)
+        if Service.objects.filter(name=spec.validated_data["name"]).exists():
+            raise ValidationError({"name": ["A service with this name already exists."]})
+        try:
+            service = services.create(spec.validated_data, actor_of(request))
+        except IntegrityError as exc:
+            raise ValidationError({"name": ["A service with this name already exists."]}) from exc
+        return self.fresh(service, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        service = self.get_object()
+        replicas = None
+        if "replicas" in request.data:
+            scale = ScaleSerializer(data={"replicas": request.data["replicas"]})
+            scale.is_valid(raise_exception=True)
+            replicas = scale.validated_data["replicas"]
+        spec, changed = validated_spec(service, request.data)
+        try:
+            if changed:
+                services.deploy(service, spec, actor_of(request))
+            if replicas is not None:
+                services.scale(service, replicas, actor_of(request))
+        except services.ServiceError as exc:
+            return conflict(exc)
+        return self.fresh(service, status.HTTP_202_ACCEPTED)
+
+    def destroy(self, request, *args, **kwargs):
+        service = self.get_object()
+        try:
+            services.delete(service, actor_of(request))
+        except services.ServiceError as exc:
+            return conflict(exc)
+        return self.fresh(service, status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"], serializer_class=ScaleSerializer)
+    def scale(self, request, name=None):
+        """Converge to {"replicas": n}."""
+        service = self.get_object()
+        scale = ScaleSerializer(data=request.data)
+        scale.is_valid(raise_exception=True)
+        try:
+            services.scale(service, scale.validated_data["replicas"], actor_of(request))
+        except services.ServiceError as exc:
+            return conflict(exc)
+        return self.fresh(service, status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"], serializer_class=DeploymentSerializer)
+    def deploy(self, request, name=None):
+        """Roll out a new revision from a partial spec such as {"image": ...}."""
+        service = self.get_object()
+        if "replicas" in request.data:
+            raise ValidationError({"replicas": ["Use the scale action to change the count."]})
+        spec, _ = validated_spec(service, request.data)
+        try:
+            deployment, created = services.deploy(service, spec, actor_of(request))
+        except services.ServiceError as exc:
+            return conflict(exc)
+        code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        return Response(DeploymentSerializer(deployment).data, status=code)
+
+    @action(detail=True, methods=["post"], serializer_class=DeploymentSerializer)
+    def rollback(self, request, name=None):
+        """Go back to the newest earlier revision that succeeded."""
+        service = self.get_object()
+        try:
+            deployment = services.rollback(service, actor_of(request))
+        except services.ServiceError as exc:
+            return conflict(exc)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"], serializer_class=ReplicaSerializer, pagination_class=None)
+    def replicas(self, request, name=None):
+        """Where each replica runs and how it is doing."""
+        service = self.get_object()
+        rows = service.replica_set.select_related("node", "deployment").order_by(
+            "slot", "-deployment__revision"
+        )
+        return Response(ReplicaSerializer(rows, many=True).data)
+
+
+class DeploymentFilter(django_filters.FilterSet):
+    service = django_filters.CharFilter(field_name="service__name")
+    status = django_filters.ChoiceFilter(choices=Deployment.Status.choices)
+
+    class Meta:
+        model = Deployment
+        fields = ["service", "status"]
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Revisions of services and how their rollouts went."""
+
+    queryset = Deployment.objects.select_related("service").order_by("-created_at", "-id")
+    serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilter

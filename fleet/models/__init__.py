@@ -1,0 +1,17 @@
+"""Fleet's state, one module per concept."""
+
+from .events import SYSTEM, Actor, Event, EventKind
+from .nodes import Node, next_status
+from .services import Deployment, Replica, Service
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "Deployment",
+    "Event",
+    "EventKind",
+    "Node",
+    "Replica",
+    "Service",
+    "next_status",
+]

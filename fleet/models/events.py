@@ -1,0 +1,80 @@
+"""Events: every change that matters, with who caused it; the feed, the audit log and alerts."""
+
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: a user through some door, or the system itself."""
+
+    name: str = "system"
+    via: str = "system"
+
+    @classmethod
+    def of(cls, user, via):
+        return cls(name=user.get_username(), via=via)
+
+
+SYSTEM = Actor()
+
+
+class EventKind(models.TextChoices):
+    NODE_REGISTERED = "node.registered"
+    NODE_UPDATED = "node.updated"
+    NODE_REMOVED = "node.removed"
+    NODE_STATUS_CHANGED = "node.status_changed"
+    NODE_AVAILABILITY_CHANGED = "node.availability_changed"
+    SERVICE_CREATED = "service.created"
+    SERVICE_SCALED = "service.scaled"
+    SERVICE_DELETED = "service.deleted"
+    DEPLOYMENT_CREATED = "deployment.created"
+    DEPLOYMENT_SUCCEEDED = "deployment.succeeded"
+    DEPLOYMENT_FAILED = "deployment.failed"
+    DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back"
+    REPLICA_STARTED = "replica.started"
+    REPLICA_DIED = "replica.died"
+    REPLICA_UNHEALTHY = "replica.unhealthy"
+    REPLICA_RESCHEDULED = "replica.rescheduled"
+    REPLICA_CRASH_LOOPING = "replica.crash_looping"
+    REPLICA_REMOVED = "replica.removed"
+    PLACEMENT_FAILED = "placement.failed"
+
+
+class EventQuerySet(models.QuerySet):
+    def record(self, kind, *, actor=SYSTEM, node=None, service=None, old="", new="", reason=""):
+        return self.create(
+            kind=kind,
+            node_name=getattr(node, "name", node or ""),
+            service_name=getattr(service, "name", service or ""),
+            old=old,
+            new=new,
+            reason=reason[:2000],
+            actor=actor.name,
+            via=actor.via,
+        )
+
+
+class Event(models.Model):
+    """One thing that happened in the fleet: a transition or an action, with who caused it."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=64, choices=EventKind.choices, db_index=True)
+    # Names, not foreign keys: the record outlives the node it speaks of.
+    node_name = models.CharField("node", max_length=63, blank=True, db_index=True)
+    service_name = models.CharField("service", max_length=63, blank=True, db_index=True)
+    old = models.CharField(max_length=255, blank=True)
+    new = models.CharField(max_length=255, blank=True)
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, default="system", db_index=True)
+    via = models.CharField(max_length=16, default="system")
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.kind} {self.service_name or self.node_name} {self.old}->{self.new}"

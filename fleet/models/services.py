@@ -1,0 +1,128 @@
+"""Services: the desired spec (Service, Deployment) and what runs (Replica)."""
+
+from django.db import models
+from django.utils import timezone
+
+from ..validation import validate_dns_label
+
+
+class Service(models.Model):
+    """An image run as N replicas across nodes; its spec is that of its current deployment."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
+    replicas = models.PositiveIntegerField(default=1)
+    current_deployment = models.ForeignKey(
+        "Deployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deleting = models.BooleanField(default=False)
+    # Bumped on every change of desired state, so converge knows when it has caught up.
+    generation = models.PositiveIntegerField(default=0)
+    # Who is converging this service right now, and until when the claim holds.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def spec(self):
+        return self.current_deployment.spec if self.current_deployment else {}
+
+
+class Deployment(models.Model):
+    """An immutable revision of a service's spec, and how its rollout went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        ROLLED_BACK = "rolled_back"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deployments")
+    revision = models.PositiveIntegerField()
+    spec = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of slots updated.")
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, default="system")
+    via = models.CharField(max_length=16, default="system")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service", "-revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "revision"], name="one_revision_number")
+        ]
+
+    def __str__(self):
+        return f"{self.service.name} rev {self.revision}"
+
+    @property
+    def finished(self):
+        return self.status not in (self.Status.PENDING, self.Status.RUNNING)
+
+
+class Replica(models.Model):
+    """One container of a service in one slot: where it runs and what Docker says of it."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # row made, container not (yet) created
+        RUNNING = "running"
+        EXITED = "exited"
+        FAILED = "failed"  # could not be created: image pull, bad config
+        MISSING = "missing"  # its container or its node is gone
+
+    class Health(models.TextChoices):
+        NONE = "none"
+        STARTING = "starting"
+        HEALTHY = "healthy"
+        UNHEALTHY = "unhealthy"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="replica_set")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="replicas")
+    slot = models.PositiveIntegerField()
+    node = models.ForeignKey(
+        "Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="replicas"
+    )
+    container_id = models.CharField(max_length=64, blank=True, db_index=True)
+    container_name = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    health = models.CharField(max_length=9, choices=Health.choices, default=Health.NONE)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    host_ports = models.JSONField(default=dict, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Since when it is serving (running, and healthy where checked): the monitor clock.
+    ready_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["service", "slot", "-deployment__revision"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "slot", "deployment"], name="one_replica_per_slot_and_revision"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.service.name}.{self.slot}"
+
+    @property
+    def serving(self):
+        """Running, and healthy where a healthcheck is set."""
+        return self.state == self.State.RUNNING and self.health in (
+            self.Health.NONE,
+            self.Health.HEALTHY,
+        )

@@ -1,0 +1,79 @@
+"""The safety net: desired vs observed for every node and service, every few seconds.
+
+Whatever an event or a converge missed (a node that was down, a worker killed
+mid-deploy, a watcher restart) is found here from one cheap listing per node:
+containers Fleet owns that no replica claims are removed, containers Fleet
+does not own are never touched, and every service that is not where it should
+be gets a converge.
+"""
+
+import logging
+
+from django.db.models import Q
+from django.utils import timezone
+
+from . import observe, replicas
+from .models import Deployment, Node, Replica, Service
+
+log = logging.getLogger(__name__)
+
+
+def remove_orphans():
+    """Remove containers labelled as Fleet's that no replica claims; return how many."""
+    now = timezone.now()
+    nodes = list(Node.objects.exclude(status=Node.Status.DOWN))
+    listings = observe.list_on(nodes, observe.SERVICE_LABEL)
+    # Read the claims after listing, so that a container saved meanwhile counts as claimed.
+    claimed = set(Replica.objects.exclude(container_id="").values_list("container_id", flat=True))
+    pending = {
+        str(pk)
+        for pk in Replica.objects.filter(state=Replica.State.PENDING).values_list("pk", flat=True)
+    }
+    by_pk = {node.pk: node for node in nodes}
+    orphans = [
+        (by_pk[pk], container.id)
+        for pk, containers in listings.items()
+        for container in containers
+        if container.id not in claimed and not observe.in_creation(container, pending, now)
+    ]
+    replicas.run_parallel([(replicas.remove_orphan, *orphan) for orphan in orphans])
+    return len(orphans)
+
+
+def needs_converge(service, rows, now):
+    """Is the service away from its desired state in a way a converge could fix now?"""
+    target = service.current_deployment
+    if service.deleting or target is None:
+        return service.deleting
+    if target.status in (Deployment.Status.PENDING, Deployment.Status.RUNNING):
+        return True
+    if any(r.slot > service.replicas for r in rows):
+        return True
+    halted = target.status == Deployment.Status.FAILED
+    good = {r.slot for r in rows if r.serving and (halted or r.deployment_id == target.pk)}
+    if good == set(range(1, service.replicas + 1)):
+        return False
+    waiting = [r for r in rows if r.slot not in good and r.retry_at and r.retry_at > now]
+    return len({r.slot for r in waiting}) < service.replicas - len(good)
+
+
+def services_to_converge():
+    """Ids of services off their desired state whose lease is free."""
+    now = timezone.now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    services = list(Service.objects.filter(free).select_related("current_deployment"))
+    rows = {}
+    for row in Replica.objects.filter(service__in=services):
+        rows.setdefault(row.service_id, []).append(row)
+    return [s.pk for s in services if needs_converge(s, rows.get(s.pk, []), now)]
+
+
+def run():
+    """One round of the safety net; queue the converges it finds necessary."""
+    from .tasks import converge_service
+
+    removed = remove_orphans()
+    if removed:
+        log.info("removed %d orphan container(s)", removed)
+    for service_id in services_to_converge():
+        converge_service.delay(service_id)

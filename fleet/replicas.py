@@ -1,0 +1,162 @@
+"""Replica containers: place them, start them, replace and remove them, many at once."""
+
+import logging
+import secrets
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from django.utils import timezone
+
+from . import engine, scheduling
+from .models import Node, Replica
+from .observe import REPLICA_LABEL, SERVICE_LABEL, close_thread_connections
+from .spec import docker_healthcheck
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 10
+LIVE_STATES = (Replica.State.PENDING, Replica.State.RUNNING)
+
+
+def published_ports(spec):
+    """The fixed host ports a spec publishes, as (port, protocol) pairs."""
+    return [(p["published"], p["protocol"]) for p in spec.get("ports", []) if p.get("published")]
+
+
+def container_spec(replica):
+    """The container for a replica row: its deployment's spec, named and labelled as Fleet's."""
+    service, deployment = replica.service, replica.deployment
+    spec = deployment.spec
+    return engine.ContainerSpec(
+        name=f"{service.name}.{replica.slot}.{secrets.token_hex(3)}",
+        image=spec["image"],
+        labels={
+            SERVICE_LABEL: service.name,
+            "fleet.slot": str(replica.slot),
+            "fleet.deployment": str(deployment.pk),
+            "fleet.revision": str(deployment.revision),
+            REPLICA_LABEL: str(replica.pk),
+        },
+        command=spec["command"],
+        env=spec["env"],
+        ports=spec["ports"],
+        healthcheck=docker_healthcheck(spec["healthcheck"]),
+        cpus=spec["resources"]["cpus"],
+        memory_bytes=spec["resources"]["memory_bytes"],
+    )
+
+
+def node_views(nodes, service_id, leaving=()):
+    """What placement needs to know of every node, counting what is about to leave as gone."""
+    leaving = {r.pk for r in leaving}
+    load, mine, published = Counter(), Counter(), defaultdict(set)
+    live = (
+        Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False)
+        .exclude(pk__in=leaving)
+        .values_list("node_id", "service_id", "deployment__spec")
+    )
+    for node_id, owner, spec in live:
+        load[node_id] += 1
+        mine[node_id] += owner == service_id
+        published[node_id].update(published_ports(spec))
+    return [
+        scheduling.NodeView(
+            name=node.name,
+            labels=node.labels,
+            schedulable=node.schedulable,
+            load=load[node.pk],
+            service_replicas=mine[node.pk],
+            published=frozenset(published[node.pk]),
+        )
+        for node in nodes.values()
+    ]
+
+
+def place(nodes, service, spec, count, leaving=()):
+    """Nodes for `count` new replicas of the service; raise scheduling.PlacementError."""
+    constraints = [scheduling.parse_constraint(text) for text in spec["constraints"]]
+    names = scheduling.place(
+        node_views(nodes, service.pk, leaving),
+        count,
+        constraints=constraints,
+        ports=published_ports(spec),
+    )
+    by_name = {node.name: node for node in nodes.values()}
+    return [by_name[name] for name in names]
+
+
+@close_thread_connections
+def start(replica):
+    """Create and start the replica's container; a failure is recorded on the row."""
+    replica.refresh_from_db()
+    if replica.container_id:
+        return  # another pass already did it
+    spec = container_spec(replica)
+    try:
+        container_id = engine.run_container(replica.node, spec)
+    except engine.EngineError as exc:
+        Replica.objects.filter(pk=replica.pk).update(
+            state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        return
+    Replica.objects.filter(pk=replica.pk).update(
+        container_id=container_id, container_name=spec.name
+    )
+
+
+@close_thread_connections
+def stop(replica, delete=True):
+    """Stop and remove the replica's container; delete the row unless asked to keep it."""
+    node = replica.node
+    if replica.container_id and node is not None and node.status != Node.Status.DOWN:
+        try:
+            engine.remove_container(node, replica.container_id, STOP_TIMEOUT)
+        except engine.EngineError as exc:
+            # Left behind, it is an orphan: the reconcile removes it once the node answers.
+            log.warning("could not remove %s on %s: %s", replica.container_id, node, exc)
+    if delete:
+        Replica.objects.filter(pk=replica.pk).delete()
+
+
+@close_thread_connections
+def remove_orphan(node, container_id):
+    """Remove a container Fleet made that no replica claims."""
+    try:
+        engine.remove_container(node, container_id, STOP_TIMEOUT)
+    except engine.EngineError as exc:
+        log.warning("could not remove orphan %s on %s: %s", container_id, node, exc)
+
+
+def reset_for_restart(replica, node):
+    """Turn a broken replica's row into a fresh one on `node` (the old container goes first)."""
+    replica.node = node
+    replica.container_id = ""
+    replica.container_name = ""
+    replica.state = Replica.State.PENDING
+    replica.health = Replica.Health.NONE
+    replica.exit_code = None
+    replica.error = ""
+    replica.host_ports = {}
+    replica.started_at = replica.ready_at = replica.finished_at = replica.retry_at = None
+    replica.created_at = timezone.now()
+    replica.save()
+
+
+def run_parallel(calls):
+    """Run (function, args) pairs at once; engine calls on different nodes never wait in line."""
+    if not calls:
+        return
+    with ThreadPoolExecutor(max_workers=min(len(calls), 48)) as pool:
+        for future in [pool.submit(func, *args) for func, *args in calls]:
+            future.result()
+
+
+@close_thread_connections
+def replace(replica, old_node, old_container_id):
+    """Remove a broken replica's old container (when its node answers), then start the new one."""
+    if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
+        try:
+            engine.remove_container(old_node, old_container_id, STOP_TIMEOUT)
+        except engine.EngineError as exc:
+            log.warning("could not remove %s on %s: %s", old_container_id, old_node, exc)
+    start(replica)

@@ -1,0 +1,171 @@
+"""What people do to services: create, deploy, scale, roll back and delete.
+
+The API, the admin and the dashboard all call these. Each changes desired state
+in one transaction, writes its Event, and queues a converge on commit; the
+worker does the Docker work.
+"""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from .models import SYSTEM, Deployment, Event, EventKind, Service
+from .spec import SPEC_FIELDS
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A request that cannot be carried out as things stand; the message says why."""
+
+
+def _queue_converge(service_id):
+    from .tasks import converge_service
+
+    def send():
+        try:
+            converge_service.delay(service_id)
+        except OperationalError as exc:
+            log.warning(
+                "could not queue converge of service %s (%s); the reconcile will", service_id, exc
+            )
+
+    transaction.on_commit(send)
+
+
+def _locked(service):
+    locked = (
+        Service.objects.select_for_update().select_related("current_deployment").get(pk=service.pk)
+    )
+    if locked.deleting:
+        raise ServiceError(f"Service {locked.name} is being deleted.")
+    return locked
+
+
+def _bump(service):
+    Service.objects.filter(pk=service.pk).update(generation=F("generation") + 1)
+
+
+def describe_changes(old, new):
+    """A short account of what a new revision changes, for its Event."""
+    changed = [key for key in SPEC_FIELDS if old.get(key) != new.get(key)]
+    if changed == ["image"]:
+        return f"image {old['image']} -> {new['image']}"
+    return "changed " + ", ".join(changed) if changed else "no change"
+
+
+@transaction.atomic
+def create(data, actor=SYSTEM):
+    """Create a service from a validated spec and deploy its revision 1."""
+    service = Service.objects.create(name=data["name"], replicas=data["replicas"])
+    deployment = Deployment.objects.create(
+        service=service,
+        revision=1,
+        spec={key: data[key] for key in SPEC_FIELDS},
+        actor=actor.name,
+        via=actor.via,
+    )
+    service.current_deployment = deployment
+    service.save(update_fields=["current_deployment", "updated_at"])
+    Event.objects.record(
+        EventKind.SERVICE_CREATED,
+        actor=actor,
+        service=service,
+        new=data["image"],
+        reason=f"{data['replicas']} replica(s)",
+    )
+    _queue_converge(service.pk)
+    return service
+
+
+@transaction.atomic
+def deploy(service, spec, actor=SYSTEM):
+    """Make a validated spec the next revision; return (deployment, whether it is new)."""
+    service = _locked(service)
+    current = service.current_deployment
+    spec = {key: spec[key] for key in SPEC_FIELDS}
+    if current is not None and current.spec == spec:
+        return current, False
+    if current is not None and not current.finished:
+        current.status = Deployment.Status.FAILED
+        current.reason = "superseded by a newer revision before it finished"
+        current.finished_at = timezone.now()
+        current.save()
+    revision = (service.deployments.aggregate(top=Max("revision"))["top"] or 0) + 1
+    deployment = Deployment.objects.create(
+        service=service, revision=revision, spec=spec, actor=actor.name, via=actor.via
+    )
+    Service.objects.filter(pk=service.pk).update(
+        current_deployment=deployment, generation=F("generation") + 1
+    )
+    Event.objects.record(
+        EventKind.DEPLOYMENT_CREATED,
+        actor=actor,
+        service=service,
+        old=f"revision {current.revision}" if current else "",
+        new=f"revision {revision}",
+        reason=describe_changes(current.spec if current else {}, spec),
+    )
+    _queue_converge(service.pk)
+    return deployment, True
+
+
+@transaction.atomic
+def scale(service, replicas, actor=SYSTEM):
+    """Set the desired replica count; the latest request wins."""
+    service = _locked(service)
+    old = service.replicas
+    if old != replicas:
+        Service.objects.filter(pk=service.pk).update(
+            replicas=replicas, generation=F("generation") + 1
+        )
+        Event.objects.record(
+            EventKind.SERVICE_SCALED, actor=actor, service=service, old=str(old), new=str(replicas)
+        )
+    _queue_converge(service.pk)
+    return Service.objects.get(pk=service.pk)
+
+
+@transaction.atomic
+def rollback(service, actor=SYSTEM):
+    """Go back to the newest earlier revision that succeeded; return that deployment."""
+    service = _locked(service)
+    current = service.current_deployment
+    good = (
+        service.deployments.filter(
+            revision__lt=current.revision, status=Deployment.Status.SUCCEEDED
+        )
+        .order_by("-revision")
+        .first()
+    )
+    if good is None:
+        raise ServiceError("There is no earlier revision that succeeded to roll back to.")
+    current.status = Deployment.Status.ROLLED_BACK
+    current.reason = f"rolled back by {actor.name} to revision {good.revision}"
+    current.finished_at = current.finished_at or timezone.now()
+    current.save()
+    Service.objects.filter(pk=service.pk).update(
+        current_deployment=good, generation=F("generation") + 1
+    )
+    Event.objects.record(
+        EventKind.DEPLOYMENT_ROLLED_BACK,
+        actor=actor,
+        service=service,
+        old=f"revision {current.revision}",
+        new=f"revision {good.revision}",
+        reason=current.reason,
+    )
+    _queue_converge(service.pk)
+    return good
+
+
+@transaction.atomic
+def delete(service, actor=SYSTEM):
+    """Mark a service for deletion; the worker removes its containers, then the service."""
+    service = _locked(service)
+    Service.objects.filter(pk=service.pk).update(deleting=True, generation=F("generation") + 1)
+    Event.objects.record(EventKind.SERVICE_DELETED, actor=actor, service=service)
+    _queue_converge(service.pk)

@@ -1,0 +1,307 @@
+"""The service spec: what a client may ask for, checked and normalised with every default."""
+
+import copy
+import math
+import re
+
+from django.conf import settings
+from rest_framework import serializers
+
+from .scheduling import parse_constraint
+from .validation import validate_dns_label
+
+SPEC_FIELDS = (
+    "image",
+    "command",
+    "env",
+    "ports",
+    "healthcheck",
+    "constraints",
+    "resources",
+    "restart_policy",
+    "update",
+)
+# Nested objects a partial deploy changes key by key; every other field is replaced whole.
+MERGED_OBJECTS = ("update", "resources")
+
+_DOMAIN_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+# Docker reads the first part as a registry only if it has a dot or a port, or is localhost.
+_REGISTRY = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})+(?::[0-9]+)?|{_DOMAIN_PART}:[0-9]+|localhost)"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE = re.compile(
+    rf"^(?:{_REGISTRY}/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_ENV = 200
+# Current engines refuse memory limits under 6 MiB (older ones under 4 MiB).
+MIN_MEMORY_BYTES = 6 * 1024 * 1024
+HOUR = 3600
+PROTOCOLS = ("tcp", "udp")
+RESTART_POLICIES = ("any", "on-failure", "none")
+UPDATE_ORDERS = ("start-first", "stop-first")
+FAILURE_ACTIONS = ("rollback", "pause")
+HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
+
+
+def validate_image(value):
+    """An image reference: [registry[:port]/]path[:tag][@sha256:digest], path in lowercase."""
+    if any(char.isspace() for char in value):
+        raise serializers.ValidationError("An image reference may not contain spaces.")
+    # Checked before the pattern so that a huge value never reaches it.
+    if len(value) > 255:
+        raise serializers.ValidationError("Ensure this field has no more than 255 characters.")
+    if not IMAGE.match(value):
+        raise serializers.ValidationError(
+            "Use an image reference such as busybox, library/nginx:1.25 or "
+            "registry.example:5000/team/app:1, with a lowercase path."
+        )
+
+
+def _above_zero(value):
+    if value <= 0:
+        raise serializers.ValidationError("Ensure this value is greater than 0.")
+
+
+def _zero_or_a_millisecond(value):
+    # The Engine API takes 0 or at least 1 ms; anything in between would be accepted here
+    # and refused only when a container is created.
+    if 0 < value < 0.001:
+        raise serializers.ValidationError("Ensure this value is 0 or at least 0.001 (1 ms).")
+
+
+class StringField(serializers.CharField):
+    """A JSON string kept as given: numbers are not turned into text, spaces are not trimmed."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class IntegerField(serializers.IntegerField):
+    """A JSON integer: true, false and strings such as "3" are refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NumberField(serializers.FloatField):
+    """A JSON number kept as given, so that 5 stays 5 and 0.5 stays 0.5."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("invalid")
+        return data
+
+
+class ConstraintField(StringField):
+    """A placement constraint, stored in its canonical form ("zone != a" becomes "zone!=a")."""
+
+    def to_internal_value(self, data):
+        try:
+            return str(parse_constraint(super().to_internal_value(data)))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class EnvField(serializers.DictField):
+    """Environment variables: named like shell variables, with string values."""
+
+    child = StringField(allow_blank=True, max_length=32768)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            return super().to_internal_value(data)
+        if len(data) > MAX_ENV:
+            raise serializers.ValidationError(f"Ensure there are at most {MAX_ENV} variables.")
+        errors = {
+            str(name): ["Use letters, digits and '_', not starting with a digit."]
+            for name in data
+            if not ENV_NAME.match(str(name))
+        }
+        try:
+            env = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({**errors, **exc.detail}) from exc
+        if errors:
+            raise serializers.ValidationError(errors)
+        return env
+
+
+def duration(default, *, allow_zero=False):
+    """A number of seconds, at most an hour."""
+    if allow_zero:
+        return NumberField(
+            min_value=0, max_value=HOUR, default=default, validators=[_zero_or_a_millisecond]
+        )
+    return NumberField(
+        min_value=0.001,
+        max_value=HOUR,
+        default=default,
+        error_messages={"min_value": "Ensure this value is at least 0.001 (1 ms)."},
+    )
+
+
+def command_field(**kwargs):
+    """A command as an argument list, the way Docker takes it without a shell."""
+    child = StringField(allow_blank=True, max_length=4096)
+    return serializers.ListField(child=child, max_length=64, **kwargs)
+
+
+def defaults_of(serializer_class):
+    """The default of a nested object: the object with every field at its default."""
+    return lambda: serializer_class().run_validation({})
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuse keys the serializer does not know, so that a typo never passes silently."""
+
+    def to_internal_value(self, data):
+        unknown = {}
+        if isinstance(data, dict):
+            unknown = {str(key): ["Unknown field."] for key in data if key not in self.fields}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**unknown, **exc.detail}) from exc
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
+class PortSerializer(StrictSerializer):
+    """A container port, published on a fixed host port or, when null, on one Docker picks."""
+
+    container = IntegerField(min_value=1, max_value=65535)
+    published = IntegerField(min_value=1, max_value=65535, allow_null=True, default=None)
+    protocol = serializers.ChoiceField(choices=PROTOCOLS, default="tcp")
+
+
+class HealthcheckSerializer(StrictSerializer):
+    """The command Docker runs in each replica to tell whether it is healthy."""
+
+    command = command_field(allow_empty=False)
+    # At least 1 ms, as the Engine API requires, which also rules out 0.
+    interval = duration(5)
+    timeout = duration(3)
+    retries = IntegerField(min_value=1, max_value=100, default=3)
+    start_period = duration(0, allow_zero=True)
+
+    def validate_command(self, value):
+        if value[0] not in HEALTHCHECK_KINDS:
+            raise serializers.ValidationError(
+                'Start the command with "CMD" (arguments) or "CMD-SHELL" (a shell command).'
+            )
+        if len(value) < 2:
+            raise serializers.ValidationError(f"Give the command to run after {value[0]!r}.")
+        return value
+
+
+class ResourcesSerializer(StrictSerializer):
+    """Limits for each replica; null means no limit."""
+
+    cpus = NumberField(max_value=1024, allow_null=True, default=None, validators=[_above_zero])
+    memory_bytes = IntegerField(min_value=MIN_MEMORY_BYTES, allow_null=True, default=None)
+
+
+class UpdatePolicySerializer(StrictSerializer):
+    """How a new revision replaces the running replicas."""
+
+    parallelism = IntegerField(min_value=1, max_value=100, default=1)
+    delay = NumberField(min_value=0, max_value=HOUR, default=0)
+    order = serializers.ChoiceField(choices=UPDATE_ORDERS, default="start-first")
+    monitor = NumberField(min_value=0, max_value=HOUR, default=5)
+    failure_action = serializers.ChoiceField(choices=FAILURE_ACTIONS, default="rollback")
+
+
+class ServiceSpecSerializer(StrictSerializer):
+    """A service as a client describes it, normalised with every default filled in."""
+
+    name = StringField(validators=[validate_dns_label])
+    image = StringField(validators=[validate_image])
+    command = command_field(default=list)
+    env = EnvField(default=dict)
+    ports = PortSerializer(many=True, max_length=32, default=list)
+    replicas = IntegerField(min_value=0, default=1)
+    healthcheck = HealthcheckSerializer(allow_null=True, default=None)
+    constraints = serializers.ListField(child=ConstraintField(), max_length=32, default=list)
+    resources = ResourcesSerializer(default=defaults_of(ResourcesSerializer))
+    restart_policy = serializers.ChoiceField(choices=RESTART_POLICIES, default="any")
+    update = UpdatePolicySerializer(default=defaults_of(UpdatePolicySerializer))
+
+    def validate_replicas(self, value):
+        # Read when validating, not at import, so that a changed setting applies at once.
+        most = getattr(settings, "FLEET_MAX_REPLICAS", 100)
+        if value > most:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {most} (FLEET_MAX_REPLICAS)."
+            )
+        return value
+
+    def validate_ports(self, ports):
+        # Keyed by index, as DRF reports the errors of list items.
+        errors = {}
+        for index, port in enumerate(ports):
+            if clashes := _port_clashes(port, ports[:index]):
+                errors[index] = clashes
+        if errors:
+            raise serializers.ValidationError(errors)
+        return ports
+
+
+def _port_clashes(port, earlier):
+    """Errors for a port that repeats an earlier one's container or published port."""
+    errors = {}
+    protocol = port["protocol"]
+    if any((p["container"], p["protocol"]) == (port["container"], protocol) for p in earlier):
+        errors["container"] = [f"Container port {port['container']}/{protocol} is listed twice."]
+    published = port["published"]
+    if published is not None and any(
+        (p["published"], p["protocol"]) == (published, protocol) for p in earlier
+    ):
+        errors["published"] = [f"Port {published}/{protocol} is published twice."]
+    return errors
+
+
+def default_spec() -> dict:
+    """What each absent field of a spec means (all of SPEC_FIELDS but image)."""
+    fields = ServiceSpecSerializer().fields
+    return {name: fields[name].get_default() for name in SPEC_FIELDS if name != "image"}
+
+
+def merge(current: dict, changes: dict) -> dict:
+    """A full spec from the current one and a client's partial changes, still to be validated."""
+    merged = copy.deepcopy({**current, **changes})
+    for key in MERGED_OBJECTS:
+        if isinstance(current.get(key), dict) and isinstance(changes.get(key), dict):
+            merged[key] = copy.deepcopy({**current[key], **changes[key]})
+    return merged
+
+
+def docker_healthcheck(hc: dict | None) -> dict | None:
+    """A validated healthcheck in the Engine API's form, durations in nanoseconds."""
+    if hc is None:
+        return None
+    return {
+        "test": list(hc["command"]),
+        "interval": _nanoseconds(hc["interval"]),
+        "timeout": _nanoseconds(hc["timeout"]),
+        "retries": hc["retries"],
+        "start_period": _nanoseconds(hc["start_period"]),
+    }
+
+
+def _nanoseconds(seconds):
+    # Rounded, not truncated: 1.001 * 1e9 is 1000999999.9999999 in floating point.
+    return round(seconds * 1_000_000_000)
