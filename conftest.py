@@ -17,6 +17,7 @@ os.environ.setdefault("FLEET_LAB_SUBNET", "10.250.8.0/24")
 os.environ.setdefault("FLEET_NODE_CHECK_INTERVAL", "1")
 os.environ.setdefault("FLEET_NODE_CHECK_TIMEOUT", "3")
 os.environ.setdefault("FLEET_NODE_DOWN_AFTER", "2")
+os.environ.setdefault("FLEET_RECONCILE_INTERVAL", "1")
 
 # Set up here, after the defaults above: pytest-django would read the settings
 # before this file runs if it were left to find DJANGO_SETTINGS_MODULE itself.

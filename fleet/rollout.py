@@ -103,6 +103,7 @@ class Pass:
         self.new_slots = []  # slots that get a fresh replica of the target
         self.restarts = []  # broken replicas to start again
         self.removals = []
+        self.replaced = []  # old replicas whose slots get a new one this pass (start-first)
         self.waiting = False
         self.replan = False
 
@@ -248,6 +249,8 @@ class Pass:
             self.new_slots.append(slot)
             if stop_first:
                 self.removals += by_slot[slot]
+            else:
+                self.replaced += by_slot[slot]
 
     # --- outcomes ----------------------------------------------------------------------
 
@@ -339,7 +342,9 @@ class Pass:
         if not wanted:
             return
         try:
-            picks = replicas.place(self.nodes, self.service, self.spec, wanted, self.restarts)
+            # Replicas on their way out count as gone, so the new ones spread evenly.
+            leaving = self.restarts + self.replaced
+            picks = replicas.place(self.nodes, self.service, self.spec, wanted, leaving)
         except scheduling.PlacementError as exc:
             self.report_placement(str(exc))
             self.new_slots, self.restarts = [], []

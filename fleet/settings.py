@@ -45,12 +45,18 @@ try:
     # {"registry.example.com": {"username": "...", "password": "..."}}.
     FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
     FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
-    FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", "{}")
+    FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+if not isinstance(FLEET_REGISTRY_AUTH, dict) or not all(
+    isinstance(v, dict) for v in FLEET_REGISTRY_AUTH.values()
+):
+    raise ImproperlyConfigured(
+        'FLEET_REGISTRY_AUTH must be {"REGISTRY": {"username": ..., "password": ...}, ...}'
+    )
 
 INSTALLED_APPS = [
     "daphne",
@@ -180,6 +186,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "NodeStatusEnum": "fleet.models.nodes.Node.Status",
+        "DeploymentStatusEnum": "fleet.models.services.Deployment.Status",
+    },
 }
 
 CHANNEL_LAYERS = {

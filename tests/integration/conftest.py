@@ -1,6 +1,7 @@
 """The real moving parts for integration tests: Redis, the Docker lab, a Celery worker and beat."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,24 +92,26 @@ def _start(name, args, env):
         env=env,
         stdout=open(LOGS / f"{name}.log", "a"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so a test can kill it with its children
     )
 
 
 def _stop(procs):
     for proc in procs:
-        proc.terminate()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs:
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def celery_worker(process_env):
-    """A real Celery worker for the whole session."""
-    args = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "4", "-n", "test@%h"]
+    """A real Celery worker, started for each test that needs one (a test may kill it)."""
+    args = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "test@%h"]
     proc = _start("worker", [*args, "--loglevel", "INFO"], process_env)
     yield proc
     _stop([proc])

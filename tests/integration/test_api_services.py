@@ -1,0 +1,212 @@
+"""The services API without engines: validation, desired state, events and permissions."""
+
+import pytest
+
+from fleet.models import Deployment, Event, EventKind, Replica, Service
+from tests.conftest import api_for
+
+pytestmark = pytest.mark.django_db
+
+IMAGE = "10.250.8.1:5000/fleet/demo:1"
+SPEC = {"name": "web", "image": IMAGE, "replicas": 3, "ports": [{"container": 80}]}
+
+
+def create(api, **changes):
+    response = api.post("/api/services/", {**SPEC, **changes}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_it_refuses_anonymous_requests(anon_api):
+    for method, url in [
+        ("get", "/api/services/"),
+        ("post", "/api/services/"),
+        ("get", "/api/services/web/"),
+        ("post", "/api/services/web/scale"),
+        ("post", "/api/services/web/deploy"),
+        ("post", "/api/services/web/rollback"),
+        ("get", "/api/services/web/replicas/"),
+        ("get", "/api/deployments/"),
+    ]:
+        assert getattr(anon_api, method)(url, {}, format="json").status_code == 401, url
+
+
+def test_creating_a_service_fills_the_defaults_and_records_revision_1(api):
+    body = create(api)
+    assert body["name"] == "web"
+    assert body["replicas"] == 3
+    assert body["running_replicas"] == body["healthy_replicas"] == 0
+    assert body["status"] == "deploying"
+    assert body["current_deployment"]["revision"] == 1
+    assert body["ports"] == [{"container": 80, "published": None, "protocol": "tcp"}]
+    assert body["update"]["failure_action"] == "rollback"
+    assert body["restart_policy"] == "any"
+    assert body["healthcheck"] is None
+    deployment = Deployment.objects.get()
+    assert (deployment.revision, deployment.status, deployment.actor) == (1, "pending", "root")
+    assert list(Event.objects.values_list("kind", flat=True)) == [EventKind.SERVICE_CREATED]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**SPEC, "name": "Web!"}, "name"),
+        ({**SPEC, "image": "Not An Image"}, "image"),
+        ({**SPEC, "replicas": -1}, "replicas"),
+        ({**SPEC, "replicas": 101}, "replicas"),
+        ({**SPEC, "ports": [{"container": 70000}]}, "ports"),
+        ({**SPEC, "constraints": ["zone=a"]}, "constraints"),
+        ({**SPEC, "update": {"order": "sideways"}}, "update"),
+        ({**SPEC, "healthcheck": {"command": ["wget"]}}, "healthcheck"),
+        ({**SPEC, "env": {"1BAD": "x"}}, "env"),
+        ({**SPEC, "restart_policy": "sometimes"}, "restart_policy"),
+        ({**SPEC, "colour": "blue"}, "colour"),
+        ({"name": "web"}, "image"),
+    ],
+)
+def test_a_bad_spec_gets_field_errors_and_changes_nothing(api, payload, field):
+    response = api.post("/api/services/", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Service.objects.exists()
+    assert not Deployment.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_a_duplicate_name_is_refused(api):
+    create(api)
+    response = api.post("/api/services/", SPEC, format="json")
+    assert response.status_code == 400
+    assert "already exists" in response.json()["name"][0]
+    assert Service.objects.count() == 1
+
+
+def test_scale_records_the_change_and_refuses_bad_counts(api):
+    create(api)
+    response = api.post("/api/services/web/scale", {"replicas": 7}, format="json")
+    assert response.status_code == 202
+    assert response.json()["replicas"] == 7
+    for bad in (-1, 101, "many", None):
+        refused = api.post("/api/services/web/scale", {"replicas": bad}, format="json")
+        assert refused.status_code == 400
+        assert "replicas" in refused.json()
+    assert Service.objects.get().replicas == 7
+    scaled = Event.objects.filter(kind=EventKind.SERVICE_SCALED)
+    assert [(e.old, e.new) for e in scaled] == [("3", "7")]
+
+
+def test_deploy_with_a_partial_spec_makes_the_next_revision(api):
+    create(api)
+    response = api.post("/api/services/web/deploy", {"image": "app:2"}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["revision"], body["status"]) == (2, "pending")
+    assert body["spec"]["image"] == "app:2"
+    assert body["spec"]["ports"] == [{"container": 80, "published": None, "protocol": "tcp"}]
+    assert api.get(f"/api/deployments/{body['id']}/").json()["revision"] == 2
+    assert api.get("/api/services/web/").json()["current_deployment"]["revision"] == 2
+
+
+def test_deploying_the_same_spec_again_makes_no_revision(api):
+    create(api)
+    response = api.post("/api/services/web/deploy", {"image": IMAGE}, format="json")
+    assert response.status_code == 200
+    assert Deployment.objects.count() == 1
+
+
+def test_a_bad_deploy_changes_nothing(api):
+    create(api)
+    for payload in ({"image": ""}, {"update": {"parallelism": 0}}, {"name": "other"}, {"x": 1}):
+        assert api.post("/api/services/web/deploy", payload, format="json").status_code == 400
+    assert api.post("/api/services/web/deploy", {"replicas": 4}, format="json").status_code == 400
+    assert Deployment.objects.count() == 1
+    assert Service.objects.get().replicas == 3
+
+
+def test_patch_changes_spec_and_count_together(api):
+    create(api)
+    response = api.patch("/api/services/web/", {"replicas": 5, "env": {"A": "1"}}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["replicas"], body["env"], body["current_deployment"]["revision"]) == (
+        5,
+        {"A": "1"},
+        2,
+    )
+
+
+def test_rollback_without_an_earlier_good_revision_is_a_conflict(api):
+    create(api)
+    response = api.post("/api/services/web/rollback")
+    assert response.status_code == 409
+    assert "no earlier revision" in response.json()["detail"]
+    assert Deployment.objects.get().status == "pending"
+
+
+def test_rollback_returns_to_the_last_good_revision(api):
+    create(api)
+    Deployment.objects.update(status=Deployment.Status.SUCCEEDED)
+    api.post("/api/services/web/deploy", {"image": "app:2"}, format="json")
+    response = api.post("/api/services/web/rollback")
+    assert response.status_code == 202
+    assert response.json()["revision"] == 1
+    assert Deployment.objects.get(revision=2).status == "rolled_back"
+    assert api.get("/api/services/web/").json()["image"] == IMAGE
+
+
+def test_delete_marks_the_service_and_refuses_further_changes(api):
+    create(api)
+    response = api.delete("/api/services/web/")
+    assert response.status_code == 202
+    assert response.json()["status"] == "deleting"
+    assert api.post("/api/services/web/scale", {"replicas": 1}, format="json").status_code == 409
+
+
+def test_replicas_and_counts_come_from_the_rows(api, db):
+    create(api)
+    service = Service.objects.get()
+    for slot, health in ((1, "healthy"), (2, "unhealthy"), (3, "starting")):
+        Replica.objects.create(
+            service=service,
+            deployment=service.current_deployment,
+            slot=slot,
+            state="running",
+            health=health,
+            container_id=f"c{slot}",
+        )
+    body = api.get("/api/services/web/").json()
+    assert (body["running_replicas"], body["healthy_replicas"]) == (3, 1)
+    rows = api.get("/api/services/web/replicas/").json()
+    assert [(r["slot"], r["container_id"], r["health"]) for r in rows] == [
+        (1, "c1", "healthy"),
+        (2, "c2", "unhealthy"),
+        (3, "c3", "starting"),
+    ]
+    assert set(rows[0]) >= {"slot", "node", "container_id", "state", "health", "started_at"}
+
+
+def test_service_events_filter_by_service(api):
+    create(api)
+    create(api, name="other")
+    events = api.get("/api/events/", {"service": "other"}).json()["results"]
+    assert [(e["kind"], e["service"]) for e in events] == [("service.created", "other")]
+
+
+def test_a_viewer_reads_but_cannot_act(viewer, api):
+    create(api)
+    client = api_for(viewer)
+    assert client.get("/api/services/web/").status_code == 200
+    assert client.post("/api/services/web/scale", {"replicas": 1}, format="json").status_code == 403
+    assert (
+        client.post("/api/services/web/deploy", {"image": "x:1"}, format="json").status_code == 403
+    )
+    assert client.delete("/api/services/web/").status_code == 403
+    assert client.post("/api/services/", {**SPEC, "name": "x"}, format="json").status_code == 403
+    assert Service.objects.get(name="web").replicas == 3
+
+
+def test_the_list_costs_the_same_queries_for_many_services(api, django_assert_max_num_queries):
+    for n in range(12):
+        create(api, name=f"svc-{n}")
+    with django_assert_max_num_queries(6):
+        assert len(api.get("/api/services/").json()) == 12
