@@ -144,3 +144,99 @@ def lab_nodes(lab, redis_server, transactional_db):
     for entry in lab.status()["nodes"]:
         registered.append(nodes.register(Node(name=entry["name"], endpoint=entry["endpoint"])))
     return registered
+
+
+class LabFleet:
+    """A test's view of Fleet and of the lab's engines, both real."""
+
+    def __init__(self, lab, api):
+        import docker
+
+        self.lab, self.api = lab, api
+        status = lab.status()
+        self.images = status["images"]
+        self.engines = {
+            n["name"]: docker.DockerClient(base_url=n["endpoint"], version="auto", timeout=60)
+            for n in status["nodes"]
+        }
+        self.addresses = {n["name"]: n["address"] for n in status["nodes"]}
+
+    def create(self, name, **spec):
+        body = {"name": name, "image": self.images["demo_v1"], **spec}
+        response = self.api.post("/api/services/", body, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()
+
+    def service(self, name):
+        return self.api.get(f"/api/services/{name}/").json()
+
+    def replicas(self, name):
+        return self.api.get(f"/api/services/{name}/replicas/").json()
+
+    def deployment(self, deployment_id):
+        return self.api.get(f"/api/deployments/{deployment_id}/").json()
+
+    def wait_deployment(self, deployment_id, status, timeout=90):
+        return wait_for(
+            lambda: (d := self.deployment(deployment_id))["status"] == status and d,
+            timeout,
+            0.2,
+            message=f"deployment {deployment_id} to be {status}",
+        )
+
+    def containers(self, service, node=None, running_only=False):
+        """The service's containers as the engines list them: {node: [container]}."""
+        found = {}
+        for name, client in self.engines.items():
+            if node and name != node:
+                continue
+            listed = client.containers.list(
+                all=not running_only, filters={"label": f"fleet.service={service}"}
+            )
+            found[name] = listed
+        return found
+
+    def count(self, service, **kwargs):
+        return sum(len(c) for c in self.containers(service, **kwargs).values())
+
+    def answers(self, container, node, port="80/tcp", timeout=1.0):
+        """What the demo httpd in a container answers on its published port, or None."""
+        import urllib.request
+
+        container.reload()
+        bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(port) or []
+        if not bindings:
+            return None
+        url = f"http://{self.addresses[node]}:{bindings[0]['HostPort']}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+                return response.read().decode().strip()
+        except OSError:
+            return None
+
+    def clean(self):
+        """Remove whatever Fleet containers earlier tests left on the engines."""
+        for client in self.engines.values():
+            for container in client.containers.list(all=True, filters={"label": "fleet.service"}):
+                container.remove(force=True)
+
+    def close(self):
+        for client in self.engines.values():
+            client.close()
+
+
+@pytest.fixture
+def fleet(lab, lab_nodes, celery_worker, celery_beat, api):
+    """The whole system on the lab: nodes ready, worker and beat running, engines clean."""
+    from fleet.models import Node
+
+    fleet = LabFleet(lab, api)
+    fleet.clean()
+    wait_for(
+        lambda: set(Node.objects.values_list("status", flat=True)) == {"ready"},
+        20,
+        message="every lab node to be ready",
+    )
+    yield fleet
+    fleet.clean()
+    fleet.close()
