@@ -10,12 +10,13 @@ starts within seconds.
 """
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from .models import Deployment, Event, EventKind, Node, Replica, Service
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=20)
+LEASE = timedelta(seconds=12)  # renewed every 4 s while a converge runs
 POLL = 0.5
 RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
 START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included
@@ -49,11 +50,23 @@ def release(service_id, owner):
     )
 
 
+def _keep_lease(service_id, owner, stop):
+    """Renew the lease while a pass works (a pull may take minutes); a dead worker stops it."""
+    try:
+        while not stop.wait(LEASE.total_seconds() / 3):
+            if not claim(service_id, owner):
+                return
+    finally:
+        connections.close_all()
+
+
 def converge(service_id):
     """Bring one service to its desired state; return a word on how it ended."""
     owner = uuid.uuid4().hex
     if not claim(service_id, owner):
         return "busy"
+    stop = threading.Event()
+    threading.Thread(target=_keep_lease, args=(service_id, owner, stop), daemon=True).start()
     try:
         deadline = time.monotonic() + RUN_LIMIT
         while time.monotonic() < deadline:
@@ -72,6 +85,7 @@ def converge(service_id):
             time.sleep(POLL)
         return "continues later"
     finally:
+        stop.set()
         release(service_id, owner)
 
 
@@ -185,7 +199,7 @@ class Pass:
         row = new[0]
         problem = self.broken(row)
         if problem and row.state != Replica.State.MISSING:
-            if self.rolling_out and not self.proven(row) and (old or self.previous_good()):
+            if self.rolling_out and not self.proven(row):
                 self.fail_rollout(row, f"slot {slot} {problem}", keep_old=bool(old))
                 return False
             if old and any(o.serving for o in old):

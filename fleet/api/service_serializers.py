@@ -21,11 +21,14 @@ def service_status(service):
         return "new"
     if target.status in (Deployment.Status.PENDING, Deployment.Status.RUNNING):
         return "deploying"
+    if (
+        target.status == Deployment.Status.FAILED
+        and target.spec["update"]["failure_action"] == "pause"
+    ):
+        return "paused"
     if service.healthy_replicas == service.replicas:
         return "running"
-    if target.status == Deployment.Status.FAILED:
-        return "paused" if target.spec["update"]["failure_action"] == "pause" else "failed"
-    return "degraded"
+    return "failed" if target.status == Deployment.Status.FAILED else "degraded"
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
