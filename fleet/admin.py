@@ -121,3 +121,7 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Services, deployments and replicas register themselves in their own module.
+from . import admin_services  # noqa: E402, F401

@@ -82,12 +82,16 @@ def create(data, actor=SYSTEM):
 
 
 @transaction.atomic
-def deploy(service, spec, actor=SYSTEM):
-    """Make a validated spec the next revision; return (deployment, whether it is new)."""
+def deploy(service, spec, actor=SYSTEM, force=False):
+    """Make a validated spec the next revision; return (deployment, whether it is new).
+
+    An unchanged spec makes no revision, unless `force` asks for one: then every
+    replica is replaced, by the rolling update, with a fresh container.
+    """
     service = _locked(service)
     current = service.current_deployment
     spec = {key: spec[key] for key in SPEC_FIELDS}
-    if current is not None and current.spec == spec:
+    if current is not None and current.spec == spec and not force:
         return current, False
     if current is not None and not current.finished:
         current.status = Deployment.Status.FAILED
@@ -107,7 +111,7 @@ def deploy(service, spec, actor=SYSTEM):
         service=service,
         old=f"revision {current.revision}" if current else "",
         new=f"revision {revision}",
-        reason=describe_changes(current.spec if current else {}, spec),
+        reason="redeploy" if force else describe_changes(current.spec if current else {}, spec),
     )
     _queue_converge(service.pk)
     return deployment, True

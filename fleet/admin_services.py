@@ -1,0 +1,215 @@
+"""The admin panel for services: create and change through fleet.services; history read-only."""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+
+from . import services
+from .api.service_serializers import service_status
+from .api.service_views import with_counts
+from .models import Actor, Deployment, Replica, Service
+from .spec import SPEC_FIELDS, ServiceSpecSerializer, merge
+
+
+def actor_of(request):
+    return Actor.of(request.user, "admin")
+
+
+def _flatten(errors, prefix=""):
+    """DRF's nested errors as lines such as "update.order: not a valid choice"."""
+    if isinstance(errors, dict):
+        return [line for k, v in errors.items() for line in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(errors, list) and errors and not isinstance(errors[0], str):
+        return [line for i, v in enumerate(errors) for line in _flatten(v, f"{prefix}{i}.")]
+    return [f"{prefix.rstrip('.')}: {' '.join(map(str, errors))}"]
+
+
+class ServiceForm(forms.ModelForm):
+    """A service as an operator edits it: name, image, count, and the rest of the spec as JSON."""
+
+    image = forms.CharField(max_length=255)
+    options = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='The rest of the spec, e.g. {"ports": [{"container": 80}], '
+        '"healthcheck": {"command": ["CMD", "true"]}}. Absent fields take their defaults.',
+    )
+
+    class Meta:
+        model = Service
+        fields = ["name", "replicas"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["name"].disabled = True
+            spec = self.instance.spec
+            self.initial["image"] = spec.get("image", "")
+            self.initial["options"] = {k: v for k, v in spec.items() if k != "image"}
+
+    def clean(self):
+        data = super().clean()
+        options = data.get("options") or {}
+        if not isinstance(options, dict):
+            raise forms.ValidationError("The options must be a JSON object.")
+        current = self.instance.spec if self.instance.pk else {}
+        raw = merge(current, {**options, "image": data.get("image", "")})
+        raw = {k: v for k, v in raw.items() if k in SPEC_FIELDS} | {
+            "name": data.get("name") or self.instance.name,
+            "replicas": data.get("replicas", 1),
+        }
+        spec = ServiceSpecSerializer(data=raw)
+        if not spec.is_valid():
+            raise forms.ValidationError(_flatten(spec.errors))
+        data["spec"] = spec.validated_data
+        return data
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    form = ServiceForm
+    list_display = ["name", "image", "replicas", "running", "status", "revision", "created_at"]
+    search_fields = ["name"]
+    actions = ["scale_up", "scale_down", "redeploy", "roll_back"]
+
+    def get_queryset(self, request):
+        return with_counts(super().get_queryset(request))
+
+    @admin.display(description="image")
+    def image(self, service):
+        return service.spec.get("image", "")
+
+    @admin.display(description="running", ordering="healthy_replicas")
+    def running(self, service):
+        return f"{service.healthy_replicas} healthy of {service.running_replicas} running"
+
+    @admin.display(description="status")
+    def status(self, service):
+        return service_status(service)
+
+    @admin.display(description="revision")
+    def revision(self, service):
+        return service.current_deployment.revision if service.current_deployment else "-"
+
+    def save_model(self, request, obj, form, change):
+        spec = form.cleaned_data["spec"]
+        if not change:
+            form.instance = services.create(spec, actor_of(request))
+            return
+        stored = Service.objects.get(pk=obj.pk)
+        try:
+            services.deploy(stored, spec, actor_of(request))
+            services.scale(stored, spec["replicas"], actor_of(request))
+        except services.ServiceError as exc:
+            messages.error(request, str(exc))
+
+    def delete_model(self, request, obj):
+        services.delete(obj, actor_of(request))
+
+    def delete_queryset(self, request, queryset):
+        for service in queryset:
+            services.delete(service, actor_of(request))
+
+    def _each(self, request, queryset, act, done):
+        for service in queryset:
+            try:
+                act(service)
+            except services.ServiceError as exc:
+                self.message_user(request, f"{service.name}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{service.name}: {done}")
+
+    @admin.action(description="Scale up by one replica", permissions=["change"])
+    def scale_up(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda s: services.scale(s, min(s.replicas + 1, 10**6), actor_of(request)),
+            "scaling up",
+        )
+
+    @admin.action(description="Scale down by one replica", permissions=["change"])
+    def scale_down(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda s: services.scale(s, max(s.replicas - 1, 0), actor_of(request)),
+            "scaling down",
+        )
+
+    @admin.action(description="Redeploy (replace every replica, rolling)", permissions=["change"])
+    def redeploy(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda s: services.deploy(s, s.spec, actor_of(request), force=True),
+            "redeploying",
+        )
+
+    @admin.action(description="Roll back to the previous good revision", permissions=["change"])
+    def roll_back(self, request, queryset):
+        self._each(
+            request, queryset, lambda s: services.rollback(s, actor_of(request)), "rolling back"
+        )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(ReadOnlyAdmin):
+    list_display = ["service", "revision", "status", "progress", "actor", "created_at", "reason"]
+    list_filter = ["status", "service"]
+    readonly_fields = [
+        "service",
+        "revision",
+        "status",
+        "progress",
+        "reason",
+        "actor",
+        "via",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "pretty_spec",
+    ]
+    exclude = ["spec"]
+
+    @admin.display(description="spec")
+    def pretty_spec(self, deployment):
+        from django.utils.html import format_html
+
+        return format_html("<pre>{}</pre>", json.dumps(deployment.spec, indent=2))
+
+
+@admin.register(Replica)
+class ReplicaAdmin(ReadOnlyAdmin):
+    list_display = [
+        "service",
+        "slot",
+        "revision",
+        "node",
+        "state",
+        "health",
+        "container",
+        "started_at",
+    ]
+    list_filter = ["state", "health", "node", "service"]
+    list_select_related = ["service", "deployment", "node"]
+
+    @admin.display(description="revision")
+    def revision(self, replica):
+        return replica.deployment.revision
+
+    @admin.display(description="container")
+    def container(self, replica):
+        return replica.container_id[:12]
