@@ -8,7 +8,9 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from fleet import nodes
-from fleet.models import Actor, Event, Node
+from fleet.api.service_serializers import service_status
+from fleet.api.service_views import with_counts
+from fleet.models import Actor, Event, Node, Service
 
 RECENT_EVENTS = 50
 
@@ -24,9 +26,13 @@ class OverviewView(LoginRequiredMixin, TemplateView):
             ready=Count("pk", filter=Q(status=Node.Status.READY)),
             down=Count("pk", filter=Q(status=Node.Status.DOWN)),
         )
+        services = list(with_counts(Service.objects.all()))
+        for service in services:
+            service.status = service_status(service)
         return super().get_context_data(
             nodes=Node.objects.all(),
             counts=counts,
+            services=services,
             events=Event.objects.all()[:RECENT_EVENTS],
             **kwargs,
         )
@@ -65,3 +71,26 @@ class NodeAvailabilityView(LoginRequiredMixin, PermissionRequiredMixin, View):
             nodes.set_availability(node, availability, Actor.of(request.user, "web"))
             messages.success(request, f"{node.name} is now {availability}.")
         return redirect("dashboard:node-detail", name=node.name)
+
+
+class ServiceDetailView(LoginRequiredMixin, DetailView):
+    """One service: its replicas by node, its revisions, its history."""
+
+    template_name = "dashboard/service_detail.html"
+    slug_field = "name"
+    slug_url_kwarg = "name"
+    context_object_name = "service"
+
+    def get_queryset(self):
+        return with_counts(Service.objects.all())
+
+    def get_context_data(self, **kwargs):
+        service = self.object
+        service.status = service_status(service)
+        replicas = service.replica_set.select_related("node", "deployment").order_by("slot")
+        return super().get_context_data(
+            replicas=replicas,
+            deployments=service.deployments.all()[:20],
+            events=Event.objects.filter(service_name=service.name)[:RECENT_EVENTS],
+            **kwargs,
+        )

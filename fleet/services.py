@@ -37,16 +37,12 @@ def _queue_converge(service_id):
 
 
 def _locked(service):
-    locked = (
-        Service.objects.select_for_update().select_related("current_deployment").get(pk=service.pk)
-    )
+    # Lock the service row only: PostgreSQL refuses FOR UPDATE on the outer join.
+    rows = Service.objects.select_for_update(of=("self",)).select_related("current_deployment")
+    locked = rows.get(pk=service.pk)
     if locked.deleting:
         raise ServiceError(f"Service {locked.name} is being deleted.")
     return locked
-
-
-def _bump(service):
-    Service.objects.filter(pk=service.pk).update(generation=F("generation") + 1)
 
 
 def describe_changes(old, new):

@@ -101,3 +101,25 @@ def test_a_wrong_password_shows_an_error(client):
     User.objects.create_user("ann", password="a-long-password-1")
     response = client.post("/login/", {"username": "ann", "password": "nope"})
     assert "didn't match" in response.content.decode()
+
+
+def test_the_overview_and_service_page_show_services_and_their_replicas(client, node, viewer):
+    from fleet import services
+    from fleet.spec import ServiceSpecSerializer
+
+    spec = ServiceSpecSerializer(data={"name": "web", "image": "demo:1", "replicas": 2})
+    spec.is_valid(raise_exception=True)
+    service = services.create(spec.validated_data)
+    service.replica_set.create(
+        deployment=service.current_deployment, slot=1, node=node, state="running"
+    )
+    client.force_login(viewer)
+    overview = client.get("/").content.decode()
+    assert 'id="service-web"' in overview
+    assert "demo:1" in overview
+    page = client.get("/services/web/").content.decode()
+    assert "edge-1" in page
+    assert "service.created" in page
+    assert client.get("/services/nope/").status_code == 404
+    client.logout()
+    assert client.get("/services/web/").status_code == 302
