@@ -1,5 +1,6 @@
 """The real moving parts for integration tests: Redis, the Docker lab, a Celery worker and beat."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -191,7 +192,9 @@ class LabFleet:
             if node and name != node:
                 continue
             listed = client.containers.list(
-                all=not running_only, filters={"label": f"fleet.service={service}"}
+                all=not running_only,
+                filters={"label": f"fleet.service={service}"},
+                ignore_removed=True,  # one may go between the listing and its inspection
             )
             found[name] = listed
         return found
@@ -216,9 +219,15 @@ class LabFleet:
 
     def clean(self):
         """Remove whatever Fleet containers earlier tests left on the engines."""
+        import docker
+
         for client in self.engines.values():
-            for container in client.containers.list(all=True, filters={"label": "fleet.service"}):
-                container.remove(force=True)
+            listed = client.containers.list(
+                all=True, filters={"label": "fleet.service"}, ignore_removed=True
+            )
+            for container in listed:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
 
     def close(self):
         for client in self.engines.values():
