@@ -105,13 +105,8 @@ class NodeAdmin(admin.ModelAdmin):
         )
 
 
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "kind", "node_name", "old", "new", "actor", "via", "reason"]
-    list_filter = ["kind", ("node_name", admin.AllValuesFieldListFilter), "actor"]
-    search_fields = ["node_name", "reason", "actor"]
-    date_hierarchy = "created_at"
-    ordering = ["-created_at", "-id"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records written only by Fleet itself: shown, never added, changed or deleted."""
 
     def has_add_permission(self, request):
         return False
@@ -121,6 +116,30 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "service_name",
+        "node_name",
+        "old",
+        "new",
+        "actor",
+        "via",
+        "reason",
+    ]
+    list_filter = [
+        "kind",
+        ("service_name", admin.AllValuesFieldListFilter),
+        ("node_name", admin.AllValuesFieldListFilter),
+        "actor",
+    ]
+    search_fields = ["service_name", "node_name", "reason", "actor"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
 
 
 # Services, deployments and replicas register themselves in their own module.

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from . import services
+from .admin import ReadOnlyAdmin
 from .api.service_serializers import service_status
 from .api.service_views import with_counts
 from .models import Actor, Deployment, Replica, Service
@@ -152,17 +153,6 @@ class ServiceAdmin(admin.ModelAdmin):
         self._each(
             request, queryset, lambda s: services.rollback(s, actor_of(request)), "rolling back"
         )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Deployment)

@@ -168,3 +168,16 @@ def test_deleting_a_service_removes_its_containers(fleet):
         message="the service to be gone",
     )
     assert fleet.count("web") == 0
+
+
+def test_two_scale_requests_racing_converge_to_the_later_one(fleet):
+    fleet.create("web", replicas=2, update={"monitor": 0})
+    wait_running(fleet, "web", 2)
+    for count in (9, 4, 7):
+        fleet.api.post("/api/services/web/scale", {"replicas": count}, format="json")
+    wait_running(fleet, "web", 7)
+    wait_for(lambda: fleet.count("web") == 7, 20, message="exactly seven containers")
+    slots = sorted(
+        int(c.labels["fleet.slot"]) for cs in fleet.containers("web").values() for c in cs
+    )
+    assert slots == [1, 2, 3, 4, 5, 6, 7]
