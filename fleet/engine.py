@@ -244,8 +244,7 @@ def ensure_image(node, image):
 
 
 def run_container(node, spec):
-    """Pull if needed, create and start a container; return its id."""
-    ensure_image(node, spec.image)
+    """Create and start a container, pulling its image first if the node lacks it; return its id."""
     api = client(node, CALL_TIMEOUT).api
     bindings = {f"{p['container']}/{p['protocol']}": p.get("published") for p in spec.ports}
     try:
@@ -255,16 +254,21 @@ def run_container(node, spec):
             mem_limit=spec.memory_bytes,
             restart_policy={"Name": "no"},
         )
-        created = api.create_container(
-            spec.image,
-            command=spec.command or None,
-            environment=spec.env or None,
-            labels=spec.labels,
-            name=spec.name,
-            ports=[(p["container"], p["protocol"]) for p in spec.ports] or None,
-            healthcheck=spec.healthcheck,
-            host_config=host_config,
-        )
+        options = {
+            "command": spec.command or None,
+            "environment": spec.env or None,
+            "labels": spec.labels,
+            "name": spec.name,
+            "ports": [(p["container"], p["protocol"]) for p in spec.ports] or None,
+            "healthcheck": spec.healthcheck,
+            "host_config": host_config,
+        }
+        try:
+            created = api.create_container(spec.image, **options)
+        except ImageNotFound:
+            # Optimistic: most creations find the image, so pull only when told it is missing.
+            ensure_image(node, spec.image)
+            created = api.create_container(spec.image, **options)
         api.start(created["Id"])
     except SDK_ERRORS as exc:
         raise EngineError(describe(exc, CALL_TIMEOUT)) from exc

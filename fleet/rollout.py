@@ -26,7 +26,7 @@ from .models import Deployment, Event, EventKind, Node, Replica, Service
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=12)  # renewed every 4 s while a converge runs
-POLL = 0.5
+POLL = 0.25
 RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
 START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included
 STABLE_AFTER = 60  # seconds of running that reset a replica's restart count
