@@ -1,3 +1,7 @@
-"""Websocket routes. The live feed at /ws/fleet/ joins here; until then none is open."""
+"""Websocket routes."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from .consumers import FleetConsumer
+
+websocket_urlpatterns = [path("ws/fleet/", FleetConsumer.as_asgi())]

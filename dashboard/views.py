@@ -1,5 +1,6 @@
 """Dashboard views: complete pages on a plain GET, built from the same fragments a push will use."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.db.models import Count, Q
@@ -49,8 +50,10 @@ class NodeDetailView(LoginRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         events = Event.objects.filter(node_name=self.object.name)[:RECENT_EVENTS]
+        replicas = self.object.replicas.select_related("service", "deployment", "node")
         return super().get_context_data(
             events=events,
+            replicas=replicas.order_by("service__name", "slot"),
             availabilities=Node.Availability.choices,
             can_change=self.request.user.has_perm("fleet.change_node"),
             **kwargs,
@@ -87,9 +90,14 @@ class ServiceDetailView(LoginRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         service = self.object
         service.status = service_status(service)
-        replicas = service.replica_set.select_related("node", "deployment").order_by("slot")
+        replicas = service.replica_set.select_related("node", "deployment", "service")
+        columns = {node.name: [] for node in Node.objects.all()}
+        for replica in replicas.order_by("slot"):
+            columns.setdefault(replica.node.name if replica.node else "", []).append(replica)
         return super().get_context_data(
-            replicas=replicas,
+            columns=[{"name": name, "replicas": rows} for name, rows in columns.items()],
+            max_replicas=settings.FLEET_MAX_REPLICAS,
+            can_change=self.request.user.has_perm("fleet.change_service"),
             deployments=service.deployments.all()[:20],
             events=Event.objects.filter(service_name=service.name)[:RECENT_EVENTS],
             **kwargs,

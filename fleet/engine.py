@@ -290,3 +290,16 @@ def remove_container(node, container_id, stop_timeout=10):
         return
     except SDK_ERRORS as exc:
         raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+
+
+def follow_logs(node, container_id, tail=100):
+    """A stream of the container's log lines (bytes), the last `tail` first, then new ones.
+
+    The stream blocks while the container is quiet; close() ends it from another thread.
+    """
+    try:
+        return client(node, CALL_TIMEOUT).api.logs(
+            container_id, stream=True, follow=True, tail=tail, timestamps=True
+        )
+    except SDK_ERRORS as exc:
+        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc

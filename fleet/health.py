@@ -12,7 +12,7 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from . import engine
+from . import engine, live
 from .models import Event, EventKind, Node, next_status
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def record_check(node_id, info=None, error=""):
     if node is None:
         return None
     old = node.status
+    shown = (node.status, node.containers_running, node.engine_version, node.last_error)
     if info is not None:
         node.failures = 0
         node.last_seen_at = timezone.now()
@@ -50,6 +51,8 @@ def record_check(node_id, info=None, error=""):
         node.last_error = error[:1000]
     node.status = next_status(old, node.failures, settings.FLEET_NODE_DOWN_AFTER)
     node.save()
+    if shown != (node.status, node.containers_running, node.engine_version, node.last_error):
+        live.broadcast("node", node.name)
     if node.status != old:
         Event.objects.record(
             EventKind.NODE_STATUS_CHANGED,

@@ -9,6 +9,7 @@ import logging
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from . import live
 from .models import SYSTEM, Event, EventKind, Node
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def register(node, actor=SYSTEM):
     node.full_clean()
     node.save()
     Event.objects.record(EventKind.NODE_REGISTERED, actor=actor, node=node, new=node.endpoint)
+    live.broadcast("node", node.name)
     _queue_check(node)
     return node
 
@@ -58,6 +60,7 @@ def update(node, changes, actor=SYSTEM):
         Event.objects.record(
             EventKind.NODE_UPDATED, actor=actor, node=node, reason="changed " + ", ".join(shown)
         )
+        live.broadcast("node", node.name)
         if {"endpoint", *SECRET_FIELDS} & set(changed):
             _queue_check(node)
     set_availability(node, availability, actor)
@@ -82,6 +85,7 @@ def set_availability(node, availability, actor=SYSTEM, reason=""):
         new=availability,
         reason=reason,
     )
+    live.broadcast("node", node.name)
     return node
 
 
@@ -92,6 +96,7 @@ def remove(node, actor=SYSTEM, reason=""):
         EventKind.NODE_REMOVED, actor=actor, node=node, old=node.endpoint, reason=reason
     )
     node.delete()
+    live.broadcast("node", node.name)
 
 
 def request_check(nodes):

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from . import engine
+from . import engine, live
 from .models import Event, EventKind, Node, Replica
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def _apply(replica, seen, now):
     elif seen.state in ("running", "paused", "restarting"):
         replica.state = Replica.State.RUNNING
         replica.health = seen.health
-        replica.host_ports = seen.host_ports
+        if seen.host_ports is not None:  # events do not carry ports
+            replica.host_ports = seen.host_ports
         replica.started_at = replica.started_at or now
     elif seen.state in ("exited", "dead"):
         replica.state = Replica.State.EXITED
@@ -98,18 +99,7 @@ def sync_replicas(service, replicas, nodes):
                 continue  # not created yet, or being created right now
             replica.container_id, replica.container_name = adopted.id, adopted.name
             claimed.add(adopted.id)
-        seen = by_id.get(replica.container_id, (None, None))[1]
-        kind = _apply(replica, seen, now)
-        replica.save()
-        if kind:
-            detail = f"exit code {replica.exit_code}" if kind == EventKind.REPLICA_DIED else ""
-            Event.objects.record(
-                kind,
-                service=service,
-                node=node,
-                new=replica.state if kind != EventKind.REPLICA_UNHEALTHY else "unhealthy",
-                reason=f"slot {replica.slot} {detail or replica.error}".strip(),
-            )
+        _save_seen(replica, by_id.get(replica.container_id, (None, None))[1], node, now)
     pending = {str(r.pk) for r in replicas if r.state == Replica.State.PENDING}
     return [
         (nodes[pk], c.id)
@@ -118,12 +108,26 @@ def sync_replicas(service, replicas, nodes):
     ]
 
 
+def _shown(replica):
+    """The fields whose change is worth a write and a message."""
+    return (
+        replica.container_id,
+        replica.state,
+        replica.health,
+        replica.exit_code,
+        replica.error,
+        replica.host_ports,
+        replica.ready_at,
+    )
+
+
 def _mark_lost(replica, reason):
     if replica.state != Replica.State.MISSING:
         replica.state = Replica.State.MISSING
         replica.error = reason
         replica.ready_at = None
         replica.save()
+        live.broadcast_replica(replica)
 
 
 def _adoptable(containers, replica):
@@ -149,3 +153,90 @@ def close_thread_connections(func):
             connections.close_all()
 
     return wrapper
+
+
+def _record(replica, kind, node):
+    detail = f"exit code {replica.exit_code}" if kind == EventKind.REPLICA_DIED else ""
+    Event.objects.record(
+        kind,
+        service=replica.service,
+        node=node,
+        new=replica.state if kind != EventKind.REPLICA_UNHEALTHY else "unhealthy",
+        reason=f"slot {replica.slot} {detail or replica.error}".strip(),
+    )
+
+
+def _save_seen(replica, seen, node, now):
+    """Apply one observation to a row; save, show and record it if it changed anything."""
+    before = _shown(replica)
+    kind = _apply(replica, seen, now)
+    if _shown(replica) == before:
+        return None
+    replica.save()
+    live.broadcast_replica(replica)
+    if kind:
+        _record(replica, kind, node)
+    return kind
+
+
+def sync_node(node):
+    """Resynchronise the rows of every replica on one node from one listing of it."""
+    found = {c.id: c for c in engine.list_containers(node, SERVICE_LABEL)}
+    now = timezone.now()
+    rows = Replica.objects.filter(node=node).exclude(container_id="")
+    for replica in rows.exclude(state=Replica.State.FAILED).select_related("service", "deployment"):
+        _save_seen(replica, found.get(replica.container_id), node, now)
+
+
+# What a Docker event says of a container, as a listing would.
+_EVENT_STATES = {"start": "running", "die": "exited", "destroy": None}
+
+
+def apply_event(node, event):
+    """A container event of a node -> its replica row; return (replica, Event kind) or None."""
+    action = event.get("Action") or event.get("status") or ""
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    replica_id = attributes.get(REPLICA_LABEL)
+    container_id = (event.get("Actor") or {}).get("ID") or event.get("id") or ""
+    if not replica_id or not replica_id.isdigit():
+        return None
+    replica = (
+        Replica.objects.select_related("service", "deployment")
+        .filter(pk=int(replica_id), node=node)
+        .first()
+    )
+    if replica is None or replica.container_id not in ("", container_id):
+        return None  # a stale container of a moved replica: the reconcile removes it
+    if not replica.container_id and action != "start":
+        return None  # a pending row adopts only the container it starts, never an old one
+    replica.container_id = container_id
+    if action.startswith("health_status"):
+        health = action.split(":", 1)[1].strip()
+        seen = _event_seen(container_id, "running", health)
+    elif action in _EVENT_STATES and _EVENT_STATES[action]:
+        starting = "starting" if replica.deployment.spec.get("healthcheck") else "none"
+        exit_code = attributes.get("exitCode")
+        seen = _event_seen(
+            container_id,
+            _EVENT_STATES[action],
+            starting if action == "start" else replica.health,
+            int(exit_code) if exit_code not in (None, "") else None,
+        )
+    elif action == "destroy":
+        seen = None
+    else:
+        return None
+    return replica, _save_seen(replica, seen, node, timezone.now())
+
+
+def _event_seen(container_id, state, health, exit_code=None):
+    return engine.ObservedContainer(
+        id=container_id,
+        name="",
+        labels={},
+        state=state,
+        health=health,
+        exit_code=exit_code,
+        host_ports=None,
+        created=0,
+    )

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.utils import timezone
 
-from . import engine, scheduling
+from . import engine, live, scheduling
 from .models import Node, Replica
 from .observe import REPLICA_LABEL, SERVICE_LABEL, close_thread_connections
 from .spec import docker_healthcheck
@@ -50,12 +50,12 @@ def node_views(nodes, service_id, leaving=()):
     """What placement needs to know of every node, counting what is about to leave as gone."""
     leaving = {r.pk for r in leaving}
     load, mine, published = Counter(), Counter(), defaultdict(set)
-    live = (
+    alive = (
         Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False)
         .exclude(pk__in=leaving)
         .values_list("node_id", "service_id", "deployment__spec")
     )
-    for node_id, owner, spec in live:
+    for node_id, owner, spec in alive:
         load[node_id] += 1
         mine[node_id] += owner == service_id
         published[node_id].update(published_ports(spec))
@@ -98,24 +98,28 @@ def start(replica):
         Replica.objects.filter(pk=replica.pk).update(
             state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
-        return
-    Replica.objects.filter(pk=replica.pk).update(
-        container_id=container_id, container_name=spec.name
-    )
+    else:
+        Replica.objects.filter(pk=replica.pk).update(
+            container_id=container_id, container_name=spec.name
+        )
+    live.broadcast_replica(replica)
 
 
 @close_thread_connections
-def stop(replica, delete=True):
-    """Stop and remove the replica's container; delete the row unless asked to keep it."""
+def stop(replica):
+    """Forget a replica, then stop and remove its container.
+
+    The row goes first, so that the container's own death is not mistaken for a
+    crash; should this be cut short, the container is an orphan the reconcile removes.
+    """
+    Replica.objects.filter(pk=replica.pk).delete()
+    live.broadcast_replica(replica)
     node = replica.node
     if replica.container_id and node is not None and node.status != Node.Status.DOWN:
         try:
             engine.remove_container(node, replica.container_id, STOP_TIMEOUT)
         except engine.EngineError as exc:
-            # Left behind, it is an orphan: the reconcile removes it once the node answers.
             log.warning("could not remove %s on %s: %s", replica.container_id, node, exc)
-    if delete:
-        Replica.objects.filter(pk=replica.pk).delete()
 
 
 @close_thread_connections
@@ -138,8 +142,10 @@ def reset_for_restart(replica, node):
     replica.error = ""
     replica.host_ports = {}
     replica.started_at = replica.ready_at = replica.finished_at = replica.retry_at = None
+    replica.restart_requested = False
     replica.created_at = timezone.now()
     replica.save()
+    live.broadcast_replica(replica)
 
 
 def run_parallel(calls):

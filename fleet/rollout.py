@@ -16,16 +16,16 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db import connections, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from . import observe, replicas, scheduling
+from . import live, observe, replicas, scheduling
+from .lease import claim, keep_lease, release
 from .models import Deployment, Event, EventKind, Node, Replica, Service
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=12)  # renewed every 4 s while a converge runs
 POLL = 0.25
 RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
 START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included
@@ -34,39 +34,13 @@ MAX_BACKOFF = 60
 CRASH_LOOP_AFTER = 3
 
 
-def claim(service_id, owner):
-    """Take (or extend) the lease on a service; False when another converge holds it."""
-    now = timezone.now()
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner)
-    updated = Service.objects.filter(free, pk=service_id).update(
-        lease_owner=owner, lease_until=now + LEASE
-    )
-    return updated == 1
-
-
-def release(service_id, owner):
-    Service.objects.filter(pk=service_id, lease_owner=owner).update(
-        lease_owner="", lease_until=None
-    )
-
-
-def _keep_lease(service_id, owner, stop):
-    """Renew the lease while a pass works (a pull may take minutes); a dead worker stops it."""
-    try:
-        while not stop.wait(LEASE.total_seconds() / 3):
-            if not claim(service_id, owner):
-                return
-    finally:
-        connections.close_all()
-
-
 def converge(service_id):
     """Bring one service to its desired state; return a word on how it ended."""
     owner = uuid.uuid4().hex
     if not claim(service_id, owner):
         return "busy"
     stop = threading.Event()
-    threading.Thread(target=_keep_lease, args=(service_id, owner, stop), daemon=True).start()
+    threading.Thread(target=keep_lease, args=(service_id, owner, stop), daemon=True).start()
     try:
         deadline = time.monotonic() + RUN_LIMIT
         while time.monotonic() < deadline:
@@ -191,6 +165,9 @@ class Pass:
         if not rows:
             self.new_slots.append(slot)
             return False
+        if asked := [r for r in rows if r.restart_requested]:
+            self.restarts += asked  # an operator asked: now, without backoff
+            return False
         if not new:
             self.removals += old[1:]  # older leftovers of the slot: one old replica is enough
             if self.target.status == Deployment.Status.FAILED and self.broken(old[0]):
@@ -274,6 +251,7 @@ class Pass:
         ).update(status=Deployment.Status.RUNNING, started_at=self.now)
         if started:
             self.target.refresh_from_db()
+            live.broadcast("deployment", self.target.pk)
 
     @transaction.atomic
     def fail_rollout(self, row, reason, keep_old):
@@ -296,6 +274,8 @@ class Pass:
             target.reason = f"{reason}; {halted}"
             kind = EventKind.DEPLOYMENT_FAILED
         target.save()
+        live.broadcast("deployment", target.pk)
+        live.broadcast("service", self.service.name)
         Event.objects.record(
             kind,
             service=self.service,
@@ -326,6 +306,8 @@ class Pass:
                 pk=self.target.pk, status=Deployment.Status.RUNNING
             ).update(status=Deployment.Status.SUCCEEDED, progress=100, finished_at=self.now)
             if updated:
+                live.broadcast("deployment", self.target.pk)
+                live.broadcast("service", self.service.name)
                 Event.objects.record(
                     EventKind.DEPLOYMENT_SUCCEEDED,
                     service=self.service,
@@ -333,7 +315,9 @@ class Pass:
                     reason=f"{count} replica(s) serving",
                 )
         else:
-            Deployment.objects.filter(pk=self.target.pk).update(progress=progress)
+            moved = Deployment.objects.filter(pk=self.target.pk).exclude(progress=progress)
+            if moved.update(progress=progress):
+                live.broadcast("deployment", self.target.pk)
             self.waiting = True
 
     def report_placement(self, reason):
@@ -344,6 +328,7 @@ class Pass:
             .update(reason=reason)
         )
         if updated:
+            live.broadcast("deployment", self.target.pk)
             Event.objects.record(EventKind.PLACEMENT_FAILED, service=self.service, reason=reason)
 
     # --- acting ------------------------------------------------------------------------
@@ -369,6 +354,7 @@ class Pass:
                 service=self.service, deployment=self.target, slot=slot, node=node
             )
             row.service, row.deployment, row.node = self.service, self.target, node
+            live.broadcast_replica(row)
             calls.append((replicas.start, row))
         for row, node in zip(self.restarts, picks[len(self.new_slots) :], strict=True):
             calls.append((replicas.replace, row, row.node, row.container_id))
@@ -377,6 +363,8 @@ class Pass:
         replicas.run_parallel(calls)
 
     def record_restart(self, row, node):
+        if row.restart_requested:
+            return
         if row.state == Replica.State.MISSING:
             kind, reason = EventKind.REPLICA_RESCHEDULED, f"slot {row.slot} {row.error}"
         else:

@@ -12,6 +12,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from . import live
 from .models import SYSTEM, Deployment, Event, EventKind, Service
 from .spec import SPEC_FIELDS
 
@@ -24,6 +25,9 @@ class ServiceError(Exception):
 
 def _queue_converge(service_id):
     from .tasks import converge_service
+
+    name = Service.objects.filter(pk=service_id).values_list("name", flat=True).first()
+    live.broadcast("service", name)
 
     def send():
         try:
@@ -66,6 +70,7 @@ def create(data, actor=SYSTEM):
     )
     service.current_deployment = deployment
     service.save(update_fields=["current_deployment", "updated_at"])
+    live.broadcast("deployment", deployment.pk)
     Event.objects.record(
         EventKind.SERVICE_CREATED,
         actor=actor,
@@ -101,6 +106,9 @@ def deploy(service, spec, actor=SYSTEM, force=False):
     Service.objects.filter(pk=service.pk).update(
         current_deployment=deployment, generation=F("generation") + 1
     )
+    live.broadcast("deployment", deployment.pk)
+    if current is not None:
+        live.broadcast("deployment", current.pk)
     Event.objects.record(
         EventKind.DEPLOYMENT_CREATED,
         actor=actor,
@@ -150,6 +158,7 @@ def rollback(service, actor=SYSTEM):
     Service.objects.filter(pk=service.pk).update(
         current_deployment=good, generation=F("generation") + 1
     )
+    live.broadcast("deployment", current.pk)
     Event.objects.record(
         EventKind.DEPLOYMENT_ROLLED_BACK,
         actor=actor,
@@ -160,6 +169,20 @@ def rollback(service, actor=SYSTEM):
     )
     _queue_converge(service.pk)
     return good
+
+
+@transaction.atomic
+def restart_replica(service, slot, actor=SYSTEM):
+    """Replace one replica's container with a fresh one, now."""
+    service = _locked(service)
+    rows = service.replica_set.filter(slot=slot)
+    if not rows.exists():
+        raise ServiceError(f"Slot {slot} of {service.name} has no replica.")
+    rows.update(restart_requested=True)
+    Event.objects.record(
+        EventKind.REPLICA_RESTART_REQUESTED, actor=actor, service=service, reason=f"slot {slot}"
+    )
+    _queue_converge(service.pk)
 
 
 @transaction.atomic

@@ -12,9 +12,13 @@ import threading
 import time
 
 from django.db import close_old_connections, connections
+from kombu.exceptions import OperationalError
 
-from . import engine, health
-from .models import Node
+from . import engine, health, observe
+from .models import EventKind, Node
+
+# Events after which the replica's service needs work at once, not at the next reconcile.
+HEAL_AFTER = {EventKind.REPLICA_DIED, EventKind.REPLICA_UNHEALTHY}
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +63,38 @@ class NodeWatch(threading.Thread):
             log.info("events of %s unavailable: %s", self.node.name, exc)
             return
         log.info("following events of %s", self.node.name)
-        self.check()  # resync: whatever happened while the stream was closed
+        self.resync()  # whatever happened while the stream was closed
         try:
             for event in self.stream:
                 self.since = _timestamp(event) or self.since
+                self.handle(event)
                 self.schedule_refresh()
         except Exception:  # a garbled event must not end the watch of this node
             log.exception("events stream of %s failed", self.node.name)
         finally:
             self.stream = None
+
+    def resync(self):
+        self.check()
+        try:
+            observe.sync_node(self.node)
+        except engine.EngineError as exc:
+            log.info("cannot resync %s: %s", self.node.name, exc)
+
+    def handle(self, event):
+        """One container event -> its replica; a death or bad health starts its healing now."""
+        try:
+            outcome = observe.apply_event(self.node, event)
+        except Exception:  # one odd event must not end the watch
+            log.exception("could not apply an event of %s", self.node.name)
+            return
+        if outcome and (outcome[1] in HEAL_AFTER or outcome[0].state == "missing"):
+            from .tasks import converge_service
+
+            try:
+                converge_service.delay(outcome[0].service_id)
+            except OperationalError as exc:
+                log.warning("could not queue a converge (%s); the reconcile will", exc)
 
     def schedule_refresh(self):
         with self.lock:

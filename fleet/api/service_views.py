@@ -68,6 +68,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         "scale": "fleet.change_service",
         "deploy": "fleet.change_service",
         "rollback": "fleet.change_service",
+        "restart_replica": "fleet.change_service",
         "destroy": "fleet.delete_service",
     }
 
@@ -149,6 +150,21 @@ class ServiceViewSet(viewsets.ModelViewSet):
         except services.ServiceError as exc:
             return conflict(exc)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"replicas/(?P<slot>[0-9]+)/restart",
+        serializer_class=ReplicaSerializer,
+    )
+    def restart_replica(self, request, name=None, slot=None):
+        """Replace the container of one slot with a fresh one."""
+        service = self.get_object()
+        try:
+            services.restart_replica(service, int(slot), actor_of(request))
+        except services.ServiceError as exc:
+            return Response({"slot": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return self.fresh(service, status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["get"], serializer_class=ReplicaSerializer, pagination_class=None)
     def replicas(self, request, name=None):

@@ -40,12 +40,16 @@ class EventKind(models.TextChoices):
     REPLICA_RESCHEDULED = "replica.rescheduled"
     REPLICA_CRASH_LOOPING = "replica.crash_looping"
     REPLICA_REMOVED = "replica.removed"
+    REPLICA_RESTART_REQUESTED = "replica.restart_requested"
     PLACEMENT_FAILED = "placement.failed"
 
 
 class EventQuerySet(models.QuerySet):
     def record(self, kind, *, actor=SYSTEM, node=None, service=None, old="", new="", reason=""):
-        return self.create(
+        """Write an event and show it on every open dashboard once it is committed."""
+        from .. import live
+
+        event = self.create(
             kind=kind,
             node_name=getattr(node, "name", node or ""),
             service_name=getattr(service, "name", service or ""),
@@ -55,6 +59,8 @@ class EventQuerySet(models.QuerySet):
             actor=actor.name,
             via=actor.via,
         )
+        live.broadcast("event", event.pk)
+        return event
 
 
 class Event(models.Model):

@@ -100,6 +100,7 @@ class Replica(models.Model):
     error = models.TextField(blank=True)
     host_ports = models.JSONField(default=dict, blank=True)
     restarts = models.PositiveIntegerField(default=0)
+    restart_requested = models.BooleanField(default=False)
     retry_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # Since when it is serving (running, and healthy where checked): the monitor clock.

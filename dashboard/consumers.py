@@ -1,0 +1,102 @@
+"""The live socket at /ws/fleet/: snapshot on connect, every change after, log tails on request."""
+
+import asyncio
+import threading
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from fleet import engine, live
+from fleet.api.serializers import NodeSerializer
+from fleet.api.service_serializers import ServiceSerializer
+from fleet.api.service_views import with_counts
+from fleet.models import Node, Replica, Service
+
+LOG_TAIL = 100
+
+
+def snapshot():
+    """Everything a dashboard shows, with the sequence number it is current as of."""
+    seq = live.current_seq()  # read first: a change after it also arrives as a message
+    return {
+        "type": "snapshot",
+        "id": None,
+        "seq": seq,
+        "data": {
+            "nodes": NodeSerializer(Node.objects.all(), many=True).data,
+            "services": ServiceSerializer(with_counts(Service.objects.all()), many=True).data,
+        },
+        "html": "",
+    }
+
+
+@database_sync_to_async
+def _replica(pk):
+    return Replica.objects.select_related("node", "service").filter(pk=pk).first()
+
+
+class FleetConsumer(AsyncJsonWebsocketConsumer):
+    """One dashboard (or program) following the fleet."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.log_stream = None
+        await self.channel_layer.group_add(live.GROUP, self.channel_name)
+        await self.accept()
+        await self.send_json(await database_sync_to_async(snapshot)())
+
+    async def disconnect(self, code):
+        self.stop_logs()
+        await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "resync":
+            await self.send_json(await database_sync_to_async(snapshot)())
+        elif kind == "logs.follow":
+            await self.follow_logs(content.get("replica"))
+        elif kind == "logs.stop":
+            self.stop_logs()
+        else:
+            await self.send_error(f"unknown message type {kind!r}")
+
+    async def fleet_message(self, event):
+        await self.send_json(event["message"])
+
+    async def send_error(self, detail, about=None):
+        await self.send_json(
+            {"type": "error", "id": about, "seq": None, "data": {"detail": detail}}
+        )
+
+    def stop_logs(self):
+        stream, self.log_stream = getattr(self, "log_stream", None), None
+        if stream is not None:
+            stream.close()
+
+    async def follow_logs(self, pk):
+        """Stream a replica's log lines to this socket until stopped or replaced."""
+        self.stop_logs()
+        replica = await _replica(pk) if isinstance(pk, int) else None
+        if replica is None or not replica.container_id or replica.node is None:
+            await self.send_error("no such replica with a container", about=pk)
+            return
+        try:
+            stream = await asyncio.to_thread(
+                engine.follow_logs, replica.node, replica.container_id, LOG_TAIL
+            )
+        except engine.EngineError as exc:
+            await self.send_error(f"cannot read logs: {exc}", about=pk)
+            return
+        self.log_stream = stream
+        loop = asyncio.get_running_loop()
+
+        def pump():
+            for chunk in stream:
+                for line in chunk.decode("utf-8", "replace").splitlines():
+                    message = {"type": "log", "id": pk, "seq": None, "data": {"line": line}}
+                    asyncio.run_coroutine_threadsafe(self.send_json(message), loop)
+
+        threading.Thread(target=pump, name=f"logs-{pk}", daemon=True).start()

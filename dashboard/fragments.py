@@ -1,0 +1,64 @@
+"""Each live object as data (the REST API's fields) and HTML (the fragment its page renders)."""
+
+from django.template.loader import render_to_string
+
+from fleet.api.serializers import EventSerializer, NodeSerializer
+from fleet.api.service_serializers import (
+    DeploymentSerializer,
+    ReplicaSerializer,
+    ServiceSerializer,
+    service_status,
+)
+from fleet.api.service_views import with_counts
+from fleet.models import Deployment, Event, Node, Replica, Service
+
+
+def node(name):
+    found = Node.objects.filter(name=name).first()
+    if found is None:
+        return None, ""
+    html = render_to_string("dashboard/fragments/node_row.html", {"node": found})
+    return NodeSerializer(found).data, html
+
+
+def service(name):
+    found = with_counts(Service.objects.filter(name=name)).first()
+    if found is None:
+        return None, ""
+    found.status = service_status(found)
+    html = render_to_string("dashboard/fragments/service_row.html", {"service": found})
+    return ServiceSerializer(found).data, html
+
+
+def replica(pk):
+    found = Replica.objects.select_related("service", "node", "deployment").filter(pk=pk).first()
+    if found is None:
+        return None, ""
+    html = render_to_string("dashboard/fragments/replica.html", {"replica": found})
+    data = {"id": found.pk, "service": found.service.name, **ReplicaSerializer(found).data}
+    return data, html
+
+
+def deployment(pk):
+    found = Deployment.objects.select_related("service").filter(pk=pk).first()
+    if found is None:
+        return None, ""
+    html = render_to_string("dashboard/fragments/deployment_row.html", {"deployment": found})
+    return DeploymentSerializer(found).data, html
+
+
+def event(pk):
+    found = Event.objects.filter(pk=pk).first()
+    if found is None:
+        return None, ""
+    html = render_to_string("dashboard/fragments/event_row.html", {"event": found})
+    return EventSerializer(found).data, html
+
+
+RENDERERS = {
+    "node": node,
+    "service": service,
+    "replica": replica,
+    "deployment": deployment,
+    "event": event,
+}

@@ -1,0 +1,111 @@
+"""broadcast(): the one way anything reaches a browser.
+
+After the current transaction commits, broadcast() hands (type, id) to this
+process's sender thread. The sender gathers what arrives within 250 ms (a burst
+becomes one message per object, none dropped), reads each object as it is now,
+numbers the message from a sequence shared by every process (a Redis counter)
+and sends it to the Channels group every dashboard joins. Each message is an
+envelope {"type", "id", "seq", "data", "html"}: `data` as the REST API names the
+fields, `html` the same template fragment the page renders on GET. An object
+that no longer exists goes out with data null and empty html.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+
+import redis
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.template.loader import render_to_string
+
+log = logging.getLogger(__name__)
+
+GROUP = "fleet"
+COALESCE = 0.25
+SEQ_KEY = "fleet:live:seq"
+
+_pending = queue.Queue()
+_sender = None
+_sender_lock = threading.Lock()
+_redis = None
+
+
+def broadcast(kind, key):
+    """Tell every open dashboard that this object changed (once the transaction commits)."""
+    transaction.on_commit(lambda: _enqueue(kind, key))
+
+
+def broadcast_replica(replica):
+    """A replica changed, and with it its service's counts."""
+    broadcast("replica", replica.pk)
+    broadcast("service", replica.service.name)
+
+
+def _enqueue(kind, key):
+    global _sender
+    with _sender_lock:
+        if _sender is None or not _sender.is_alive():
+            _sender = threading.Thread(target=_send_forever, name="live-sender", daemon=True)
+            _sender.start()
+    _pending.put((kind, key))
+
+
+def _redis_client():
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    return _redis
+
+
+def current_seq():
+    """The sequence number of the newest message sent."""
+    return int(_redis_client().get(SEQ_KEY) or 0)
+
+
+def next_seq():
+    return int(_redis_client().incr(SEQ_KEY))
+
+
+def _gather():
+    """Block for the first change, then take what else comes within the coalescing window."""
+    batch = {_pending.get(): None}
+    deadline = time.monotonic() + COALESCE
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            batch[_pending.get(timeout=left)] = None
+        except queue.Empty:
+            break
+    return list(batch)
+
+
+def _send_forever():
+    loop = asyncio.new_event_loop()
+    layer = get_channel_layer()
+    while True:
+        changes = _gather()
+        close_old_connections()
+        try:
+            envelopes = [envelope(kind, key) for kind, key in changes]
+            for message in envelopes:
+                message["seq"] = next_seq()
+                loop.run_until_complete(
+                    layer.group_send(GROUP, {"type": "fleet.message", "message": message})
+                )
+        except Exception:  # the dashboard misses these; its next snapshot puts it right
+            log.exception("could not send %d live change(s)", len(changes))
+
+
+def envelope(kind, key):
+    """The message for one object as it is now."""
+    from dashboard.fragments import RENDERERS
+
+    data, html = RENDERERS[kind](key)
+    return {"type": kind, "id": key, "seq": None, "data": data, "html": html}
+
+
+def render(template, **context):
+    return render_to_string(template, context)

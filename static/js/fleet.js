@@ -1,0 +1,252 @@
+// Fleet's live dashboard: one socket keeps every fragment on the page current, and
+// the buttons act through the REST API. Pages are complete without this file.
+
+let socket = null;
+let lastSeq = null;
+let gapTimer = null;
+let following = null; // the replica whose log is shown
+
+function say(text, isError = false) {
+  const notice = document.getElementById("notice"); // looked up anew: a refresh replaces it
+  if (!notice) return;
+  notice.textContent = text;
+  notice.classList.toggle("error", isError);
+}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+function describeErrors(body) {
+  if (!body || typeof body !== "object") return "the request failed";
+  if (body.detail) return body.detail;
+  const lines = [];
+  const walk = (value, path) => {
+    if (Array.isArray(value) && value.every((v) => typeof v === "string")) {
+      lines.push(`${path || "request"}: ${value.join(" ")}`);
+    } else if (value && typeof value === "object") {
+      for (const [key, inner] of Object.entries(value)) walk(inner, path ? `${path}.${key}` : key);
+    } else {
+      lines.push(`${path}: ${value}`);
+    }
+  };
+  walk(body, "");
+  return lines.join("; ");
+}
+
+// Send an API call from a button: pending at once, the outcome when it is known.
+async function act(button, url, body, pendingText) {
+  button.setAttribute("aria-busy", "true");
+  button.disabled = true;
+  say(pendingText);
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body ?? {}),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      say(`Not done: ${describeErrors(data)}`, true);
+      return null;
+    }
+    say(`${pendingText.replace(/…$/, "")}: accepted; the page follows the outcome.`);
+    return data;
+  } catch (error) {
+    say(`Not done: ${error.message}`, true);
+    return null;
+  } finally {
+    button.removeAttribute("aria-busy");
+    button.disabled = false;
+  }
+}
+
+function matches(container, data) {
+  const service = container.dataset.filterService;
+  const node = container.dataset.filterNode;
+  if (service !== undefined && data.service !== service) return false;
+  if (node !== undefined && (data.node || "") !== node) return false;
+  return true;
+}
+
+function fragment(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html.trim();
+  return template.content.firstElementChild;
+}
+
+// Put one envelope on the page: replace the object where it is, move it where it
+// now belongs, add it where it is new, or remove it once it is gone.
+function apply(message) {
+  const selector = `[data-live="${message.type}"][data-id="${CSS.escape(String(message.id))}"]`;
+  const existing = [...document.querySelectorAll(selector)];
+  if (message.data === null) {
+    existing.forEach((element) => element.remove());
+    return;
+  }
+  let placed = false;
+  for (const element of existing) {
+    const container = element.closest("[data-live-container]");
+    if (container && !matches(container, message.data)) {
+      element.remove();
+    } else {
+      element.replaceWith(fragment(message.html));
+      placed = true;
+    }
+  }
+  if (placed) return;
+  for (const container of document.querySelectorAll(`[data-live-container="${message.type}"]`)) {
+    if (!matches(container, message.data)) continue;
+    container.querySelector("[data-placeholder]")?.remove();
+    const element = fragment(message.html);
+    if (container.dataset.insert === "afterbegin") container.prepend(element);
+    else container.append(element);
+    const limit = Number(container.dataset.limit || 0);
+    while (limit && container.children.length > limit) container.lastElementChild.remove();
+  }
+}
+
+// After a gap, the page is fetched again and its main part swapped in place.
+async function refreshPage() {
+  const response = await fetch(location.href, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const page = new DOMParser().parseFromString(await response.text(), "text/html");
+  const fresh = page.querySelector("main");
+  if (!fresh) return;
+  const keep = document.getElementById("notice")?.textContent;
+  document.querySelector("main").replaceWith(fresh);
+  if (keep) say(keep);
+}
+
+function onMessage(event) {
+  const message = JSON.parse(event.data);
+  if (message.type === "snapshot") {
+    const hadGap = lastSeq !== null;
+    lastSeq = message.seq;
+    if (hadGap) refreshPage();
+    return;
+  }
+  if (message.type === "log") {
+    if (message.id === following) appendLog(message.data.line);
+    return;
+  }
+  if (message.type === "error") {
+    say(message.data.detail, true);
+    return;
+  }
+  if (lastSeq !== null && message.seq > lastSeq + 1) {
+    // Messages from several processes may overtake each other: wait a moment first.
+    clearTimeout(gapTimer);
+    gapTimer = setTimeout(() => socket?.send(JSON.stringify({ type: "resync" })), 1000);
+  }
+  if (lastSeq === null || message.seq > lastSeq) lastSeq = message.seq;
+  apply(message);
+  document.dispatchEvent(new CustomEvent("fleet:applied", { detail: message }));
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/fleet/`);
+  socket.addEventListener("message", onMessage);
+  socket.addEventListener("open", () => {
+    document.body.dataset.live = "on";
+    if (following !== null) socket.send(JSON.stringify({ type: "logs.follow", replica: following }));
+  });
+  socket.addEventListener("close", () => {
+    document.body.dataset.live = "off";
+    setTimeout(connect, 1000); // the snapshot on reconnect puts the page right
+  });
+}
+
+function appendLog(line) {
+  const pre = document.getElementById("log-lines");
+  if (!pre) return;
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.append(`${line}\n`);
+  while (pre.textContent.length > 200000) pre.firstChild?.remove();
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+function followLogs(replicaId, slot) {
+  following = replicaId;
+  const panel = document.getElementById("logs");
+  panel.hidden = false;
+  document.getElementById("log-slot").textContent = slot;
+  document.getElementById("log-lines").textContent = "";
+  socket?.send(JSON.stringify({ type: "logs.follow", replica: replicaId }));
+  panel.scrollIntoView({ block: "nearest" });
+}
+
+function desiredReplicas(service) {
+  const row = document.querySelector(`[data-live="service"][data-id="${CSS.escape(service)}"]`);
+  return Number(row?.dataset.replicas ?? document.getElementById("replica-count")?.value ?? 0);
+}
+
+function parseEnv(text) {
+  const env = {};
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line) continue;
+    const at = line.indexOf("=");
+    if (at < 1) throw new Error(`"${line}" is not KEY=value`);
+    env[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return env;
+}
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-act]");
+  if (!button) return;
+  const form = button.closest("form[data-service]") || document.querySelector("form[data-service]");
+  const service = form?.dataset.service;
+  const base = `/api/services/${encodeURIComponent(service)}`;
+  switch (button.dataset.act) {
+    case "scale-up":
+    case "scale-down": {
+      const target = Math.max(0, desiredReplicas(service) + (button.dataset.act === "scale-up" ? 1 : -1));
+      document.getElementById("replica-count").value = target;
+      await act(button, `${base}/scale`, { replicas: target }, `Scaling ${service} to ${target}…`);
+      break;
+    }
+    case "rollback":
+      await act(button, `${base}/rollback`, {}, `Rolling ${service} back…`);
+      break;
+    case "restart":
+      await act(button, `${base}/replicas/${button.dataset.slot}/restart`, {}, `Restarting replica ${button.dataset.slot}…`);
+      break;
+    case "logs":
+      followLogs(Number(button.dataset.replica), button.dataset.slot);
+      break;
+    case "logs-stop":
+      following = null;
+      socket?.send(JSON.stringify({ type: "logs.stop" }));
+      document.getElementById("logs").hidden = true;
+      break;
+  }
+});
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target.closest("form[data-form]");
+  if (!form) return;
+  event.preventDefault();
+  const service = form.dataset.service;
+  const button = form.querySelector("button[type=submit]");
+  if (form.dataset.form === "scale") {
+    const replicas = Number(form.elements.replicas.value);
+    await act(button, `/api/services/${encodeURIComponent(service)}/scale`, { replicas }, `Scaling ${service} to ${replicas}…`);
+  } else if (form.dataset.form === "deploy") {
+    let env;
+    try {
+      env = parseEnv(form.elements.env.value);
+    } catch (error) {
+      say(`Not done: ${error.message}`, true);
+      return;
+    }
+    const body = { image: form.elements.image.value.trim(), env };
+    await act(button, `/api/services/${encodeURIComponent(service)}/deploy`, body, `Deploying ${body.image}…`);
+  }
+});
+
+connect();
