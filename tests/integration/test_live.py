@@ -1,0 +1,160 @@
+"""The live socket against the real channel layer (Redis): who may connect, and what arrives."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from rest_framework.authtoken.models import Token
+
+from fleet import live
+from fleet.asgi import application
+from fleet.models import Node, Replica, Service
+from fleet.spec import ServiceSpecSerializer
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+def communicator(*headers):
+    return WebsocketCommunicator(application, "/ws/fleet/", headers=list(headers))
+
+
+def run(scenario):
+    """Run a whole conversation in one event loop, as a server would."""
+    return async_to_sync(scenario)()
+
+
+async def connect(*headers):
+    socket = communicator(*headers)
+    connected, code = await socket.connect(timeout=5)
+    return socket, connected, code
+
+
+in_thread = database_sync_to_async
+
+
+@pytest.fixture
+def token(admin_user, redis_server):
+    return Token.objects.create(user=admin_user).key
+
+
+def auth(key):
+    return (b"authorization", f"Token {key}".encode())
+
+
+def test_anonymous_connections_are_refused(redis_server):
+    async def scenario():
+        return await connect(ORIGIN)
+
+    _, connected, code = run(scenario)
+    assert not connected
+    assert code == 4401
+
+
+def test_a_bad_token_is_refused(token):
+    async def scenario():
+        return await connect(ORIGIN, auth("not-a-token"))
+
+    assert not run(scenario)[1]
+
+
+def test_a_foreign_origin_is_refused_even_with_a_token(token):
+    async def scenario():
+        return await connect((b"origin", b"http://evil.example"), auth(token))
+
+    assert not run(scenario)[1]
+
+
+def make_replica(node):
+    spec = ServiceSpecSerializer(data={"name": "web", "image": "demo:1"})
+    spec.is_valid(raise_exception=True)
+    service = Service.objects.create(name="web")
+    deployment = service.deployments.create(revision=1, spec=spec.validated_data)
+    return Replica.objects.create(
+        service=service,
+        deployment=deployment,
+        slot=3,
+        node=node,
+        container_id="abc",
+        state="running",
+    )
+
+
+def test_a_client_gets_a_snapshot_then_changes_with_increasing_seq(token):
+    node = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2375")
+
+    async def scenario():
+        socket, connected, _ = await connect(ORIGIN, auth(token))
+        assert connected
+        snapshot = await socket.receive_json_from(timeout=5)
+        replica = await in_thread(make_replica)(node)
+        replica_id = replica.pk
+        await in_thread(live.broadcast)("replica", replica_id)
+        message = await socket.receive_json_from(timeout=5)
+        await in_thread(replica.delete)()
+        await in_thread(live.broadcast)("replica", replica_id)
+        gone = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return snapshot, replica_id, message, gone
+
+    snapshot, replica_id, message, gone = run(scenario)
+    assert snapshot["type"] == "snapshot"
+    assert [n["name"] for n in snapshot["data"]["nodes"]] == ["edge-1"]
+    assert message["type"] == "replica"
+    assert message["id"] == replica_id
+    assert message["seq"] > snapshot["seq"]
+    data = message["data"]
+    assert (data["service"], data["slot"], data["node"], data["container_id"]) == (
+        "web",
+        3,
+        "edge-1",
+        "abc",
+    )
+    assert (data["state"], data["health"]) == ("running", "none")
+    assert 'data-live="replica"' in message["html"]
+    assert gone["seq"] > message["seq"]
+    assert (gone["data"], gone["html"]) == (None, "")
+
+
+def test_a_burst_is_coalesced_not_dropped(token):
+    nodes = [
+        Node.objects.create(name=f"edge-{n}", endpoint=f"tcp://127.0.0.1:{2400 + n}")
+        for n in range(5)
+    ]
+
+    def burst():
+        for _ in range(3):
+            for node in nodes:
+                live.broadcast("node", node.name)
+
+    async def scenario():
+        socket, _, _ = await connect(ORIGIN, auth(token))
+        await socket.receive_json_from(timeout=5)
+        await in_thread(burst)()
+        got = [(await socket.receive_json_from(timeout=5))["id"] for _ in nodes]
+        quiet = await socket.receive_nothing(timeout=1)
+        await socket.disconnect()
+        return got, quiet
+
+    got, quiet = run(scenario)
+    assert sorted(got) == [n.name for n in nodes]
+    assert quiet, "the repeats of a burst are merged into one message per object"
+
+
+def test_a_client_that_saw_a_gap_gets_a_fresh_snapshot_on_request(token):
+    async def scenario():
+        socket, _, _ = await connect(ORIGIN, auth(token))
+        first = await socket.receive_json_from(timeout=5)
+        await in_thread(live.next_seq)()  # a message this client never saw
+        await socket.send_json_to({"type": "resync"})
+        again = await socket.receive_json_from(timeout=5)
+        await socket.send_json_to({"type": "nonsense"})
+        error = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return first, again, error
+
+    first, again, error = run(scenario)
+    assert again["type"] == "snapshot"
+    assert again["seq"] == first["seq"] + 1
+    assert error["type"] == "error"
