@@ -12,6 +12,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-in-producti
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6390/0")
 os.environ.setdefault("FLEET_LAB_NAME", "t")
 os.environ.setdefault("FLEET_LAB_SUBNET", "10.250.8.0/24")
+os.environ.setdefault("FLEET_DEFAULT_IMAGE", "10.250.8.1:5000/fleet/demo:1")
 # Fast checks, and a timeout longer than the interval, so that a check waiting on a
 # frozen engine would visibly delay the others if checks ran one after another.
 os.environ.setdefault("FLEET_NODE_CHECK_INTERVAL", "1")

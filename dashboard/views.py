@@ -31,6 +31,9 @@ class OverviewView(LoginRequiredMixin, TemplateView):
         for service in services:
             service.status = service_status(service)
         return super().get_context_data(
+            can_change=self.request.user.has_perm("fleet.add_service"),
+            max_replicas=settings.FLEET_MAX_REPLICAS,
+            default_image=settings.FLEET_DEFAULT_IMAGE,
             nodes=Node.objects.all(),
             counts=counts,
             services=services,

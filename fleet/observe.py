@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.db import close_old_connections, connections
+from django.db.models import Q
 from django.utils import timezone
 
 from . import engine, live
@@ -166,26 +167,57 @@ def _record(replica, kind, node):
     )
 
 
-def _save_seen(replica, seen, node, now):
-    """Apply one observation to a row; save, show and record it if it changed anything."""
+OBSERVED_FIELDS = (
+    "container_id",
+    "container_name",
+    "state",
+    "health",
+    "exit_code",
+    "error",
+    "host_ports",
+    "started_at",
+    "ready_at",
+    "finished_at",
+    "observed_at",
+)
+
+
+def _save_seen(replica, seen, node, seen_at):
+    """Apply one observation, taken at `seen_at`, to a row; save, show and record a change.
+
+    An observation older than the one the row holds is dropped, so that a listing
+    taken just before a container died cannot undo the event that reported it.
+    """
+    if replica.observed_at and seen_at < replica.observed_at:
+        return None
     before = _shown(replica)
-    kind = _apply(replica, seen, now)
+    kind = _apply(replica, seen, seen_at)
     if _shown(replica) == before:
         return None
-    replica.save()
+    replica.observed_at = seen_at
+    newer_than_row = Q(observed_at__isnull=True) | Q(observed_at__lte=seen_at)
+    values = {name: getattr(replica, name) for name in OBSERVED_FIELDS}
+    if not Replica.objects.filter(newer_than_row, pk=replica.pk).update(**values):
+        replica.refresh_from_db()  # something newer got there first, or the row is gone
+        return None
     live.broadcast_replica(replica)
     if kind:
         _record(replica, kind, node)
     return kind
 
 
-def sync_node(node):
-    """Resynchronise the rows of every replica on one node from one listing of it."""
-    found = {c.id: c for c in engine.list_containers(node, SERVICE_LABEL)}
-    now = timezone.now()
+def apply_listing(node, containers, listed_at):
+    """Bring the rows of the replicas on one node in line with one listing of it."""
+    found = {c.id: c for c in containers}
     rows = Replica.objects.filter(node=node).exclude(container_id="")
     for replica in rows.exclude(state=Replica.State.FAILED).select_related("service", "deployment"):
-        _save_seen(replica, found.get(replica.container_id), node, now)
+        _save_seen(replica, found.get(replica.container_id), node, listed_at)
+
+
+def sync_node(node):
+    """Resynchronise the rows of every replica on one node from one listing of it."""
+    listed_at = timezone.now()
+    apply_listing(node, engine.list_containers(node, SERVICE_LABEL), listed_at)
 
 
 # What a Docker event says of a container, as a listing would.

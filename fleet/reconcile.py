@@ -18,18 +18,22 @@ from .models import Deployment, Node, Replica, Service
 log = logging.getLogger(__name__)
 
 
-def remove_orphans():
-    """Remove containers labelled as Fleet's that no replica claims; return how many."""
+def sync_and_clean():
+    """From one listing per node: correct every replica's state, and remove containers
+    labelled as Fleet's that no replica claims; return how many were removed."""
     now = timezone.now()
     nodes = list(Node.objects.exclude(status=Node.Status.DOWN))
     listings = observe.list_on(nodes, observe.SERVICE_LABEL)
+    by_pk = {node.pk: node for node in nodes}
+    # Whatever an event missed: every replica's state from the same listing.
+    for pk, containers in listings.items():
+        observe.apply_listing(by_pk[pk], containers, now)
     # Read the claims after listing, so that a container saved meanwhile counts as claimed.
     claimed = set(Replica.objects.exclude(container_id="").values_list("container_id", flat=True))
     pending = {
         str(pk)
         for pk in Replica.objects.filter(state=Replica.State.PENDING).values_list("pk", flat=True)
     }
-    by_pk = {node.pk: node for node in nodes}
     orphans = [
         (by_pk[pk], container.id)
         for pk, containers in listings.items()
@@ -72,7 +76,7 @@ def run():
     """One round of the safety net; queue the converges it finds necessary."""
     from .tasks import converge_service
 
-    removed = remove_orphans()
+    removed = sync_and_clean()
     if removed:
         log.info("removed %d orphan container(s)", removed)
     for service_id in services_to_converge():

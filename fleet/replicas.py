@@ -99,8 +99,9 @@ def start(replica):
             state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
     else:
+        # Seen now: a listing begun before the container existed must not call it missing.
         Replica.objects.filter(pk=replica.pk).update(
-            container_id=container_id, container_name=spec.name
+            container_id=container_id, container_name=spec.name, observed_at=timezone.now()
         )
     live.broadcast_replica(replica)
 
@@ -142,6 +143,7 @@ def reset_for_restart(replica, node):
     replica.error = ""
     replica.host_ports = {}
     replica.started_at = replica.ready_at = replica.finished_at = replica.retry_at = None
+    replica.observed_at = None
     replica.restart_requested = False
     replica.created_at = timezone.now()
     replica.save()

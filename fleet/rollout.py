@@ -32,6 +32,7 @@ START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included
 STABLE_AFTER = 60  # seconds of running that reset a replica's restart count
 MAX_BACKOFF = 60
 CRASH_LOOP_AFTER = 3
+SHORT_WAIT = 2  # seconds of backoff a converge waits out itself
 
 
 def converge(service_id):
@@ -191,13 +192,7 @@ class Pass:
         return False
 
     def previous_good(self):
-        return (
-            self.service.deployments.filter(
-                revision__lt=self.target.revision, status=Deployment.Status.SUCCEEDED
-            )
-            .order_by("-revision")
-            .first()
-        )
+        return Deployment.objects.rollback_target(self.service, self.target)
 
     def heal(self, row):
         """Start a broken replica again, following the restart policy and backing off."""
@@ -211,11 +206,15 @@ class Pass:
             return
         if row.started_at and (self.now - row.started_at).total_seconds() > STABLE_AFTER:
             row.restarts = 0
-        if row.restarts and row.retry_at is None:
+        if row.retry_at is None:
+            # 1 s before the first restart (time enough to see what happened), then 2, 4, ...
             row.retry_at = self.now + timedelta(seconds=min(2**row.restarts, MAX_BACKOFF))
             row.save(update_fields=["retry_at", "restarts", "updated_at"])
-        if row.retry_at and self.now < row.retry_at:
-            return  # backing off; the reconcile comes back for it
+        wait = (row.retry_at - self.now).total_seconds()
+        if wait > 0:
+            # A short wait is waited out here; a long one is left to the reconcile.
+            self.waiting = self.waiting or wait <= SHORT_WAIT
+            return
         self.restarts.append(row)
 
     def plan_batch(self, candidates, by_slot):
@@ -264,6 +263,7 @@ class Pass:
         if self.update["failure_action"] == "rollback" and good:
             target.status = Deployment.Status.ROLLED_BACK
             target.reason = f"{reason}; rolled back to revision {good.revision}"
+            good.resume()
             Service.objects.filter(pk=self.service.pk).update(
                 current_deployment=good, generation=F("generation") + 1
             )

@@ -97,6 +97,7 @@ def deploy(service, spec, actor=SYSTEM, force=False):
     if current is not None and not current.finished:
         current.status = Deployment.Status.FAILED
         current.reason = "superseded by a newer revision before it finished"
+        current.superseded = True
         current.finished_at = timezone.now()
         current.save()
     revision = (service.deployments.aggregate(top=Max("revision"))["top"] or 0) + 1
@@ -142,17 +143,12 @@ def rollback(service, actor=SYSTEM):
     """Go back to the newest earlier revision that succeeded; return that deployment."""
     service = _locked(service)
     current = service.current_deployment
-    good = (
-        service.deployments.filter(
-            revision__lt=current.revision, status=Deployment.Status.SUCCEEDED
-        )
-        .order_by("-revision")
-        .first()
-    )
+    good = Deployment.objects.rollback_target(service, current)
     if good is None:
         raise ServiceError("There is no earlier revision that succeeded to roll back to.")
     current.status = Deployment.Status.ROLLED_BACK
     current.reason = f"rolled back by {actor.name} to revision {good.revision}"
+    good.resume()
     current.finished_at = current.finished_at or timezone.now()
     current.save()
     Service.objects.filter(pk=service.pk).update(

@@ -46,6 +46,8 @@ try:
     FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
     FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
     FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
+    # What the dashboard's new-service form suggests (the lab's demo image by default).
+    FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", "10.250.7.1:5000/fleet/demo:1")
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 

@@ -34,6 +34,18 @@ class Service(models.Model):
         return self.current_deployment.spec if self.current_deployment else {}
 
 
+class DeploymentQuerySet(models.QuerySet):
+    def rollback_target(self, service, before):
+        """The revision to go back to: the newest earlier one that did not fail by itself.
+
+        That is one that succeeded, or one that a newer deploy superseded while it
+        was still rolling out (its replicas were fine; it just had not finished).
+        """
+        good = models.Q(status=Deployment.Status.SUCCEEDED) | models.Q(superseded=True)
+        earlier = self.filter(good, service=service, revision__lt=before.revision)
+        return earlier.order_by("-revision").first()
+
+
 class Deployment(models.Model):
     """An immutable revision of a service's spec, and how its rollout went."""
 
@@ -50,11 +62,14 @@ class Deployment(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of slots updated.")
     reason = models.TextField(blank=True)
+    superseded = models.BooleanField(default=False, help_text="Replaced before it finished.")
     actor = models.CharField(max_length=150, default="system")
     via = models.CharField(max_length=16, default="system")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeploymentQuerySet.as_manager()
 
     class Meta:
         ordering = ["service", "-revision"]
@@ -64,6 +79,16 @@ class Deployment(models.Model):
 
     def __str__(self):
         return f"{self.service.name} rev {self.revision}"
+
+    def resume(self):
+        """Make a superseded revision the one rolling out again (it is a rollback's target)."""
+        if self.superseded:
+            Deployment.objects.filter(pk=self.pk).update(
+                status=Deployment.Status.RUNNING,
+                superseded=False,
+                reason="resumed by a rollback",
+                finished_at=None,
+            )
 
     @property
     def finished(self):
@@ -106,6 +131,8 @@ class Replica(models.Model):
     # Since when it is serving (running, and healthy where checked): the monitor clock.
     ready_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When what the row says was seen: an older observation never overwrites a newer one.
+    observed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -233,7 +233,17 @@ document.addEventListener("submit", async (event) => {
   event.preventDefault();
   const service = form.dataset.service;
   const button = form.querySelector("button[type=submit]");
-  if (form.dataset.form === "scale") {
+  if (form.dataset.form === "create") {
+    const port = form.elements.port.value;
+    const body = {
+      name: form.elements.name.value.trim(),
+      image: form.elements.image.value.trim(),
+      replicas: Number(form.elements.replicas.value),
+      ports: port ? [{ container: Number(port) }] : [],
+    };
+    const created = await act(button, "/api/services/", body, `Creating ${body.name}…`);
+    if (created) location.assign(`/services/${encodeURIComponent(created.name)}/`);
+  } else if (form.dataset.form === "scale") {
     const replicas = Number(form.elements.replicas.value);
     await act(button, `/api/services/${encodeURIComponent(service)}/scale`, { replicas }, `Scaling ${service} to ${replicas}…`);
   } else if (form.dataset.form === "deploy") {

@@ -100,7 +100,7 @@ def _start(name, args, env):
 def _stop(procs):
     for proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()  # the main process shuts its children down itself
     for proc in procs:
         try:
             proc.wait(20)

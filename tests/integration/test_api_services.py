@@ -210,3 +210,15 @@ def test_the_list_costs_the_same_queries_for_many_services(api, django_assert_ma
         create(api, name=f"svc-{n}")
     with django_assert_max_num_queries(6):
         assert len(api.get("/api/services/").json()) == 12
+
+
+def test_a_revision_superseded_mid_rollout_is_what_a_rollback_returns_to(api):
+    create(api)
+    api.post("/api/services/web/deploy", {"image": "app:2"}, format="json")
+    first = Deployment.objects.get(revision=1)
+    assert (first.status, first.superseded) == ("failed", True)
+    response = api.post("/api/services/web/rollback")
+    assert response.status_code == 202
+    assert response.json()["revision"] == 1
+    first.refresh_from_db()
+    assert (first.status, first.superseded) == ("running", False)

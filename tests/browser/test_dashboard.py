@@ -1,0 +1,111 @@
+"""The dashboard in a real browser against the whole system: live without reloads."""
+
+import pytest
+
+from tests.browser.conftest import screenshot, wait_for
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+HEALTH = {
+    "command": ["CMD", "wget", "-q", "-O", "-", "http://127.0.0.1/health"],
+    "interval": 0.5,
+    "timeout": 2,
+    "retries": 2,
+}
+RUNNING = ".replica.rep-running"
+
+
+def running_replicas(page):
+    return page.locator(f"{RUNNING}:not(.health-starting)").count()
+
+
+def open_service(page, name):
+    page.goto(f"{page.base}/services/{name}/")
+    page.wait_for_function("document.body.dataset.live === 'on'")
+
+
+def test_an_operator_creates_a_service_and_scales_it_without_a_reload(page, fleet):
+    page.click("summary:has-text('New service')")
+    page.fill("#new-name", "web")
+    page.fill("#new-replicas", "2")
+    page.fill("#new-port", "80")
+    page.click("form[data-form=create] button[type=submit]")
+    page.wait_for_url(f"{page.base}/services/web/")
+    page.wait_for_function("document.body.dataset.live === 'on'")
+    wait_for(lambda: running_replicas(page) == 2, 60, message="two replicas on the page")
+
+    page.evaluate("window.sameDocument = true")
+    page.click("button[data-act=scale-up]")
+    page.wait_for_selector("tr[data-live=service][data-replicas='3']")
+    wait_for(lambda: running_replicas(page) == 3, 60, message="a third replica on the page")
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    assert page.locator("#replica-count").input_value() == "3"
+    assert fleet.count("web") == 3
+    screenshot(page, "service")
+    page.goto(f"{page.base}/")
+    page.wait_for_selector("#service-web")
+    screenshot(page, "overview")
+
+
+def test_a_killed_container_turns_red_and_is_replaced(page, fleet):
+    fleet.create("web", replicas=2, ports=[{"container": 80}], update={"monitor": 0})
+    open_service(page, "web")
+    wait_for(lambda: running_replicas(page) == 2, 60, message="two running replicas")
+    # Remember every state a replica element shows, however briefly.
+    page.evaluate(
+        """() => {
+        window.seen = [];
+        new MutationObserver(() => document.querySelectorAll('.replica').forEach(
+            el => window.seen.push(el.className))).observe(document.body,
+            {subtree: true, childList: true, attributes: true});
+    }"""
+    )
+    victim = next(c for cs in fleet.containers("web").values() for c in cs)
+    victim.kill()
+    page.wait_for_function("window.seen.some(c => c.includes('rep-exited'))")
+    wait_for(
+        lambda: (
+            running_replicas(page) == 2
+            and victim.id not in {c.id for cs in fleet.containers("web").values() for c in cs}
+        ),
+        60,
+        message="the killed replica to be replaced",
+    )
+
+
+def test_a_failing_deploy_shows_as_rolled_back(page, fleet):
+    fleet.create(
+        "web", replicas=2, healthcheck=HEALTH, ports=[{"container": 80}], update={"monitor": 1}
+    )
+    open_service(page, "web")
+    wait_for(lambda: running_replicas(page) == 2, 60, message="two healthy replicas")
+    page.fill("#deploy-image", fleet.images["demo_v1"].replace(":1", ":404"))
+    page.click("form[data-form=deploy] button[type=submit]")
+    page.wait_for_selector("#notice:has-text('accepted')")
+    row = page.wait_for_selector("tr[data-live=deployment]:has(.dep-rolled_back)", timeout=60_000)
+    assert "cannot pull" in row.inner_text()
+    assert running_replicas(page) == 2
+
+
+def test_a_bad_deploy_shows_its_error_in_the_page(page, fleet):
+    fleet.create("web", replicas=1, update={"monitor": 0})
+    open_service(page, "web")
+    page.fill("#deploy-image", "Not An Image")
+    page.click("form[data-form=deploy] button[type=submit]")
+    page.wait_for_selector("#notice.error")
+    assert "image" in page.inner_text("#notice")
+
+
+def test_the_log_tail_shows_new_lines(page, fleet):
+    loop = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.3; done"
+    fleet.create("talker", replicas=1, command=["sh", "-c", loop], update={"monitor": 0})
+    open_service(page, "talker")
+    wait_for(lambda: running_replicas(page) == 1, 60, message="the talker to run")
+    page.click("button[data-act=logs]")
+    page.wait_for_selector("#log-lines:has-text('line')")
+    first = page.inner_text("#log-lines").count("line ")
+    wait_for(
+        lambda: page.inner_text("#log-lines").count("line ") > first + 3,
+        20,
+        message="new log lines to arrive",
+    )
