@@ -1,4 +1,4 @@
-.PHONY: run test lint
+.PHONY: run test lint bench
 
 run:  ## install what is missing and run Fleet at http://127.0.0.1:8000
 	bin/run
@@ -8,3 +8,7 @@ test:  ## install what is missing, lint, and run the whole test suite
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench:  ## run the benchmarks in bench/ against a lab of their own (not part of make test)
+	bin/setup --dev
+	.venv/bin/python -m bench.freshness

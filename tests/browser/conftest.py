@@ -1,6 +1,5 @@
 """The whole system served on localhost, and a real Chromium (Debian's) driving it."""
 
-import os
 import socket
 
 import pytest
@@ -19,10 +18,6 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures shared with th
     wait_for,
     watch_process,
 )
-
-# Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
-# are plain blocking ones, which Django would otherwise refuse next to a loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -65,10 +60,14 @@ def server(process_env, celery_worker, celery_beat, watch_process):  # noqa: F81
     _stop([proc])
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(monkeypatch):
+    """Chromium for one test. Playwright's sync API keeps an event loop in this thread while
+    it runs, next to which Django refuses the test's own plain ORM calls unless told they
+    are safe; both end with the test."""
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     playwright = sync_playwright().start()
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium

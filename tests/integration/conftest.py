@@ -82,7 +82,9 @@ def _database_url():
 def process_env(django_db_setup, django_db_blocker, redis_server):
     """The environment for Fleet's own processes: the test database and the test Redis."""
     with django_db_blocker.unblock():
-        return {**os.environ, "DATABASE_URL": _database_url()}
+        env = {**os.environ, "DATABASE_URL": _database_url()}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for browser tests only, never for Fleet
+    return env
 
 
 def _start(name, args, env):

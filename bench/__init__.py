@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and writes bench/results.json; never part of `make test`."""
