@@ -21,7 +21,7 @@ LOGS = ROOT / "var" / "bench-logs"
 ENV = {
     "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "REDIS_URL": "redis://127.0.0.1:6391/0",
-    "DATABASE_URL": f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}",
+    "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}"),
     "FLEET_LAB_NAME": "b",
     "FLEET_LAB_SUBNET": "10.250.9.0/24",
     "FLEET_NODE_CHECK_INTERVAL": "2",
@@ -94,7 +94,10 @@ class Stack:
                 subprocess.Popen(redis, stdout=subprocess.DEVNULL, start_new_session=True)
             )
             wait_for(lambda: listening(6391), 10, "redis")
-        Path(ENV["DATABASE_URL"].removeprefix("sqlite:///")).unlink(missing_ok=True)
+        if ENV["DATABASE_URL"].startswith("sqlite:///"):
+            Path(ENV["DATABASE_URL"].removeprefix("sqlite:///")).unlink(missing_ok=True)
+        else:
+            self.manage("flush", "--noinput")
         self.manage("migrate", "--noinput")
         self.manage("lab", "up", "--nodes", str(nodes))
         self.lab = json.loads(self.manage("lab", "status", "--json"))

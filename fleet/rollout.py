@@ -55,9 +55,10 @@ def converge(service_id):
                 teardown(service)
                 return "deleted"
             generation = service.generation
-            if Pass(service).run() and not changed_since(service_id, generation):
+            work = Pass(service)
+            if work.run() and not changed_since(service_id, generation):
                 return "converged"
-            time.sleep(POLL)
+            time.sleep(work.pause)
         return "continues later"
     finally:
         stop.set()
@@ -94,7 +95,13 @@ class Pass:
         self.removals = []
         self.replaced = []  # old replicas whose slots get a new one this pass (start-first)
         self.waiting = False
+        self.pause = POLL  # how long to sleep before the next pass
         self.replan = False
+
+    def wait(self, seconds):
+        """Something is under way: look again in `seconds` (the soonest of all reasons)."""
+        self.pause = seconds if not self.waiting else min(self.pause, seconds)
+        self.waiting = True
 
     def run(self):
         """Plan and act; True when nothing is left to do or wait for in this converge."""
@@ -188,7 +195,7 @@ class Pass:
         elif self.proven(row):
             self.removals += old
         elif old or not row.serving:
-            self.waiting = True
+            self.wait(POLL)
         return False
 
     def previous_good(self):
@@ -213,7 +220,8 @@ class Pass:
         wait = (row.retry_at - self.now).total_seconds()
         if wait > 0:
             # A short wait is waited out here; a long one is left to the reconcile.
-            self.waiting = self.waiting or wait <= SHORT_WAIT
+            if wait <= SHORT_WAIT:
+                self.wait(wait)
             return
         self.restarts.append(row)
 
@@ -231,7 +239,7 @@ class Pass:
             )
             room = room if self.now >= next_batch else 0
         if room <= 0:
-            self.waiting = True
+            self.wait(POLL)
             return
         # A new container cannot bind a fixed host port beside the old one on its node.
         stop_first = self.update["order"] == "stop-first" or replicas.published_ports(self.spec)
@@ -318,7 +326,7 @@ class Pass:
             moved = Deployment.objects.filter(pk=self.target.pk).exclude(progress=progress)
             if moved.update(progress=progress):
                 live.broadcast("deployment", self.target.pk)
-            self.waiting = True
+            self.wait(POLL)
 
     def report_placement(self, reason):
         """A plan that cannot be met: say so once on the deployment and as an Event."""
