@@ -21,7 +21,8 @@ LOGS = ROOT / "var" / "bench-logs"
 ENV = {
     "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "REDIS_URL": "redis://127.0.0.1:6391/0",
-    "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}"),
+    "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL")
+    or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}",
     "FLEET_LAB_NAME": "b",
     "FLEET_LAB_SUBNET": "10.250.9.0/24",
     "FLEET_NODE_CHECK_INTERVAL": "2",
