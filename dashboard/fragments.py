@@ -11,12 +11,25 @@ from fleet.api.service_serializers import (
 )
 from fleet.api.service_views import with_counts
 from fleet.models import Deployment, Event, Node, Replica, Service
+from fleet.replicas import reservations
+
+
+def with_reservations(nodes):
+    """Nodes with what Fleet's replicas reserve there, for the CPU and memory bars."""
+    nodes = list(nodes)
+    reserved = reservations([n.pk for n in nodes])
+    for node in nodes:
+        node.reserved_cpus, node.reserved_memory, node.replica_count = reserved.get(
+            node.pk, (0.0, 0, 0)
+        )
+    return nodes
 
 
 def node(name):
     found = Node.objects.filter(name=name).first()
     if found is None:
         return None, ""
+    with_reservations([found])
     html = render_to_string("dashboard/fragments/node_row.html", {"node": found})
     return NodeSerializer(found).data, html
 

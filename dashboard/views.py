@@ -13,6 +13,8 @@ from fleet.api.service_serializers import service_status
 from fleet.api.service_views import with_counts
 from fleet.models import Actor, Event, Node, Service
 
+from .fragments import with_reservations
+
 RECENT_EVENTS = 50
 
 
@@ -34,7 +36,7 @@ class OverviewView(LoginRequiredMixin, TemplateView):
             can_change=self.request.user.has_perm("fleet.add_service"),
             max_replicas=settings.FLEET_MAX_REPLICAS,
             default_image=settings.FLEET_DEFAULT_IMAGE,
-            nodes=Node.objects.all(),
+            nodes=with_reservations(Node.objects.all()),
             counts=counts,
             services=services,
             events=Event.objects.all()[:RECENT_EVENTS],
@@ -52,6 +54,7 @@ class NodeDetailView(LoginRequiredMixin, DetailView):
     context_object_name = "node"
 
     def get_context_data(self, **kwargs):
+        with_reservations([self.object])
         events = Event.objects.filter(node_name=self.object.name)[:RECENT_EVENTS]
         replicas = self.object.replicas.select_related("service", "deployment", "node")
         return super().get_context_data(

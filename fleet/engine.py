@@ -205,11 +205,16 @@ def _observed(row):
 
 
 def list_containers(node, label):
-    """Every container on the node carrying `label` ("key" or "key=value"), running or not."""
+    """Every container on the node carrying `label` ("key" or "key=value"), running or not.
+
+    A listing is cheap, so it gets the health check's short timeout: a frozen
+    engine must not hold a reconcile or a converge for long.
+    """
+    timeout = settings.FLEET_NODE_CHECK_TIMEOUT
     try:
-        rows = client(node, CALL_TIMEOUT).api.containers(all=True, filters={"label": label})
+        rows = client(node, timeout).api.containers(all=True, filters={"label": label})
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+        raise EngineError(describe(exc, timeout)) from exc
     return [_observed(row) for row in rows]
 
 

@@ -41,9 +41,11 @@ def broadcast(kind, key):
 
 
 def broadcast_replica(replica):
-    """A replica changed, and with it its service's counts."""
+    """A replica changed, and with it its service's counts and its node's reservations."""
     broadcast("replica", replica.pk)
     broadcast("service", replica.service.name)
+    if replica.node_id:
+        broadcast("node", replica.node.name)
 
 
 def _enqueue(kind, key):

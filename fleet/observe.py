@@ -35,7 +35,9 @@ def list_on(nodes, label):
             log.info("cannot list containers on %s: %s", node, exc)
             return node.pk, None
 
-    reachable = [n for n in nodes if n.status != Node.Status.DOWN]
+    # A node whose last check failed may be frozen: leave it to the health check
+    # rather than let every listing wait out its timeout.
+    reachable = [n for n in nodes if n.status != Node.Status.DOWN and not n.failures]
     if not reachable:
         return {}
     with ThreadPoolExecutor(max_workers=min(len(reachable), 32)) as pool:
@@ -256,6 +258,10 @@ def apply_event(node, event):
         )
     elif action == "destroy":
         seen = None
+    elif action == "oom":
+        # The die that follows carries the exit code; this says why.
+        Replica.objects.filter(pk=replica.pk).update(error="killed: out of memory")
+        return replica, None
     else:
         return None
     return replica, _save_seen(replica, seen, node, timezone.now())

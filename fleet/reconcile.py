@@ -22,7 +22,7 @@ def sync_and_clean():
     """From one listing per node: correct every replica's state, and remove containers
     labelled as Fleet's that no replica claims; return how many were removed."""
     now = timezone.now()
-    nodes = list(Node.objects.exclude(status=Node.Status.DOWN))
+    nodes = list(Node.objects.exclude(status=Node.Status.DOWN).filter(failures=0))
     listings = observe.list_on(nodes, observe.SERVICE_LABEL)
     by_pk = {node.pk: node for node in nodes}
     # Whatever an event missed: every replica's state from the same listing.

@@ -168,3 +168,17 @@ def replace(replica, old_node, old_container_id):
         except engine.EngineError as exc:
             log.warning("could not remove %s on %s: %s", old_container_id, old_node, exc)
     start(replica)
+
+
+def reservations(node_ids=None):
+    """{node id: (cpus, memory bytes, replicas)} that Fleet's live replicas reserve on each node."""
+    rows = Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False)
+    if node_ids is not None:
+        rows = rows.filter(node_id__in=node_ids)
+    totals = defaultdict(lambda: [0.0, 0, 0])
+    for node_id, spec in rows.values_list("node_id", "deployment__spec"):
+        limits = spec.get("resources") or {}
+        totals[node_id][0] += limits.get("cpus") or 0
+        totals[node_id][1] += limits.get("memory_bytes") or 0
+        totals[node_id][2] += 1
+    return {node_id: tuple(total) for node_id, total in totals.items()}
