@@ -115,13 +115,6 @@ def client(node, timeout):
         return _clients[key]
 
 
-def forget(node):
-    """Drop cached clients of a node, e.g. after its endpoint or certificates changed."""
-    with _clients_lock:
-        for key in [k for k in _clients if k[0] == node.endpoint]:
-            _clients.pop(key).close()
-
-
 def probe(node, timeout):
     """Ask a node's engine for its version and size; raise EngineError when it does not answer."""
     try:

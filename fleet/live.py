@@ -21,7 +21,6 @@ import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.template.loader import render_to_string
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,3 @@ def envelope(kind, key):
 
     data, html = RENDERERS[kind](key)
     return {"type": kind, "id": key, "seq": None, "data": data, "html": html}
-
-
-def render(template, **context):
-    return render_to_string(template, context)

@@ -3,15 +3,10 @@
 import pytest
 
 from tests.browser.conftest import screenshot, wait_for
+from tests.integration.test_services_deploy import HEALTH
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
-HEALTH = {
-    "command": ["CMD", "wget", "-q", "-O", "-", "http://127.0.0.1/health"],
-    "interval": 0.5,
-    "timeout": 2,
-    "retries": 2,
-}
 RUNNING = ".replica.rep-running"
 
 
