@@ -20,7 +20,7 @@ import time
 import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def _send_forever():
                 )
         except Exception:  # the dashboard misses these; its next snapshot puts it right
             log.exception("could not send %d live change(s)", len(changes))
+        finally:
+            connections.close_all()  # this thread's own; never left open between bursts
 
 
 def envelope(kind, key):
