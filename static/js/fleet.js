@@ -36,13 +36,13 @@ function describeErrors(body) {
 }
 
 // Send an API call from a button: pending at once, the outcome when it is known.
-async function act(button, url, body, pendingText) {
+async function act(button, url, body, pendingText, method = "POST") {
   button.setAttribute("aria-busy", "true");
   button.disabled = true;
   say(pendingText);
   try {
     const response = await fetch(url, {
-      method: "POST",
+      method,
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify(body ?? {}),
@@ -233,6 +233,25 @@ document.addEventListener("submit", async (event) => {
   event.preventDefault();
   const service = form.dataset.service;
   const button = form.querySelector("button[type=submit]");
+  if (form.dataset.form === "availability") {
+    const choice = event.submitter;
+    const node = form.dataset.node;
+    const done = await act(
+      choice,
+      `/api/nodes/${encodeURIComponent(node)}/`,
+      { availability: choice.value },
+      `Setting ${node} to ${choice.value}…`,
+      "PATCH",
+    );
+    if (done) {
+      for (const other of form.querySelectorAll("button[name=availability]")) {
+        const current = other.value === done.availability;
+        other.disabled = current;
+        other.setAttribute("aria-pressed", String(current));
+      }
+    }
+    return;
+  }
   if (form.dataset.form === "create") {
     const port = form.elements.port.value;
     const body = {

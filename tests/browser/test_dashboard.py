@@ -104,3 +104,19 @@ def test_the_log_tail_shows_new_lines(page, fleet):
         20,
         message="new log lines to arrive",
     )
+
+
+def test_an_operator_drains_and_activates_a_node_in_place(page, fleet):
+    from fleet.models import Node
+
+    page.goto(f"{page.base}/nodes/lab-1/")
+    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.evaluate("window.sameDocument = true")
+    page.click("button[name=availability][value=drain]")
+    page.wait_for_selector("tr#node-lab-1 td:nth-child(3):has-text('drain')")
+    assert page.is_disabled("button[name=availability][value=drain]")
+    assert Node.objects.get(name="lab-1").availability == "drain"
+    page.click("button[name=availability][value=active]")
+    page.wait_for_selector("tr#node-lab-1 td:nth-child(3):has-text('active')")
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    assert Node.objects.get(name="lab-1").availability == "active"
