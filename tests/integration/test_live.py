@@ -132,14 +132,16 @@ def test_a_burst_is_coalesced_not_dropped(token):
         socket, _, _ = await connect(ORIGIN, auth(token))
         await socket.receive_json_from(timeout=5)
         await in_thread(burst)()
-        got = [(await socket.receive_json_from(timeout=5))["id"] for _ in nodes]
-        quiet = await socket.receive_nothing(timeout=1)
+        got = []
+        while not await socket.receive_nothing(timeout=1):
+            got.append((await socket.receive_json_from(timeout=5))["id"])
         await socket.disconnect()
-        return got, quiet
+        return got
 
-    got, quiet = run(scenario)
-    assert sorted(got) == [n.name for n in nodes]
-    assert quiet, "the repeats of a burst are merged into one message per object"
+    got = run(scenario)
+    assert set(got) == {n.name for n in nodes}, "every changed object arrives"
+    # 15 changes to 5 objects: the first may leave alone, the rest are merged.
+    assert len(got) <= 2 * len(nodes), got
 
 
 def test_a_client_that_saw_a_gap_gets_a_fresh_snapshot_on_request(token):
