@@ -6,15 +6,11 @@ from django import forms
 from django.contrib import admin, messages
 
 from . import services
-from .admin import ReadOnlyAdmin
+from .admin import ReadOnlyAdmin, actor_of
 from .api.service_serializers import service_status
 from .api.service_views import with_counts
-from .models import Actor, Deployment, Replica, Service
+from .models import Deployment, Replica, Service
 from .spec import SPEC_FIELDS, ServiceSpecSerializer, merge
-
-
-def actor_of(request):
-    return Actor.of(request.user, "admin")
 
 
 def _flatten(errors, prefix=""):

@@ -8,12 +8,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from . import engine, live
 from .models import Event, EventKind, Node, next_status
+from .observe import close_thread_connections
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,13 @@ def _follow_up(node_id, status):
         log.warning("could not queue the follow-up of node %s (%s)", node_id, exc)
 
 
+@close_thread_connections
 def _check_in_thread(node_id):
-    close_old_connections()
     try:
         return check_node(node_id)
     except Exception:  # one node's bug must not stop the others' checks
         log.exception("check of node %s failed", node_id)
         return None
-    finally:
-        connections.close_all()
 
 
 def check_all_nodes():

@@ -23,11 +23,11 @@ class ServiceError(Exception):
     """A request that cannot be carried out as things stand; the message says why."""
 
 
-def _queue_converge(service_id):
+def _queue_converge(service):
     from .tasks import converge_service
 
-    name = Service.objects.filter(pk=service_id).values_list("name", flat=True).first()
-    live.broadcast("service", name)
+    service_id = service.pk
+    live.broadcast("service", service.name)
 
     def send():
         try:
@@ -78,7 +78,7 @@ def create(data, actor=SYSTEM):
         new=data["image"],
         reason=f"{data['replicas']} replica(s)",
     )
-    _queue_converge(service.pk)
+    _queue_converge(service)
     return service
 
 
@@ -118,7 +118,7 @@ def deploy(service, spec, actor=SYSTEM, force=False):
         new=f"revision {revision}",
         reason="redeploy" if force else describe_changes(current.spec if current else {}, spec),
     )
-    _queue_converge(service.pk)
+    _queue_converge(service)
     return deployment, True
 
 
@@ -134,7 +134,7 @@ def scale(service, replicas, actor=SYSTEM):
         Event.objects.record(
             EventKind.SERVICE_SCALED, actor=actor, service=service, old=str(old), new=str(replicas)
         )
-    _queue_converge(service.pk)
+    _queue_converge(service)
     return Service.objects.get(pk=service.pk)
 
 
@@ -163,7 +163,7 @@ def rollback(service, actor=SYSTEM):
         new=f"revision {good.revision}",
         reason=current.reason,
     )
-    _queue_converge(service.pk)
+    _queue_converge(service)
     return good
 
 
@@ -178,7 +178,7 @@ def restart_replica(service, slot, actor=SYSTEM):
     Event.objects.record(
         EventKind.REPLICA_RESTART_REQUESTED, actor=actor, service=service, reason=f"slot {slot}"
     )
-    _queue_converge(service.pk)
+    _queue_converge(service)
 
 
 @transaction.atomic
@@ -187,4 +187,4 @@ def delete(service, actor=SYSTEM):
     service = _locked(service)
     Service.objects.filter(pk=service.pk).update(deleting=True, generation=F("generation") + 1)
     Event.objects.record(EventKind.SERVICE_DELETED, actor=actor, service=service)
-    _queue_converge(service.pk)
+    _queue_converge(service)
