@@ -5,14 +5,22 @@ import threading
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from fleet import engine, live
 from fleet.api.serializers import NodeSerializer
 from fleet.api.service_serializers import ServiceSerializer
 from fleet.api.service_views import with_counts
 from fleet.models import Node, Replica, Service
+from fleet.roles import READ_FLEET
 
 LOG_TAIL = 100
+# What each message a client may send needs, as in the pages and the API.
+ACTION_PERMISSIONS = {
+    "resync": READ_FLEET,
+    "logs.follow": ("fleet.view_replica",),
+    "logs.stop": (),
+}
 
 
 def snapshot():
@@ -31,6 +39,16 @@ def snapshot():
 
 
 @database_sync_to_async
+def allowed(user_pk, perms):
+    """Whether the user, as the database has it now, is active and holds every permission.
+
+    Read afresh for each message, so that a role taken away applies to open sockets too.
+    """
+    user = get_user_model().objects.filter(pk=user_pk, is_active=True).first()
+    return user is not None and user.has_perms(perms)
+
+
+@database_sync_to_async
 def _replica(pk):
     return Replica.objects.select_related("node", "service").filter(pk=pk).first()
 
@@ -43,6 +61,10 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        if not await allowed(user.pk, READ_FLEET):
+            await self.close(code=4403)  # logged in, but no role that may read the fleet
+            return
+        self.user_pk = user.pk
         self.log_stream = None
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
         await self.accept()
@@ -54,14 +76,16 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "resync":
+        if not isinstance(kind, str) or kind not in ACTION_PERMISSIONS:
+            await self.send_error(f"unknown message type {str(kind)[:64]!r}")
+        elif not await allowed(self.user_pk, ACTION_PERMISSIONS[kind]):
+            await self.send_error(f"not allowed: {kind}", about=content.get("replica"))
+        elif kind == "resync":
             await self.send_json(await database_sync_to_async(snapshot)())
         elif kind == "logs.follow":
             await self.follow_logs(content.get("replica"))
-        elif kind == "logs.stop":
-            self.stop_logs()
         else:
-            await self.send_error(f"unknown message type {kind!r}")
+            self.stop_logs()
 
     async def fleet_message(self, event):
         await self.send_json(event["message"])

@@ -12,13 +12,20 @@ from fleet import nodes
 from fleet.api.service_serializers import service_status
 from fleet.api.service_views import with_counts
 from fleet.models import Actor, Event, Node, Service
+from fleet.roles import READ_FLEET
 
 from .fragments import with_reservations
 
 RECENT_EVENTS = 50
 
 
-class OverviewView(LoginRequiredMixin, TemplateView):
+class FleetReadMixin(LoginRequiredMixin, PermissionRequiredMixin):
+    """A page any role may read; a user without a role gets a 403 that says why."""
+
+    permission_required = READ_FLEET
+
+
+class OverviewView(FleetReadMixin, TemplateView):
     """Every node at a glance, with the latest events."""
 
     template_name = "dashboard/overview.html"
@@ -44,7 +51,7 @@ class OverviewView(LoginRequiredMixin, TemplateView):
         )
 
 
-class NodeDetailView(LoginRequiredMixin, DetailView):
+class NodeDetailView(FleetReadMixin, DetailView):
     """One node: its engine, its labels, its history."""
 
     template_name = "dashboard/node_detail.html"
@@ -82,7 +89,7 @@ class NodeAvailabilityView(LoginRequiredMixin, PermissionRequiredMixin, View):
         return redirect("dashboard:node-detail", name=node.name)
 
 
-class ServiceDetailView(LoginRequiredMixin, DetailView):
+class ServiceDetailView(FleetReadMixin, DetailView):
     """One service: its replicas by node, its revisions, its history."""
 
     template_name = "dashboard/service_detail.html"

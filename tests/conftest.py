@@ -13,22 +13,42 @@ def admin_user(db):
     return User.objects.create_superuser("root", password="root-pass-123")
 
 
+def user_with_role(name, role):
+    """A user in the role's group, as an admin would set it up (no audit Event, to keep
+    the tests' event counts about what they do)."""
+    from django.contrib.auth.models import Group, User
+
+    from fleet import roles
+
+    roles.sync_groups()
+    user = User.objects.create_user(name, password=f"{name}-pass-123", is_staff=bool(role))
+    if role:
+        user.groups.add(Group.objects.get(name=roles.GROUP_NAMES[role]))
+    return user
+
+
 @pytest.fixture
 def viewer(db):
-    """A logged-in user with no permissions beyond reading."""
-    from django.contrib.auth.models import User
-
-    return User.objects.create_user("viewer", password="viewer-pass-123")
+    """A user with the viewer role: reads everything, changes nothing."""
+    return user_with_role("viewer", "viewer")
 
 
 @pytest.fixture
 def operator(db):
-    """A user who may change nodes but not add or delete them."""
-    from django.contrib.auth.models import Permission, User
+    """A user with the operator role: acts on services, not on nodes or users."""
+    return user_with_role("operator", "operator")
 
-    user = User.objects.create_user("operator", password="operator-pass-123")
-    user.user_permissions.add(Permission.objects.get(codename="change_node"))
-    return user
+
+@pytest.fixture
+def fleet_admin(db):
+    """A user with the admin role (not a superuser): everything."""
+    return user_with_role("boss", "admin")
+
+
+@pytest.fixture
+def nobody(db):
+    """A logged-in user with no role: sees nothing."""
+    return user_with_role("nobody", None)
 
 
 @pytest.fixture
@@ -50,5 +70,6 @@ def api_for(user):
     from rest_framework.test import APIClient
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client

@@ -1,10 +1,17 @@
-"""API permissions: reading needs a login, acting needs the model permission for that action."""
+"""API permissions: reading needs the view permission, acting the permission the view names."""
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 
+def read_permission(view):
+    """`<app>.view_<model>` for the model the view serves."""
+    model = getattr(view, "read_model", None) or view.get_queryset().model
+    return f"{model._meta.app_label}.view_{model._meta.model_name}"
+
+
 class ActionPermission(BasePermission):
-    """Grant an action when the user holds the permission the view names for it.
+    """Grant a read when the user holds the model's view permission (every role does), and
+    an action when the user holds the permission the view names for it.
 
     Views declare `action_permissions = {"create": "fleet.add_node", ...}`; an
     unsafe action the view does not name is refused, so a new action is closed
@@ -16,6 +23,6 @@ class ActionPermission(BasePermission):
         if not (user and user.is_authenticated):
             return False
         if request.method in SAFE_METHODS:
-            return True
+            return user.has_perm(read_permission(view))
         perm = getattr(view, "action_permissions", {}).get(view.action)
         return bool(perm) and user.has_perm(perm)

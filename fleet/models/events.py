@@ -42,6 +42,7 @@ class EventKind(models.TextChoices):
     REPLICA_REMOVED = "replica.removed"
     REPLICA_RESTART_REQUESTED = "replica.restart_requested"
     PLACEMENT_FAILED = "placement.failed"
+    USER_ROLE_CHANGED = "user.role_changed"
 
 
 class EventQuerySet(models.QuerySet):

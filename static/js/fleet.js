@@ -154,7 +154,12 @@ function connect() {
     document.body.dataset.live = "on";
     if (following !== null) socket.send(JSON.stringify({ type: "logs.follow", replica: following }));
   });
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (event) => {
+    // 4401: logged out elsewhere; 4403: no role that may read. Trying again cannot help.
+    if (event.code === 4401 || event.code === 4403) {
+      document.body.dataset.live = "denied";
+      return;
+    }
     document.body.dataset.live = "off";
     setTimeout(connect, 1000); // the snapshot on reconnect puts the page right
   });

@@ -196,7 +196,7 @@ def test_an_unknown_node_is_404(api):
     assert api.post("/api/nodes/nope/drain").status_code == 404
 
 
-def test_a_user_without_permissions_can_read_but_not_act(viewer):
+def test_a_viewer_can_read_but_not_act(viewer):
     make_node()
     client = api_for(viewer)
     assert client.get("/api/nodes/").status_code == 200
@@ -207,12 +207,13 @@ def test_a_user_without_permissions_can_read_but_not_act(viewer):
     assert not Event.objects.exists()
 
 
-def test_an_operator_can_drain_but_not_delete(operator):
+def test_an_operator_cannot_change_nodes_but_an_admin_can(operator, fleet_admin):
     make_node()
-    client = api_for(operator)
-    assert client.post("/api/nodes/edge-1/drain").status_code == 200
-    assert client.delete("/api/nodes/edge-1/").status_code == 403
-    assert Node.objects.exists()
+    assert api_for(operator).post("/api/nodes/edge-1/drain").status_code == 403
+    assert api_for(operator).delete("/api/nodes/edge-1/").status_code == 403
+    assert Node.objects.get().availability == "active"
+    assert api_for(fleet_admin).post("/api/nodes/edge-1/drain").status_code == 200
+    assert Node.objects.get().availability == "drain"
 
 
 def test_events_are_newest_first_and_filter_by_node_and_kind(api):

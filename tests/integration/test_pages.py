@@ -62,14 +62,14 @@ def test_an_unknown_node_page_is_404(client, viewer):
     assert client.get("/nodes/nope/").status_code == 404
 
 
-def test_an_operator_drains_a_node_from_its_page(client, node, operator):
-    client.force_login(operator)
+def test_an_admin_drains_a_node_from_its_page(client, node, fleet_admin):
+    client.force_login(fleet_admin)
     assert 'name="availability"' in client.get("/nodes/edge-1/").content.decode()
     response = client.post("/nodes/edge-1/availability/", {"availability": "drain"}, follow=True)
     assert "edge-1 is now drain" in response.content.decode()
     assert Node.objects.get().availability == "drain"
     event = Event.objects.get()
-    assert (event.actor, event.via, event.new) == ("operator", "web", "drain")
+    assert (event.actor, event.via, event.new) == ("boss", "web", "drain")
 
 
 def test_a_viewer_cannot_drain(client, node, viewer):
@@ -80,21 +80,29 @@ def test_a_viewer_cannot_drain(client, node, viewer):
     assert not Event.objects.exists()
 
 
-def test_a_bad_availability_is_an_error_on_the_page_and_changes_nothing(client, node, operator):
-    client.force_login(operator)
+def test_a_bad_availability_is_an_error_on_the_page_and_changes_nothing(client, node, fleet_admin):
+    client.force_login(fleet_admin)
     response = client.post("/nodes/edge-1/availability/", {"availability": "nap"}, follow=True)
     assert "Unknown availability" in response.content.decode()
     assert Node.objects.get().availability == "active"
     assert not Event.objects.exists()
 
 
-def test_logging_in_leads_to_the_overview(client, node):
-    User.objects.create_user("ann", password="a-long-password-1")
+def test_logging_in_leads_to_the_overview(client, node, viewer):
     response = client.post(
-        "/login/", {"username": "ann", "password": "a-long-password-1"}, follow=True
+        "/login/", {"username": "viewer", "password": "viewer-pass-123"}, follow=True
     )
     assert response.redirect_chain[-1][0] == "/"
     assert 'id="node-edge-1"' in response.content.decode()
+
+
+def test_a_user_without_a_role_is_told_so_and_sees_nothing(client, node, nobody):
+    client.force_login(nobody)
+    for url in ["/", "/nodes/edge-1/", "/services/nope/"]:
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert "has no role" in response.content.decode()
+        assert "edge-1" not in response.content.decode()
 
 
 def test_a_wrong_password_shows_an_error(client):
