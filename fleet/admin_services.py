@@ -10,7 +10,7 @@ from .admin import ReadOnlyAdmin, actor_of
 from .api.service_serializers import service_status
 from .api.service_views import with_counts
 from .models import Deployment, Replica, Service
-from .spec import SPEC_FIELDS, ServiceSpecSerializer, merge
+from .spec import SPEC_FIELDS, ServiceSpecSerializer, merge, shown
 
 
 def _flatten(errors, prefix=""):
@@ -43,7 +43,16 @@ class ServiceForm(forms.ModelForm):
             self.fields["name"].disabled = True
             spec = self.instance.spec
             self.initial["image"] = spec.get("image", "")
-            self.initial["options"] = {k: v for k, v in spec.items() if k != "image"}
+            # Secret values stay out of the form: absent, the stored ones are kept.
+            self.initial["options"] = {
+                k: v for k, v in spec.items() if k not in ("image", "secrets")
+            }
+            if names := ", ".join(spec.get("secrets") or {}):
+                self.fields["options"].help_text += (
+                    f" Secrets set now (values never shown): {names}; send "
+                    '{"secrets": {"NAME": "value"}} to set one, {"secrets": {"NAME": null}} '
+                    "to remove one."
+                )
 
     def clean(self):
         data = super().clean()
@@ -174,7 +183,7 @@ class DeploymentAdmin(ReadOnlyAdmin):
     def pretty_spec(self, deployment):
         from django.utils.html import format_html
 
-        return format_html("<pre>{}</pre>", json.dumps(deployment.spec, indent=2))
+        return format_html("<pre>{}</pre>", json.dumps(shown(deployment.spec), indent=2))
 
 
 @admin.register(Replica)

@@ -151,7 +151,7 @@ class ContainerSpec:
     image: str
     labels: dict
     command: list = field(default_factory=list)
-    env: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict, repr=False)  # holds opened secrets: never shown
     ports: list = field(default_factory=list)  # [{"container", "published", "protocol"}]
     healthcheck: dict | None = None  # Docker's form, durations in nanoseconds
     cpus: float | None = None

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.utils import timezone
 
-from . import engine, live, scheduling
+from . import engine, live, scheduling, sealing
 from .models import Node, Replica
 from .observe import REPLICA_LABEL, SERVICE_LABEL, close_thread_connections
 from .spec import docker_healthcheck
@@ -38,7 +38,8 @@ def container_spec(replica):
             REPLICA_LABEL: str(replica.pk),
         },
         command=spec["command"],
-        env=spec["env"],
+        # Secrets are opened here only, on their way to the engine.
+        env={**spec["env"], **sealing.open_all(spec.get("secrets", {}))},
         ports=spec["ports"],
         healthcheck=docker_healthcheck(spec["healthcheck"]),
         cpus=spec["resources"]["cpus"],
@@ -91,10 +92,10 @@ def start(replica):
     replica.refresh_from_db()
     if replica.container_id:
         return  # another pass already did it
-    spec = container_spec(replica)
     try:
+        spec = container_spec(replica)
         container_id = engine.run_container(replica.node, spec)
-    except engine.EngineError as exc:
+    except (engine.EngineError, sealing.SealError) as exc:
         Replica.objects.filter(pk=replica.pk).update(
             state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )

@@ -7,6 +7,7 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
+from . import sealing
 from .scheduling import parse_constraint
 from .validation import validate_dns_label
 
@@ -14,6 +15,7 @@ SPEC_FIELDS = (
     "image",
     "command",
     "env",
+    "secrets",
     "ports",
     "healthcheck",
     "constraints",
@@ -137,6 +139,24 @@ class EnvField(serializers.DictField):
         return env
 
 
+class SecretsField(EnvField):
+    """Environment variables whose values are secret: sealed as soon as they are validated.
+
+    A value already sealed with this key (the stored one, carried over by a partial
+    deploy) is kept as it is, so an unchanged secret makes no new revision.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            return super().to_internal_value(data)
+        kept = {name: value for name, value in data.items() if sealing.is_sealed(value)}
+        fresh = super().to_internal_value({k: v for k, v in data.items() if k not in kept})
+        return kept | {name: sealing.seal(value) for name, value in fresh.items()}
+
+    def to_representation(self, value):
+        return sealing.masked(value)
+
+
 def duration(default, *, allow_zero=False):
     """A number of seconds, at most an hour."""
     if allow_zero:
@@ -232,6 +252,7 @@ class ServiceSpecSerializer(StrictSerializer):
     image = StringField(validators=[validate_image])
     command = command_field(default=list)
     env = EnvField(default=dict)
+    secrets = SecretsField(default=dict)
     ports = PortSerializer(many=True, max_length=32, default=list)
     replicas = IntegerField(min_value=0, default=1)
     healthcheck = HealthcheckSerializer(allow_null=True, default=None)
@@ -248,6 +269,13 @@ class ServiceSpecSerializer(StrictSerializer):
                 f"Ensure this value is less than or equal to {most} (FLEET_MAX_REPLICAS)."
             )
         return value
+
+    def validate(self, attrs):
+        if both := sorted(set(attrs.get("env", {})) & set(attrs.get("secrets", {}))):
+            raise serializers.ValidationError(
+                {"secrets": [f"{', '.join(both)} is also in env; name each variable once."]}
+            )
+        return attrs
 
     def validate_ports(self, ports):
         # Keyed by index, as DRF reports the errors of list items.
@@ -281,12 +309,30 @@ def default_spec() -> dict:
 
 
 def merge(current: dict, changes: dict) -> dict:
-    """A full spec from the current one and a client's partial changes, still to be validated."""
+    """A full spec from the current one and a client's partial changes, still to be validated.
+
+    Secrets change name by name, since nobody can send back the values they cannot see:
+    {"secrets": {"TOKEN": "new"}} replaces one, {"secrets": {"OLD": null}} removes one.
+    """
     merged = copy.deepcopy({**current, **changes})
     for key in MERGED_OBJECTS:
         if isinstance(current.get(key), dict) and isinstance(changes.get(key), dict):
             merged[key] = copy.deepcopy({**current[key], **changes[key]})
+    if isinstance(changes.get("secrets"), dict):
+        both = {**current.get("secrets", {}), **changes["secrets"]}
+        merged["secrets"] = {name: value for name, value in both.items() if value is not None}
     return merged
+
+
+def comparable(spec: dict) -> dict:
+    """The spec with its secrets opened, to tell whether two revisions really differ."""
+    secrets = spec.get("secrets") or {}
+    return {**spec, "secrets": sealing.open_all(secrets)} if secrets else {**spec, "secrets": {}}
+
+
+def shown(spec: dict) -> dict:
+    """The spec as anyone may see it: secret values masked."""
+    return {**spec, "secrets": sealing.masked(spec.get("secrets") or {})}
 
 
 def docker_healthcheck(hc: dict | None) -> dict | None:

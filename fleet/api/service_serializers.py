@@ -4,11 +4,13 @@ from django.conf import settings
 from rest_framework import serializers
 
 from ..models import Deployment, Replica, Service
+from ..sealing import masked
 from ..spec import (
     HealthcheckSerializer,
     PortSerializer,
     ResourcesSerializer,
     UpdatePolicySerializer,
+    shown,
 )
 
 
@@ -35,6 +37,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
     """A revision and its rollout."""
 
     service = serializers.CharField(source="service.name")
+    spec = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
@@ -52,6 +55,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "finished_at",
             "spec",
         ]
+
+    def get_spec(self, deployment) -> dict:
+        """The revision's spec, secret values masked."""
+        return shown(deployment.spec)
 
 
 class DeploymentSummarySerializer(serializers.ModelSerializer):
@@ -72,6 +79,7 @@ class ServiceSerializer(serializers.ModelSerializer):
     image = serializers.CharField(source="spec.image")
     command = serializers.ListField(source="spec.command", child=serializers.CharField())
     env = serializers.DictField(source="spec.env", child=serializers.CharField())
+    secrets = serializers.SerializerMethodField()
     ports = PortSerializer(source="spec.ports", many=True)
     healthcheck = HealthcheckSerializer(source="spec.healthcheck", allow_null=True)
     constraints = serializers.ListField(source="spec.constraints", child=serializers.CharField())
@@ -91,6 +99,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "image",
             "command",
             "env",
+            "secrets",
             "ports",
             "healthcheck",
             "constraints",
@@ -103,6 +112,10 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     def get_status(self, service) -> str:
         return service_status(service)
+
+    def get_secrets(self, service) -> dict[str, str]:
+        """Names of the secret variables; the values are never sent."""
+        return masked(service.spec.get("secrets") or {})
 
 
 class ReplicaSerializer(serializers.ModelSerializer):

@@ -189,12 +189,17 @@ function desiredReplicas(service) {
   return Number(row?.dataset.replicas ?? document.getElementById("replica-count")?.value ?? 0);
 }
 
-function parseEnv(text) {
+// KEY=value lines; with `bareRemoves`, a line that is just KEY means "remove KEY" (null).
+function parseEnv(text, bareRemoves = false) {
   const env = {};
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (!line) continue;
     const at = line.indexOf("=");
+    if (at === -1 && bareRemoves) {
+      env[line] = null;
+      continue;
+    }
     if (at < 1) throw new Error(`"${line}" is not KEY=value`);
     env[line.slice(0, at)] = line.slice(at + 1);
   }
@@ -271,15 +276,24 @@ document.addEventListener("submit", async (event) => {
     const replicas = Number(form.elements.replicas.value);
     await act(button, `/api/services/${encodeURIComponent(service)}/scale`, { replicas }, `Scaling ${service} to ${replicas}…`);
   } else if (form.dataset.form === "deploy") {
-    let env;
+    let env, secrets;
     try {
       env = parseEnv(form.elements.env.value);
+      secrets = parseEnv(form.elements.secrets.value, true);
     } catch (error) {
       say(`Not done: ${error.message}`, true);
       return;
     }
     const body = { image: form.elements.image.value.trim(), env };
-    await act(button, `/api/services/${encodeURIComponent(service)}/deploy`, body, `Deploying ${body.image}…`);
+    if (Object.keys(secrets).length) body.secrets = secrets;
+    const done = await act(button, `/api/services/${encodeURIComponent(service)}/deploy`, body, `Deploying ${body.image}…`);
+    if (done) {
+      // Sent and sealed: do not leave the values on the page.
+      form.elements.secrets.value = "";
+      const names = Object.keys(done.spec.secrets);
+      document.getElementById("deploy-secrets-hint").textContent =
+        `${names.length ? `Set now: ${names.join(", ")}.` : "None set."} Values are stored encrypted and never shown.`;
+    }
   }
 });
 

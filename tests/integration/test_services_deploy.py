@@ -181,3 +181,17 @@ def test_two_scale_requests_racing_converge_to_the_later_one(fleet):
         int(c.labels["fleet.slot"]) for cs in fleet.containers("web").values() for c in cs
     )
     assert slots == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_secrets_reach_the_container_and_nowhere_else(fleet):
+    from tests.integration.conftest import LOGS
+
+    secret = "only-the-container-sees-this-7731"
+    fleet.create("vault", replicas=2, env={"MODE": "prod"}, secrets={"TOKEN": secret})
+    wait_running(fleet, "vault", 2)
+    for containers in fleet.containers("vault").values():
+        for container in containers:
+            env = container.attrs["Config"]["Env"]
+            assert "MODE=prod" in env and f"TOKEN={secret}" in env
+    assert fleet.service("vault")["secrets"] == {"TOKEN": "********"}
+    assert all(secret not in path.read_text() for path in LOGS.glob("*.log"))

@@ -41,6 +41,7 @@ def test_a_spec_of_only_name_and_image_comes_out_complete():
         "image": "busybox",
         "command": [],
         "env": {},
+        "secrets": {},
         "ports": [],
         "replicas": 1,
         "healthcheck": None,
@@ -80,6 +81,7 @@ def test_a_full_spec_comes_out_as_given_with_ints_kept_as_ints():
         "image": "10.250.7.1:5000/fleet/demo:1",
         "command": ["serve", "--port", "80"],
         "env": {"MODE": "prod", "EMPTY": ""},
+        "secrets": {},
         "ports": [{"container": 80, "published": 8080, "protocol": "tcp"}],
         "replicas": 3,
         "healthcheck": {
