@@ -48,6 +48,8 @@ try:
     FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
     # What the dashboard's new-service form suggests (the lab's demo image by default).
     FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", "10.250.7.1:5000/fleet/demo:1")
+    # The key that seals services' secret values at rest; derived from SECRET_KEY if unset.
+    FLEET_SECRETS_KEY = env.str("FLEET_SECRETS_KEY", "")
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
