@@ -11,4 +11,4 @@ lint:
 
 bench:  ## run the benchmarks in bench/ against a lab of their own (not part of make test)
 	bin/setup --dev
-	.venv/bin/python -m bench.freshness
+	.venv/bin/python -m bench

@@ -6,13 +6,20 @@ so a benchmark never disturbs a running Fleet, and torn down afterwards.
 
 import json
 import os
+import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+import urllib.error
+import urllib.request
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
+
+import docker
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -37,12 +44,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout, message):
+def wait_for(predicate, timeout, message, interval=0.1):
+    """Poll until predicate() is truthy; return its value or raise TimeoutError."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {message}")
-        time.sleep(0.1)
+        time.sleep(interval)
+    return value
 
 
 def listening(port):
@@ -167,21 +176,158 @@ def percentile(values, p):
     return ordered[index]
 
 
-def record(name, result):
-    """Merge one benchmark's result into bench/results.json."""
+def median(values):
+    return statistics.median(values)
+
+
+def raise_fd_limit():
+    """Allow as many open files as the hard limit does (hundreds of sockets in one process)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def api(stack, method, path, body=None, timeout=30):
+    """Call Fleet's REST API as the bench user; return the decoded body (None for 404)."""
+    request = urllib.request.Request(
+        stack.url + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Token {stack.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - ours
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from exc
+
+
+def engines(stack, timeout=30):
+    """A Docker client per lab node, by name."""
+    return {
+        n["name"]: docker.DockerClient(base_url=n["endpoint"], version="auto", timeout=timeout)
+        for n in stack.lab["nodes"]
+    }
+
+
+def count_containers(clients, filters, names=None):
+    """{node: containers matching filters} on the given nodes (all by default), all states."""
+    return {
+        name: len(client.api.containers(all=True, filters=filters))
+        for name, client in clients.items()
+        if names is None or name in names
+    }
+
+
+def remove_containers(client, filters):
+    """Force-remove every container on one engine that matches filters; gone already is fine."""
+    for container in client.api.containers(all=True, filters=filters):
+        with suppress(docker.errors.NotFound):
+            client.api.remove_container(container["Id"], force=True)
+
+
+def remove_service(stack, name, timeout=120):
+    """Delete a Fleet service and wait until its row and every container of it are gone."""
+    clients = engines(stack)
+    if api(stack, "GET", f"/api/services/{name}/") is not None:
+        # A service with no replicas can be gone before the API reads it back for its
+        # answer (a 500 from Fleet); whether it went is checked below.
+        with suppress(RuntimeError):
+            api(stack, "DELETE", f"/api/services/{name}/")
+    wait_for(
+        lambda: api(stack, "GET", f"/api/services/{name}/") is None,
+        timeout,
+        f"service {name} to be deleted",
+        0.25,
+    )
+    label = {"label": f"fleet.service={name}"}
+    wait_for(
+        lambda: not any(count_containers(clients, label).values()),
+        timeout,
+        f"the containers of {name} to be removed",
+        0.25,
+    )
+
+
+def row(benchmark, measure, fleet, reference="", ratio="", aim="", met=None):
+    """One line of the results table; met is True, False or None (no aim)."""
+    return {
+        "benchmark": benchmark,
+        "measure": measure,
+        "fleet": fleet,
+        "reference": reference,
+        "ratio": ratio,
+        "aim": aim,
+        "met": met,
+    }
+
+
+def verdict(met):
+    return {True: "yes", False: "NO", None: ""}[met]
+
+
+def fmt_ratio(a, b):
+    return f"{a / b:.2f}x" if b else ""
+
+
+def host_load():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def record(name, rows, details):
+    """Put one benchmark's rows and details into bench/results.json, replacing its earlier ones."""
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[name] = result
+    if not isinstance(results.get("benchmarks"), dict):
+        results = {"benchmarks": {}}
+    results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": host_load()}
+    results["settings"] = {k: v for k, v in ENV.items() if k.startswith("FLEET_")}
+    results["benchmarks"][name] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": rows,
+        "details": details,
+    }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def table(rows, headers):
-    """Print rows as a Markdown table."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+def reset_results():
+    RESULTS.unlink(missing_ok=True)
 
-    def line(cells):
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
-    print(line(headers))
+def all_rows():
+    """Every recorded row, in the order the benchmarks ran."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    return [r for b in (results.get("benchmarks") or {}).values() for r in b["rows"]]
+
+
+HEADERS = ["benchmark", "measure", "Fleet", "reference", "ratio", "aim", "met?"]
+
+
+def table(rows):
+    """Print result rows as one Markdown table."""
+    cells = [
+        [r["benchmark"], r["measure"], r["fleet"], r["reference"], r["ratio"], r["aim"]]
+        + [verdict(r["met"])]
+        for r in rows
+    ]
+    widths = [max(len(str(c[i])) for c in [HEADERS, *cells]) for i in range(len(HEADERS))]
+
+    def line(values):
+        padded = (str(v).ljust(w) for v, w in zip(values, widths, strict=True))
+        return "| " + " | ".join(padded) + " |"
+
+    print(line(HEADERS))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
+    for values in cells:
+        print(line(values))
+
+
+def standalone(name, measure, **options):
+    """Run one benchmark on a stack of its own, record it and print its table."""
+    raise_fd_limit()
+    with fleet_stack() as stack:
+        rows, details = measure(stack, **options)
+    record(name, rows, details)
+    table(rows)

@@ -1,0 +1,163 @@
+"""Scale: 0 -> 30 replicas over the lab's 3 engines until all run, Fleet against two references.
+
+Per run, the same work three ways, cleaned up in between (no container left):
+  Fleet:  POST /api/services/scale/scale {"replicas": 30} until the API reports 30 running
+          (and healthy, were a health check set; this spec has none, as the references do);
+  direct: create + start 30 containers by parallel Docker API calls (one thread each),
+          spread round robin over the engines: the lower bound;
+  swarm:  a Docker Swarm formed over the same engines, `service scale` 0 -> 30 until the
+          manager reports 30 tasks running; formed after Fleet's runs and left afterwards.
+The image is on every engine beforehand, so no variant pays for a pull.
+
+    python -m bench.scale [--runs 3]
+"""
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bench import swarm
+from bench.harness import (
+    api,
+    count_containers,
+    engines,
+    fmt_ratio,
+    median,
+    remove_containers,
+    remove_service,
+    row,
+    standalone,
+    wait_for,
+)
+
+REPLICAS = 30
+SERVICE = "scale"
+DIRECT_LABEL = "bench.direct"
+POLL = 0.05
+
+
+def fleet_run(stack, clients):
+    started = time.perf_counter()
+    api(stack, "POST", f"/api/services/{SERVICE}/scale", {"replicas": REPLICAS})
+
+    def all_run():
+        service = api(stack, "GET", f"/api/services/{SERVICE}/")
+        return service["running_replicas"] == service["healthy_replicas"] == REPLICAS
+
+    wait_for(all_run, 120, "Fleet to run 30 replicas", POLL)
+    elapsed = time.perf_counter() - started
+    running = count_containers(clients, {"label": f"fleet.service={SERVICE}", "status": "running"})
+    assert sum(running.values()) == REPLICAS, running
+    api(stack, "POST", f"/api/services/{SERVICE}/scale", {"replicas": 0})
+    label = {"label": f"fleet.service={SERVICE}"}
+    wait_for(
+        lambda: (
+            api(stack, "GET", f"/api/services/{SERVICE}/")["running_replicas"] == 0
+            and not any(count_containers(clients, label).values())
+        ),
+        120,
+        "Fleet to scale back to 0",
+        0.25,
+    )
+    return elapsed, running
+
+
+def direct_run(clients, image):
+    names = sorted(clients)
+
+    def one(i):
+        client = clients[names[i % len(names)]].api
+        created = client.create_container(
+            image,
+            name=f"bench-direct-{i}",
+            labels={DIRECT_LABEL: "1"},
+            host_config=client.create_host_config(restart_policy={"Name": "no"}),
+        )
+        client.start(created["Id"])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=REPLICAS) as pool:
+        list(pool.map(one, range(REPLICAS)))
+    elapsed = time.perf_counter() - started
+    running = count_containers(clients, {"label": DIRECT_LABEL, "status": "running"})
+    assert sum(running.values()) == REPLICAS, running
+    remove_direct(clients)
+    return elapsed, running
+
+
+def remove_direct(clients):
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        list(pool.map(lambda c: remove_containers(c, {"label": DIRECT_LABEL}), clients.values()))
+
+
+def swarm_run(boss, clients, image, n):
+    name = f"bench-scale-{n}"
+    service = swarm.create(boss, name, image, 0)
+    started = time.perf_counter()
+    service.scale(REPLICAS)
+    wait_for(
+        lambda: swarm.running_tasks(boss, name) == REPLICAS, 120, "swarm to run 30 tasks", POLL
+    )
+    elapsed = time.perf_counter() - started
+    spread = swarm.spread(boss, name)
+    swarm.remove(boss, clients, name)
+    return elapsed, spread
+
+
+def measure(stack, runs=3):
+    clients = engines(stack)
+    image = stack.lab["images"]["demo_v1"]
+    for client in clients.values():
+        client.images.pull(image)
+    remove_direct(clients)
+    spec = {"name": SERVICE, "image": image, "replicas": 0, "update": {"monitor": 0}}
+    api(stack, "POST", "/api/services/", spec)
+    wait_for(
+        lambda: api(stack, "GET", f"/api/services/{SERVICE}/")["status"] == "running",
+        60,
+        "the empty service to be deployed",
+    )
+    details = {"replicas": REPLICAS, "runs": runs, "fleet": [], "direct": [], "swarm": []}
+    for _ in range(runs):
+        elapsed, spread = fleet_run(stack, clients)
+        details["fleet"].append({"seconds": round(elapsed, 3), "spread": spread})
+        elapsed, spread = direct_run(clients, image)
+        details["direct"].append({"seconds": round(elapsed, 3), "spread": spread})
+    remove_service(stack, SERVICE)
+    names = sorted(clients)
+    try:
+        swarm.form(clients, names[0])
+        boss = clients[names[0]]
+        for n in range(runs):
+            elapsed, spread = swarm_run(boss, clients, image, n)
+            details["swarm"].append({"seconds": round(elapsed, 3), "spread": spread})
+    finally:
+        swarm.leave(clients)
+    fleet, direct, swarm_s = (
+        median([r["seconds"] for r in details[v]]) for v in ("fleet", "direct", "swarm")
+    )
+    details["median_seconds"] = {"fleet": fleet, "direct": direct, "swarm": swarm_s}
+    what = f"0 -> {REPLICAS} replicas on 3 engines, median of {runs}"
+    rows = [
+        row(
+            "scale",
+            f"{what}, vs direct API calls",
+            f"{fleet:.2f} s",
+            f"{direct:.2f} s direct",
+            fmt_ratio(fleet, direct),
+        ),
+        row(
+            "scale",
+            f"{what}, vs Docker Swarm",
+            f"{fleet:.2f} s",
+            f"{swarm_s:.2f} s swarm",
+            fmt_ratio(fleet, swarm_s),
+        ),
+    ]
+    return rows, details
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    standalone("scale", measure, runs=parser.parse_args().runs)
