@@ -34,7 +34,7 @@ def parse_constraint(text: str) -> Constraint:
     if not found or "=" in found["value"]:
         raise ValueError(f"Constraint {text!r} is not understood: use {CONSTRAINT_FORMS}.")
     key = found["key"]
-    if key != NODE_NAME and not LABEL_KEY.match(key):
+    if key != NODE_NAME and not LABEL_KEY.fullmatch(key):
         raise ValueError(
             f"Constraint {text!r} names {key!r}, which is not a label key: "
             "use 1-128 letters, digits, '.', '_', '/' or '-', or node.name."

@@ -53,7 +53,7 @@ def validate_image(value):
     # Checked before the pattern so that a huge value never reaches it.
     if len(value) > 255:
         raise serializers.ValidationError("Ensure this field has no more than 255 characters.")
-    if not IMAGE.match(value):
+    if not IMAGE.fullmatch(value):
         raise serializers.ValidationError(
             "Use an image reference such as busybox, library/nginx:1.25 or "
             "registry.example:5000/team/app:1, with a lowercase path."
@@ -128,7 +128,7 @@ class EnvField(serializers.DictField):
         errors = {
             str(name): ["Use letters, digits and '_', not starting with a digit."]
             for name in data
-            if not ENV_NAME.match(str(name))
+            if not ENV_NAME.fullmatch(str(name))
         }
         try:
             env = super().to_internal_value(data)

@@ -11,11 +11,14 @@ LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
 _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*$")
 ENDPOINT_SCHEMES = ("unix", "tcp", "ssh")
+# What a node or service name can look like in a URL: anything else is a 404 at once,
+# before it reaches a database that may refuse it (PostgreSQL refuses NUL in text).
+NAME_IN_URL = "[a-z0-9][a-z0-9-]{0,62}"
 
 
 def validate_dns_label(value):
     """A name usable as a DNS label: lowercase letters, digits and inner hyphens, 1-63 long."""
-    if not DNS_LABEL.match(value or ""):
+    if not DNS_LABEL.fullmatch(value or ""):
         raise ValidationError(
             "Use 1-63 lowercase letters, digits or hyphens, starting and ending "
             "with a letter or digit.",
@@ -27,7 +30,7 @@ def _validate_host(host):
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not HOSTNAME.match(host):
+        if not HOSTNAME.fullmatch(host):
             raise ValidationError(
                 f"'{host}' is not a valid host name or address.", code="invalid"
             ) from None
@@ -35,6 +38,12 @@ def _validate_host(host):
 
 def validate_endpoint(value):
     """A Docker endpoint: unix:///path, tcp://host:port or ssh://[user@]host[:port]."""
+    # urlsplit quietly drops tabs and newlines, so the stored text would differ from what
+    # was checked.
+    if any(char.isspace() or not char.isprintable() for char in value or ""):
+        raise ValidationError(
+            "The endpoint may not contain spaces or control characters.", code="invalid"
+        )
     try:
         parts = urlsplit(value or "")
         port = parts.port
@@ -75,14 +84,15 @@ def validate_labels(value):
     if not isinstance(value, dict):
         raise ValidationError('Labels must be an object such as {"zone": "a"}.', code="invalid")
     for key, val in value.items():
-        if not isinstance(key, str) or not LABEL_KEY.match(key):
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
             raise ValidationError(
                 f"Label key {key!r} must be 1-128 letters, digits, '.', '_', '/' or '-'.",
                 code="invalid",
             )
-        if not isinstance(val, str) or len(val) > 256:
+        if not isinstance(val, str) or len(val) > 256 or "\x00" in val:
             raise ValidationError(
-                f"Label {key!r} must have a string value of at most 256 characters.",
+                f"Label {key!r} must have a string value of at most 256 characters "
+                "(and no NUL characters).",
                 code="invalid",
             )
 

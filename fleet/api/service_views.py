@@ -3,6 +3,7 @@
 import django_filters
 from django.db import IntegrityError
 from django.db.models import Count, Q
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 from .. import services
 from ..models import Deployment, Replica, Service
 from ..spec import SPEC_FIELDS, ServiceSpecSerializer, merge
+from ..validation import NAME_IN_URL
 from .permissions import ActionPermission
 from .service_serializers import (
     DeploymentSerializer,
@@ -32,10 +34,16 @@ def with_counts(queryset):
     )
 
 
+def json_object(data):
+    """The request body when it is an object; anything else (a list, a number, null) is a 400."""
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+    return data
+
+
 def validated_spec(service, changes):
     """The service's spec with a client's changes, validated whole, or a 400 naming the fields."""
-    if not isinstance(changes, dict):
-        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+    json_object(changes)
     errors = {}
     if "name" in changes and changes["name"] != service.name:
         errors["name"] = ["A service's name cannot be changed."]
@@ -59,7 +67,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
     serializer_class = ServiceSerializer
     lookup_field = "name"
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = NAME_IN_URL
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     permission_classes = [ActionPermission]
     action_permissions = {
@@ -79,6 +87,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         service = self.get_queryset().get(pk=service.pk)
         return Response(ServiceSerializer(service).data, status=code)
 
+    @extend_schema(request=ServiceSpecSerializer, responses={201: ServiceSerializer})
     def create(self, request, *args, **kwargs):
         spec = ServiceSpecSerializer(data=request.data)
         spec.is_valid(raise_exception=True)
@@ -90,10 +99,11 @@ class ServiceViewSet(viewsets.ModelViewSet):
             raise ValidationError({"name": ["A service with this name already exists."]}) from exc
         return self.fresh(service, status.HTTP_201_CREATED)
 
+    @extend_schema(request=ServiceSpecSerializer(partial=True), responses={202: ServiceSerializer})
     def partial_update(self, request, *args, **kwargs):
         service = self.get_object()
         replicas = None
-        if "replicas" in request.data:
+        if "replicas" in json_object(request.data):
             scale = ScaleSerializer(data={"replicas": request.data["replicas"]})
             scale.is_valid(raise_exception=True)
             replicas = scale.validated_data["replicas"]
@@ -107,6 +117,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return conflict(exc)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={202: ServiceSerializer})
     def destroy(self, request, *args, **kwargs):
         service = self.get_object()
         try:
@@ -115,6 +126,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return conflict(exc)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=ScaleSerializer, responses={202: ServiceSerializer})
     @action(detail=True, methods=["post"], serializer_class=ScaleSerializer)
     def scale(self, request, name=None):
         """Converge to {"replicas": n}."""
@@ -127,11 +139,15 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return conflict(exc)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        request=ServiceSpecSerializer(partial=True),
+        responses={200: DeploymentSerializer, 202: DeploymentSerializer},
+    )
     @action(detail=True, methods=["post"], serializer_class=DeploymentSerializer)
     def deploy(self, request, name=None):
         """Roll out a new revision from a partial spec such as {"image": ...}."""
         service = self.get_object()
-        if "replicas" in request.data:
+        if "replicas" in json_object(request.data):
             raise ValidationError({"replicas": ["Use the scale action to change the count."]})
         spec, _ = validated_spec(service, request.data)
         try:
@@ -141,6 +157,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
         return Response(DeploymentSerializer(deployment).data, status=code)
 
+    @extend_schema(request=None, responses={202: DeploymentSerializer})
     @action(detail=True, methods=["post"], serializer_class=DeploymentSerializer)
     def rollback(self, request, name=None):
         """Go back to the newest earlier revision that succeeded."""
@@ -151,6 +168,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return conflict(exc)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: ServiceSerializer})
     @action(
         detail=True,
         methods=["post"],
@@ -166,6 +184,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             return Response({"slot": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses=ReplicaSerializer(many=True))
     @action(detail=True, methods=["get"], serializer_class=ReplicaSerializer, pagination_class=None)
     def replicas(self, request, name=None):
         """Where each replica runs and how it is doing."""

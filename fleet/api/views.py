@@ -1,13 +1,17 @@
 """REST API views: thin, every change goes through fleet.nodes."""
 
 import django_filters
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from .. import nodes
 from ..models import Actor, Event, EventKind, Node
+from ..validation import NAME_IN_URL
 from .permissions import ActionPermission
 from .serializers import EventSerializer, NodeSerializer
 
@@ -24,7 +28,7 @@ class NodeViewSet(viewsets.ModelViewSet):
     queryset = Node.objects.all()
     serializer_class = NodeSerializer
     lookup_field = "name"
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = NAME_IN_URL
     permission_classes = [ActionPermission]
     action_permissions = {
         "create": "fleet.add_node",
@@ -50,11 +54,13 @@ class NodeViewSet(viewsets.ModelViewSet):
         nodes.set_availability(node, availability, actor_of(request))
         return Response(self.get_serializer(node).data, status=status.HTTP_200_OK)
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"], serializer_class=NodeSerializer)
     def drain(self, request, name=None):
         """Stop placing work on this node."""
         return self._set_availability(request, Node.Availability.DRAIN)
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"], serializer_class=NodeSerializer)
     def activate(self, request, name=None):
         """Place work on this node again."""
@@ -79,6 +85,19 @@ class EventPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def decode_cursor(self, request):
+        # The cursor is the client's to send back, so its position is untrusted text: one
+        # that is not a time would reach the query and fail there.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(cursor.position) is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -1,0 +1,159 @@
+"""Hostile input at every API operation, generated from Fleet's own OpenAPI schema.
+
+Schemathesis makes valid and invalid requests (wrong types, huge and odd strings,
+NUL bytes, missing and extra fields) and sends them in-process to the WSGI app,
+as an admin with a token so that they get past authentication to validation.
+Every answer must be below 500, and a rejected request must leave the database
+exactly as it was.
+"""
+
+import pytest
+import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
+from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck, settings
+
+from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
+from fleet.spec import ServiceSpecSerializer
+
+pytestmark = pytest.mark.django_db
+
+MODELS = (Node, Service, Deployment, Replica, Event)
+# Names the fixture creates; most generated path names are swapped for one of these so
+# that requests reach the validation of a real object rather than stopping at a 404.
+EXISTING = {"/api/nodes/": "n1", "/api/services/": "web"}
+
+schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+schema.app = WSGIHandler()
+
+
+def snapshot():
+    """Every row of the fleet's tables, in full, in a stable order."""
+    return {model.__name__: list(model.objects.order_by("pk").values()) for model in MODELS}
+
+
+@pytest.fixture
+def fleet_rows(db):
+    """A node, a service with two revisions (the first good), a replica and some events."""
+    node = Node.objects.create(name="n1", endpoint="tcp://192.0.2.1:2375", labels={"zone": "a"})
+    spec = ServiceSpecSerializer(data={"name": "web", "image": "busybox:1"})
+    spec.is_valid(raise_exception=True)
+    data = spec.validated_data
+    service = Service.objects.create(name="web", replicas=1)
+    fields = {k: v for k, v in data.items() if k not in ("name", "replicas")}
+    good = Deployment.objects.create(
+        service=service, revision=1, spec=fields, status=Deployment.Status.SUCCEEDED
+    )
+    current = Deployment.objects.create(
+        service=service, revision=2, spec={**fields, "image": "busybox:2"}
+    )
+    service.current_deployment = current
+    service.save()
+    Replica.objects.create(service=service, deployment=good, slot=0, node=node)
+    Event.objects.record(EventKind.SERVICE_CREATED, service=service, new="busybox:1")
+    Event.objects.record(EventKind.SERVICE_SCALED, service=service, old="0", new="1")
+
+
+@pytest.fixture
+def token(admin_user):
+    """The admin's API token, on a connection the app leaves open between requests."""
+    from rest_framework.authtoken.models import Token
+
+    # As Django's test client does: the test's transaction must outlive each request.
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield Token.objects.create(user=admin_user).key
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
+
+
+def aim_at_existing(case):
+    """Point most cases at the fixture's objects; keep a third with their generated name."""
+    name = (case.path_parameters or {}).get("name")
+    if name is None:
+        return
+    prefix = next((p for p in EXISTING if case.path.startswith(p)), None)
+    if prefix and len(str(name)) % 3:
+        case.path_parameters["name"] = EXISTING[prefix]
+
+
+@schema.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_no_request_crashes_the_api_or_half_applies(case, fleet_rows, token):
+    aim_at_existing(case)
+    with transaction.atomic():
+        before = snapshot()
+        response = case.call(headers={"Authorization": f"Token {token}"})
+        after = snapshot()
+        # Each example starts from the fixture's rows again.
+        transaction.set_rollback(True)
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
+    if 400 <= response.status_code < 500:
+        assert after == before, f"{case.method} {case.formatted_path} was refused but changed rows"
+    case.validate_response(
+        response,
+        checks=[
+            schemathesis.checks.not_a_server_error,
+            schemathesis.checks.content_type_conformance,
+            schemathesis.checks.response_schema_conformance,
+        ],
+    )
+
+
+# Regressions for what the fuzzing found.
+
+
+@pytest.mark.parametrize("body", ["null", "true", "1", '"web"'])
+@pytest.mark.parametrize("path", ["/api/services/web/", "/api/services/web/deploy"])
+def test_a_body_that_is_not_an_object_is_a_400_not_a_crash(api, fleet_rows, path, body):
+    before = snapshot()
+    send = api.patch if path.endswith("web/") else api.post
+    response = send(path, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Send a JSON object."]}
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("position", ["garbage", "\x00", "2026-13-45 00:00:00", ""])
+def test_a_forged_event_cursor_is_a_404_not_a_crash(api, fleet_rows, position):
+    import base64
+    from urllib.parse import urlencode
+
+    cursor = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    response = api.get("/api/events/", {"cursor": cursor})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid cursor"}
+
+
+def test_a_real_event_cursor_still_pages(api, fleet_rows):
+    first = api.get("/api/events/", {"limit": 1}).json()
+    second = api.get(first["next"]).json()
+    assert [e["kind"] for e in first["results"] + second["results"]] == [
+        EventKind.SERVICE_SCALED,
+        EventKind.SERVICE_CREATED,
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/nodes/n1%00/", "/api/services/web%00/scale", "/nodes/n1%00/", "/services/WEB/"]
+)
+def test_a_path_that_cannot_name_anything_is_a_404(api, admin_client, fleet_rows, path):
+    client = api if path.startswith("/api/") else admin_client
+    send = client.post if path.endswith("scale") else client.get
+    response = send(path)
+    assert response.status_code == 404
+
+
+def test_a_label_value_with_nul_is_a_400(api, fleet_rows):
+    before = snapshot()
+    response = api.patch("/api/nodes/n1/", {"labels": {"zone": "a\x00"}}, format="json")
+    assert response.status_code == 400
+    assert "labels" in response.json()
+    assert snapshot() == before
