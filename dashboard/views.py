@@ -11,6 +11,7 @@ from django.views.generic import DetailView, TemplateView
 from fleet import nodes
 from fleet.api.service_serializers import service_status
 from fleet.api.service_views import with_counts
+from fleet.api.views import EventFilter
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
@@ -113,5 +114,30 @@ class ServiceDetailView(FleetReadMixin, DetailView):
             can_change=self.request.user.has_perm("fleet.change_service"),
             deployments=service.deployments.all()[:20],
             events=Event.objects.filter(service_name=service.name)[:RECENT_EVENTS],
+            **kwargs,
+        )
+
+
+class EventsView(FleetReadMixin, TemplateView):
+    """The audit trail: every event, filtered by who, which node or service, what and when."""
+
+    template_name = "dashboard/events.html"
+    limit = 200
+
+    def get_context_data(self, **kwargs):
+        data = {key: value for key, value in self.request.GET.items() if value}
+        filters = EventFilter(data, queryset=Event.objects.all())
+        valid = filters.is_valid()
+        events = list(filters.qs[: self.limit + 1]) if valid else []
+        return super().get_context_data(
+            filters=filters,
+            valid=valid,
+            events=events[: self.limit],
+            more=len(events) > self.limit,
+            limit=self.limit,
+            applied=data,
+            # New events join the list live only while they could match: no end time set.
+            live=valid and "until" not in data,
+            actors=Event.objects.order_by("actor").values_list("actor", flat=True).distinct(),
             **kwargs,
         )

@@ -4,6 +4,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from . import services
 from .admin import ReadOnlyAdmin, actor_of
@@ -39,7 +40,8 @@ class ServiceForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        # A user who may only view gets a form without fields: the admin shows values instead.
+        if self.instance.pk and "name" in self.fields:
             self.fields["name"].disabled = True
             spec = self.instance.spec
             self.initial["image"] = spec.get("image", "")
@@ -85,6 +87,12 @@ class ServiceAdmin(admin.ModelAdmin):
     @admin.display(description="image")
     def image(self, service):
         return service.spec.get("image", "")
+
+    @admin.display(description="options")
+    def options(self, service):
+        """The spec as a viewer sees it on the read-only page, secret values masked."""
+        spec = {k: v for k, v in shown(service.spec).items() if k != "image"}
+        return format_html("<pre>{}</pre>", json.dumps(spec, indent=2))
 
     @admin.display(description="running", ordering="healthy_replicas")
     def running(self, service):

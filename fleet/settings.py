@@ -186,7 +186,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Nodes, services and events of a Docker fleet.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_PERMISSIONS": ["fleet.api.permissions.ReadsFleet"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

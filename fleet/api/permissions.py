@@ -26,3 +26,13 @@ class ActionPermission(BasePermission):
             return user.has_perm(read_permission(view))
         perm = getattr(view, "action_permissions", {}).get(view.action)
         return bool(perm) and user.has_perm(perm)
+
+
+class ReadsFleet(BasePermission):
+    """For the schema and the API docs: any role, like the dashboard's pages."""
+
+    def has_permission(self, request, view):
+        from ..roles import READ_FLEET
+
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perms(READ_FLEET))

@@ -68,6 +68,9 @@ function matches(container, data) {
   const node = container.dataset.filterNode;
   if (service !== undefined && data.service !== service) return false;
   if (node !== undefined && (data.node || "") !== node) return false;
+  const { filterActor: actor, filterKind: kind } = container.dataset;
+  if (actor !== undefined && data.actor !== actor) return false;
+  if (kind !== undefined && data.kind !== kind) return false;
   return true;
 }
 
