@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import time
 
 import websockets
@@ -23,6 +24,7 @@ from bench.harness import api, percentile, raise_fd_limit, row, standalone
 AIM_P99_MS = 1000
 NODE = "lab-1"
 CONNECTING_AT_ONCE = 20
+ROUND_TIMEOUT = 10  # seconds a change may take to reach every socket before it counts as missed
 
 
 class Round:
@@ -34,6 +36,7 @@ class Round:
         self.arrivals = []
         self.clients = clients
         self.done = asyncio.Event()
+        self.drops = 0  # connections the server closed while the benchmark ran
 
     def begin(self, availability):
         self.expected, self.arrivals, self.started = availability, [], time.perf_counter()
@@ -55,21 +58,30 @@ class Round:
 
 
 async def client(stack, current, ready, gate):
+    """One dashboard: connect, note the awaited messages, and reconnect a second after a drop,
+    as the dashboard's own script does (a drop is counted; what it missed stays missing)."""
     headers = {"Authorization": f"Token {stack.token}", "Origin": stack.url}
     url = stack.url.replace("http://", "ws://") + "/ws/fleet/"
-    async with gate:
-        socket = await websockets.connect(
-            url, additional_headers=headers, max_size=None, open_timeout=60, ping_interval=None
-        )
-        await socket.recv()  # the snapshot
-    ready()
     expected = None
-    try:
-        async for raw in socket:
-            if current.expected != expected and current.seen(json.loads(raw)):
-                expected = current.expected  # one arrival per client and change
-    finally:
-        await socket.close()
+    while True:
+        async with gate:
+            socket = await websockets.connect(
+                url, additional_headers=headers, max_size=None, open_timeout=60, ping_interval=None
+            )
+            await socket.recv()  # the snapshot
+        if ready is not None:
+            ready()
+            ready = None
+        try:
+            async for raw in socket:
+                if current.expected != expected and current.seen(json.loads(raw)):
+                    expected = current.expected  # one arrival per client and change
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            await socket.close()
+        current.drops += 1
+        await asyncio.sleep(1)
 
 
 async def fan_out(stack, clients, changes):
@@ -95,7 +107,7 @@ async def fan_out(stack, clients, changes):
         current.begin("drain" if action == "drain" else "active")
         await asyncio.to_thread(api, stack, "POST", f"/api/nodes/{NODE}/{action}")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(current.done.wait(), 30)
+            await asyncio.wait_for(current.done.wait(), ROUND_TIMEOUT)
         rounds.append([seconds * 1000 for seconds in current.arrivals])
         await asyncio.sleep(1)
     if changes % 2:
@@ -103,23 +115,29 @@ async def fan_out(stack, clients, changes):
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return rounds, connect_s
+    return rounds, connect_s, current.drops
+
+
+def shown(ms):
+    return f"> {ROUND_TIMEOUT * 1000}" if math.isinf(ms) else round(ms)
 
 
 def measure(stack, clients=500, changes=6):
     raise_fd_limit()
-    rounds, connect_s = asyncio.run(fan_out(stack, clients, changes))
-    everything = [ms for arrivals in rounds for ms in arrivals]
+    rounds, connect_s, drops = asyncio.run(fan_out(stack, clients, changes))
     missed = sum(clients - len(arrivals) for arrivals in rounds)
+    # A message that never came counts as slower than any that did.
+    everything = [ms for arrivals in rounds for ms in arrivals] + [math.inf] * missed
     p50, p99 = percentile(everything, 50), percentile(everything, 99)
     details = {
         "clients": clients,
         "changes": changes,
         "connect_all_seconds": round(connect_s, 2),
-        "p50_ms": round(p50, 1),
-        "p99_ms": round(p99, 1),
-        "max_ms": round(max(everything), 1),
+        "p50_ms": shown(p50),
+        "p99_ms": shown(p99),
+        "max_received_ms": round(max(ms for a in rounds for ms in a), 1),
         "missed": missed,
+        "dropped_connections": drops,
         "per_change": [
             {
                 "received": len(a),
@@ -135,11 +153,11 @@ def measure(stack, clients=500, changes=6):
     }
     what = f"node drained/activated via API -> {clients} sockets ({changes} changes)"
     rows = [
-        row("fan-out", f"{what}, p50", f"{p50:.0f} ms"),
+        row("fan-out", f"{what}, p50", f"{shown(p50)} ms"),
         row(
             "fan-out",
-            f"{what}, p99" + (f" ({missed} messages missing)" if missed else ""),
-            f"{p99:.0f} ms",
+            f"{what}, p99" + (f" ({missed} missed, {drops} drops)" if missed or drops else ""),
+            f"{shown(p99)} ms",
             aim=f"< {AIM_P99_MS} ms",
             met=p99 < AIM_P99_MS and not missed,
         ),
