@@ -5,8 +5,10 @@ fail loudly on a value they cannot parse. Defaults are what `make run` needs on
 a fresh machine: SQLite in var/, Redis on localhost, three lab nodes.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
 
@@ -46,6 +48,10 @@ try:
     FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
     FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
     FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
+    # Logins: after this many failures for one user name from one address, that pair is
+    # locked out for the cool-off (seconds); a successful login resets the count.
+    FLEET_LOGIN_FAILURE_LIMIT = _positive("FLEET_LOGIN_FAILURE_LIMIT", env.int, 5)
+    FLEET_LOGIN_COOLOFF = _positive("FLEET_LOGIN_COOLOFF", env.float, 900.0)
     # What the dashboard's new-service form suggests (the lab's demo image by default).
     FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", "10.250.7.1:5000/fleet/demo:1")
     # The key that seals services' secret values at rest; derived from SECRET_KEY if unset.
@@ -76,6 +82,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
+    "csp",
     "fleet",
     "dashboard",
 ]
@@ -89,6 +97,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fleet.urls"
@@ -132,6 +143,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out user name and address is refused before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes: failed logins counted per user name and address, in the database, on the
+# login page, the admin's login and the API's token endpoint alike.
+AXES_FAILURE_LIMIT = FLEET_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=FLEET_LOGIN_COOLOFF)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -168,6 +192,23 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp): pages load scripts, styles, images and sockets from
+# Fleet itself only, with no inline script or style anywhere (the API docs page included),
+# and may not be framed. 'self' covers the same-origin websocket (ws:// and wss://).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+    }
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
