@@ -12,7 +12,7 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from . import observe, replicas
+from . import live, observe, replicas
 from .models import Deployment, Node, Replica, Service
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ def sync_and_clean():
     # Whatever an event missed: every replica's state from the same listing.
     for pk, containers in listings.items():
         observe.apply_listing(by_pk[pk], containers, now)
+    # A converge marks these too, but one that was busy when the node went down may
+    # have finished without seeing it: marked here, they make their service's converge due.
+    mark_lost_on_down_nodes()
     # Read the claims after listing, so that a container saved meanwhile counts as claimed.
     claimed = set(Replica.objects.exclude(container_id="").values_list("container_id", flat=True))
     pending = {
@@ -42,6 +45,27 @@ def sync_and_clean():
     ]
     replicas.run_parallel([(replicas.remove_orphan, *orphan) for orphan in orphans])
     return len(orphans)
+
+
+def mark_lost_on_down_nodes():
+    """Mark the replicas of down (or removed) nodes missing, so that they move elsewhere."""
+    lost = Replica.objects.filter(Q(node__status=Node.Status.DOWN) | Q(node__isnull=True))
+    lost = lost.exclude(state__in=(Replica.State.MISSING, Replica.State.FAILED))
+    for replica in lost.select_related("service", "node"):
+        # Only if no converge moved it meanwhile: the same node and container as read.
+        marked = (
+            Replica.objects.filter(
+                pk=replica.pk, node_id=replica.node_id, container_id=replica.container_id
+            )
+            .exclude(state__in=(Replica.State.MISSING, Replica.State.FAILED))
+            .update(
+                state=Replica.State.MISSING,
+                error=f"node {replica.node or 'removed'} is down",
+                ready_at=None,
+            )
+        )
+        if marked:
+            live.broadcast_replica(replica)
 
 
 def needs_converge(service, rows, now):

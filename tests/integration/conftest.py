@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGS = ROOT / "var" / "test-logs"
+# FLEET_TEST_LOGS keeps the logs of parallel runs (other labs) apart.
+LOGS = Path(os.environ.get("FLEET_TEST_LOGS") or ROOT / "var" / "test-logs")
 
 
 def wait_for(predicate, timeout, interval=0.1, message="condition"):
@@ -218,6 +219,70 @@ class LabFleet:
                 return response.read().decode().strip()
         except OSError:
             return None
+
+    def problems(self, name, count, revision=None, skip=()):
+        """How the service differs from converged, as sentences; [] when it is converged.
+
+        Converged: `count` slots, each with exactly one replica row, serving, whose
+        container runs on its node (of `revision` when given); the engines (all but
+        `skip`) hold no container of the service besides those, and no Fleet container
+        at all that no replica row claims (an orphan).
+        """
+        from fleet.models import Replica
+
+        found = []
+        rows = list(Replica.objects.filter(service__name=name).select_related("node", "deployment"))
+        slots = sorted(r.slot for r in rows)
+        if slots != list(range(1, count + 1)):
+            found.append(f"replica rows of slots {slots}, not 1..{count}")
+        found += [
+            f"slot {r.slot} is {r.state}/{r.health} on {r.node}"
+            for r in rows
+            if not (r.serving and r.container_id and r.node)
+        ]
+        if revision is not None:
+            found += [
+                f"slot {r.slot} runs revision {r.deployment.revision}"
+                for r in rows
+                if r.deployment.revision != revision
+            ]
+        claimed = set(
+            Replica.objects.exclude(container_id="").values_list("container_id", flat=True)
+        )
+        mine = {r.container_id: r for r in rows}
+        for node, client in self.engines.items():
+            if node in skip:
+                continue
+            listed = client.containers.list(
+                all=True, filters={"label": "fleet.service"}, ignore_removed=True
+            )
+            for c in listed:
+                if c.id not in claimed:
+                    found.append(f"orphan {c.name} ({c.status}) on {node}")
+                elif c.labels.get("fleet.service") == name:
+                    row = mine.get(c.id)
+                    if row is None or row.node.name != node or c.status != "running":
+                        found.append(f"{c.name} is {c.status} on {node}, its row says {row}")
+            on_node = {c.id for c in listed}
+            found += [
+                f"slot {r.slot}'s container is not on {node}"
+                for r in rows
+                if r.node and r.node.name == node and r.container_id not in on_node
+            ]
+        return found
+
+    def converged(self, name, count, revision=None, skip=(), timeout=60):
+        """Wait until problems() has none: desired count serving, no orphans, no duplicate slot."""
+        seen = []
+
+        def settled():
+            seen[:] = self.problems(name, count, revision, skip)
+            return not seen
+
+        try:
+            wait_for(settled, timeout, 0.5, message=f"{name} to converge to {count}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {seen}") from None
 
     def clean(self):
         """Remove whatever Fleet containers earlier tests left on the engines."""
