@@ -86,7 +86,9 @@ def page(browser, server, admin_user):
     page.fill("#id_password", "root-pass-123")
     page.click("button[type=submit]")
     page.wait_for_url(f"{server}/")
-    page.wait_for_function("document.body.dataset.live === 'on'")
+    # Predicates are functions, not expressions: Playwright evals an expression while it
+    # polls, which the pages' Content-Security-Policy (no 'unsafe-eval') refuses.
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
     page.base = server
     yield page
     context.close()

@@ -16,7 +16,7 @@ def running_replicas(page):
 
 def open_service(page, name):
     page.goto(f"{page.base}/services/{name}/")
-    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
 
 
 def test_an_operator_creates_a_service_and_scales_it_without_a_reload(page, fleet):
@@ -26,7 +26,7 @@ def test_an_operator_creates_a_service_and_scales_it_without_a_reload(page, flee
     page.fill("#new-port", "80")
     page.click("form[data-form=create] button[type=submit]")
     page.wait_for_url(f"{page.base}/services/web/")
-    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
     wait_for(lambda: running_replicas(page) == 2, 60, message="two replicas on the page")
 
     page.evaluate("window.sameDocument = true")
@@ -57,7 +57,7 @@ def test_a_killed_container_turns_red_and_is_replaced(page, fleet):
     )
     victim = next(c for cs in fleet.containers("web").values() for c in cs)
     victim.kill()
-    page.wait_for_function("window.seen.some(c => c.includes('rep-exited'))")
+    page.wait_for_function("() => window.seen.some(c => c.includes('rep-exited'))")
     wait_for(
         lambda: (
             running_replicas(page) == 2
@@ -110,7 +110,7 @@ def test_an_operator_drains_and_activates_a_node_in_place(page, fleet):
     from fleet.models import Node
 
     page.goto(f"{page.base}/nodes/lab-1/")
-    page.wait_for_function("document.body.dataset.live === 'on'")
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
     page.evaluate("window.sameDocument = true")
     page.click("button[name=availability][value=drain]")
     page.wait_for_selector("tr#node-lab-1 td:nth-child(3):has-text('drain')")
