@@ -54,6 +54,17 @@ def wait_for(predicate, timeout, message, interval=0.1):
     return value
 
 
+def watch(checks, started, timeout=120, interval=0.05):
+    """{name: seconds from `started` until checks[name]() first held}, polling them in turn."""
+    marks = {}
+    while len(marks) < len(checks) and time.perf_counter() < started + timeout:
+        for name, check in checks.items():
+            if name not in marks and check():
+                marks[name] = round(time.perf_counter() - started, 3)
+        time.sleep(interval)
+    return marks
+
+
 def listening(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):

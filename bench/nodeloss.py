@@ -27,13 +27,13 @@ from bench.harness import (
     row,
     standalone,
     wait_for,
+    watch,
 )
 
 AIM_S = 8
 REPLICAS = 9
 SERVICE = "loss"
 VICTIM = "lab-3"
-POLL = 0.05
 
 
 def lab():
@@ -47,17 +47,6 @@ def running_on(clients, names, filters):
     for name in names:
         total += len(clients[name].api.containers(filters={**filters, "status": "running"}))
     return total
-
-
-def watch(checks, started, timeout=120):
-    """{name: seconds from `started` until checks[name]() first held}, polling them in turn."""
-    marks = {}
-    while len(marks) < len(checks) and time.perf_counter() < started + timeout:
-        for name, check in checks.items():
-            if name not in marks and check():
-                marks[name] = round(time.perf_counter() - started, 3)
-        time.sleep(POLL)
-    return marks
 
 
 def restart_victim(stack):
