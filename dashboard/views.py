@@ -129,6 +129,9 @@ class EventsView(FleetReadMixin, TemplateView):
         filters = EventFilter(data, queryset=Event.objects.all())
         valid = filters.is_valid()
         events = list(filters.qs[: self.limit + 1]) if valid else []
+        # Everyone who did something, and the one asked for even before they have.
+        actors = set(Event.objects.order_by().values_list("actor", flat=True).distinct())
+        actors = sorted(actors | ({data["actor"]} if "actor" in data else set()))
         return super().get_context_data(
             filters=filters,
             valid=valid,
@@ -138,6 +141,6 @@ class EventsView(FleetReadMixin, TemplateView):
             applied=data,
             # New events join the list live only while they could match: no end time set.
             live=valid and "until" not in data,
-            actors=Event.objects.order_by("actor").values_list("actor", flat=True).distinct(),
+            actors=actors,
             **kwargs,
         )

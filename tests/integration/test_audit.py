@@ -85,3 +85,11 @@ def test_a_bad_filter_says_what_is_wrong_and_lists_nothing(client, viewer, api, 
     assert 'class="msg-error"' in page.content.decode()
     assert shown(page) == []
     assert api.get("/api/events/", query).status_code == 400
+
+
+def test_the_form_shows_the_filter_applied_even_for_someone_without_events(client, viewer):
+    client.force_login(viewer)
+    html = client.get("/events/", {"actor": "zed", "kind": "service.scaled"}).content.decode()
+    assert '<option value="zed" selected>' in html
+    assert '<option value="service.scaled" selected>' in html
+    assert "No event matches." not in html  # an open filter is live: it waits for matches
