@@ -3,7 +3,7 @@
 import logging
 import secrets
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.utils import timezone
 
@@ -92,16 +92,19 @@ def start(replica):
     replica.refresh_from_db()
     if replica.container_id:
         return  # another pass already did it
+    # Late (its node froze meanwhile), the row may have moved on: then it is left alone,
+    # and a container made after all is an orphan for the reconcile.
+    still = Replica.objects.filter(
+        pk=replica.pk, node_id=replica.node_id, container_id="", state=Replica.State.PENDING
+    )
     try:
         spec = container_spec(replica)
         container_id = engine.run_container(replica.node, spec)
     except (engine.EngineError, sealing.SealError) as exc:
-        Replica.objects.filter(pk=replica.pk).update(
-            state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
+        still.update(state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
     else:
         # Seen now: a listing begun before the container existed must not call it missing.
-        Replica.objects.filter(pk=replica.pk).update(
+        still.update(
             container_id=container_id, container_name=spec.name, observed_at=timezone.now()
         )
     live.broadcast_replica(replica)
@@ -151,13 +154,37 @@ def reset_for_restart(replica, node):
     live.broadcast_replica(replica)
 
 
+def _nodes_of(args):
+    """The ids of the nodes a call works on: those of its Node and Replica arguments."""
+    ids = {a.pk for a in args if isinstance(a, Node)}
+    return ids | {a.node_id for a in args if isinstance(a, Replica) and a.node_id}
+
+
 def run_parallel(calls):
-    """Run (function, args) pairs at once; engine calls on different nodes never wait in line."""
+    """Run (function, args) pairs at once; engine calls on different nodes never wait in line.
+
+    A call still waiting on a node that has meanwhile been marked down (a frozen
+    engine answers nothing until the call times out) is not waited for: it
+    finishes on its own, and every call is safe to finish late.
+    """
     if not calls:
         return
-    with ThreadPoolExecutor(max_workers=min(len(calls), 48)) as pool:
-        for future in [pool.submit(func, *args) for func, *args in calls]:
-            future.result()
+    pool = ThreadPoolExecutor(max_workers=min(len(calls), 48))
+    try:
+        pending = {pool.submit(func, *args): _nodes_of(args) for func, *args in calls}
+        while pending:
+            done, _ = wait(pending, timeout=1.0)
+            for future in done:
+                del pending[future]
+                future.result()
+            if pending:
+                down = Node.objects.filter(
+                    pk__in=set().union(*pending.values()), status=Node.Status.DOWN
+                )
+                down = set(down.values_list("pk", flat=True))
+                pending = {f: ids for f, ids in pending.items() if not ids & down}
+    finally:
+        pool.shutdown(wait=False)
 
 
 @close_thread_connections
