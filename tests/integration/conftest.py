@@ -30,27 +30,45 @@ def wait_for(predicate, timeout, interval=0.1, message="condition"):
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def redis_server():
-    """A private Redis on the port REDIS_URL names, started unless one answers there."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    proc = None
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        port = client.connection_pool.connection_kwargs["port"]
-        proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""],
-            stdout=open(LOGS / "redis.log", "w"),
+class RedisServer:
+    """The tests' Redis, append-only as in production (bin/services), so that a test may
+    restart it and find the queued work still there."""
+
+    def __init__(self, url, folder):
+        self.url, self.folder = url, folder
+        self.client = redis.Redis.from_url(url)
+        self.port = self.client.connection_pool.connection_kwargs["port"]
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+            + ["--appendonly", "yes", "--dir", str(self.folder)],
+            stdout=open(LOGS / "redis.log", "a"),
             stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: _pings(client), 10, message="redis to answer")
-    client.flushdb()
-    yield settings.REDIS_URL
-    if proc:
-        proc.terminate()
-        proc.wait(10)
+        wait_for(lambda: _pings(self.client), 10, message="redis to answer")
+
+    def stop(self):
+        """A clean shutdown (the append-only file is flushed)."""
+        if self.proc is None:
+            pytest.skip("the Redis at REDIS_URL was not started by the tests: not ours to stop")
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A private Redis on the port REDIS_URL names, started unless one answers there."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    server = RedisServer(settings.REDIS_URL, tmp_path_factory.mktemp("redis"))
+    if not _pings(server.client):
+        server.start()
+    server.client.flushdb()
+    yield server
+    if server.proc:
+        server.proc.terminate()
+        server.proc.wait(10)
 
 
 def _pings(client):
@@ -122,10 +140,16 @@ def celery_worker(process_env):
 
 
 @pytest.fixture
-def celery_beat(process_env, celery_worker, tmp_path):
+def beat_env(process_env):
+    """The environment of beat; a test module may override it, e.g. to slow the checks."""
+    return process_env
+
+
+@pytest.fixture
+def celery_beat(beat_env, celery_worker, tmp_path):
     """Celery beat, for the tests that rely on the clock (and only for them)."""
     args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(tmp_path / "schedule")]
-    proc = _start("beat", [*args, "--loglevel", "INFO"], process_env)
+    proc = _start("beat", [*args, "--loglevel", "INFO"], beat_env)
     yield proc
     _stop([proc])
 

@@ -1,0 +1,57 @@
+"""Node loss with the watch running: its broken events stream starts the checks at once.
+
+Beat checks the nodes only every minute here, so down-detection can come from
+the watch alone: it re-checks a node whose stream broke every second, and the
+node is still only down after FLEET_NODE_DOWN_AFTER failures in a row.
+"""
+
+import time
+
+import pytest
+from django.conf import settings
+
+from fleet.models import Event, EventKind, Node, Replica
+from tests.integration.conftest import wait_for
+from tests.integration.test_services_deploy import PORT
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+BEAT_CHECK_INTERVAL = 60
+
+
+@pytest.fixture
+def beat_env(process_env):
+    return {**process_env, "FLEET_NODE_CHECK_INTERVAL": str(BEAT_CHECK_INTERVAL)}
+
+
+def test_a_killed_engine_s_replicas_are_back_elsewhere_in_seconds(fleet, watch_process):
+    fleet.create("web", replicas=9, ports=PORT, update={"monitor": 0})
+    fleet.converged("web", 9)
+    assert Replica.objects.filter(node__name="lab-2").count() == 3
+    fleet.lab.kill_node("lab-2")
+    killed = time.monotonic()
+    try:
+        wait_for(lambda: Node.objects.get(name="lab-2").status == "down", 30, message="lab-2 down")
+        down_after = time.monotonic() - killed
+        wait_for(
+            lambda: (
+                sorted(r.slot for r in Replica.objects.exclude(node__name="lab-2") if r.serving)
+                == list(range(1, 10))
+            ),
+            30,
+            message="every slot to run on lab-1 or lab-3",
+        )
+        back_after = time.monotonic() - killed
+        print(f"lab-2 down after {down_after:.1f}s, nine replicas back after {back_after:.1f}s")
+        # Beat alone could not have marked it down before its second check a minute on.
+        limit = BEAT_CHECK_INTERVAL * (settings.FLEET_NODE_DOWN_AFTER - 1)
+        assert down_after < limit / 4, f"marked down after {down_after:.1f}s"
+        failures = Event.objects.get(
+            kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2", new="down"
+        )
+        assert "cannot connect" in failures.reason
+        fleet.converged("web", 9, skip={"lab-2"})
+    finally:
+        fleet.lab.start_node("lab-2")
+    wait_for(lambda: Node.objects.get(name="lab-2").status == "ready", 20, message="lab-2 back")
+    fleet.converged("web", 9)
