@@ -1,7 +1,11 @@
 """REST API views: thin, every change goes through fleet.nodes."""
 
+import datetime
+
 import django_filters
+from django import forms
 from django.utils.dateparse import parse_datetime
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -67,13 +71,31 @@ class NodeViewSet(viewsets.ModelViewSet):
         return self._set_availability(request, Node.Availability.ACTIVE)
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, turned to UTC: Python takes offsets up to 23:59, PostgreSQL up to
+    15:59, and a time it refuses would fail the query instead of the request."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None or value.tzinfo is None:
+            return value
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            raise forms.ValidationError("Enter a time within the years 1 to 9999.") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class EventFilter(django_filters.FilterSet):
     node = django_filters.CharFilter(field_name="node_name")
     service = django_filters.CharFilter(field_name="service_name")
     kind = django_filters.ChoiceFilter(choices=EventKind.choices)
     actor = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Event

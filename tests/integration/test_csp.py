@@ -57,12 +57,12 @@ def service(db):
         "/admin/",
         "/admin/fleet/node/add/",
         "/admin/fleet/service/add/",
-        "/admin/fleet/service/1/change/",
+        "/admin/fleet/service/{pk}/change/",
         "/api/docs/",
     ],
 )
 def test_every_page_has_the_strict_policy_and_no_inline_code(admin_client, service, path):
-    response = admin_client.get(path)
+    response = admin_client.get(path.format(pk=service.pk))
     assert response.status_code == 200
     assert policy(response) == STRICT
     assert inline_code(response.content.decode()) == []

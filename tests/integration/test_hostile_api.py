@@ -81,7 +81,7 @@ def aim_at_existing(case):
 
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=25,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
@@ -157,3 +157,29 @@ def test_a_label_value_with_nul_is_a_400(api, fleet_rows):
     assert response.status_code == 400
     assert "labels" in response.json()
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("since", "status"),
+    [
+        ("2000-01-01T00:00:00+22:00", 200),  # Python takes it; PostgreSQL alone would not
+        ("0001-01-01T00:00:00+23:00", 400),  # before the year 1 in UTC
+        ("9999-12-31T23:59:59-23:00", 400),  # after the year 9999 in UTC
+        ("2000-01-01T00:00:00+24:00", 400),
+    ],
+)
+def test_an_event_time_filter_with_an_extreme_offset_is_answered(api, fleet_rows, since, status):
+    response = api.get("/api/events/", {"since": since})
+    assert response.status_code == status
+    if status == 400:
+        assert "since" in response.json()
+
+
+def test_an_event_time_filter_with_an_offset_still_filters(api, fleet_rows):
+    import datetime
+
+    newest = Event.objects.order_by("-created_at").first().created_at
+    plus_22 = datetime.timezone(datetime.timedelta(hours=22))
+    later = (newest + datetime.timedelta(seconds=1)).astimezone(plus_22)
+    assert api.get("/api/events/", {"since": later.isoformat()}).json()["results"] == []
+    assert len(api.get("/api/events/", {"until": later.isoformat()}).json()["results"]) == 2
