@@ -14,7 +14,9 @@ dockerd, time until the survivors run 9 tasks' containers. Aim: Fleet < 8 s.
 
 import argparse
 import time
+import urllib.parse
 from collections import Counter
+from datetime import UTC, datetime
 
 from bench import swarm
 from bench.harness import (
@@ -74,7 +76,7 @@ def fleet_run(stack, clients):
     assert before.get(VICTIM) == REPLICAS // 3, f"not spread 3/3/3: {before}"
     survivors = [name for name in clients if name != VICTIM]
     label = {"label": f"fleet.service={SERVICE}"}
-    started = time.perf_counter()
+    killed_at, started = datetime.now(UTC), time.perf_counter()
     lab().kill_node(VICTIM)
     checks = {
         "engines": lambda: running_on(clients, survivors, label) >= REPLICAS,
@@ -83,11 +85,34 @@ def fleet_run(stack, clients):
     }
     marks = watch(checks, started)
     after = dict(spread())
+    events = node_events(stack, killed_at)
     restart_victim(stack)
     remove_service(stack, SERVICE)
     if "engines" not in marks:
         raise TimeoutError(f"Fleet did not restore {REPLICAS} replicas in 120 s: {after}")
-    return {"seconds": round(marks["engines"], 3), "marks": marks, "before": before, "after": after}
+    return {
+        "seconds": round(marks["engines"], 3),
+        "marks": marks,
+        "before": before,
+        "after": after,
+        "node_events": events,
+    }
+
+
+def node_events(stack, since):
+    """The victim's status changes after the kill: (seconds after it, old, new, reason)."""
+    query = f"?node={VICTIM}&kind=node.status_changed&since={since.isoformat()}"
+    body = api(stack, "GET", "/api/events/" + urllib.parse.quote(query, safe="?=&"))
+    events = body["results"] if isinstance(body, dict) else body
+    return [
+        (
+            round((datetime.fromisoformat(e["created_at"]) - since).total_seconds(), 3),
+            e["old"],
+            e["new"],
+            e["reason"][:120],
+        )
+        for e in reversed(events)
+    ]
 
 
 def swarm_run(stack, clients, boss, ids, n):
