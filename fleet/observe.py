@@ -209,17 +209,25 @@ def _save_seen(replica, seen, node, seen_at):
 
 
 def apply_listing(node, containers, listed_at):
-    """Bring the rows of the replicas on one node in line with one listing of it."""
+    """Bring the rows of the replicas on one node in line with one listing of it;
+    return [(replica, Event kind or None)] of those that died, turned unhealthy or are gone."""
     found = {c.id: c for c in containers}
     rows = Replica.objects.filter(node=node).exclude(container_id="")
+    broken = []
     for replica in rows.exclude(state=Replica.State.FAILED).select_related("service", "deployment"):
-        _save_seen(replica, found.get(replica.container_id), node, listed_at)
+        kind = _save_seen(replica, found.get(replica.container_id), node, listed_at)
+        if kind in (EventKind.REPLICA_DIED, EventKind.REPLICA_UNHEALTHY) or (
+            replica.state == Replica.State.MISSING
+        ):
+            broken.append((replica, kind))
+    return broken
 
 
 def sync_node(node):
-    """Resynchronise the rows of every replica on one node from one listing of it."""
+    """Resynchronise the rows of every replica on one node from one listing of it;
+    return what apply_listing() returns."""
     listed_at = timezone.now()
-    apply_listing(node, engine.list_containers(node, SERVICE_LABEL), listed_at)
+    return apply_listing(node, engine.list_containers(node, SERVICE_LABEL), listed_at)
 
 
 # What a Docker event says of a container, as a listing would.

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from kombu.exceptions import OperationalError
 
 from . import engine, health, observe
@@ -77,24 +77,37 @@ class NodeWatch(threading.Thread):
     def resync(self):
         self.check()
         try:
-            observe.sync_node(self.node)
+            broken = observe.sync_node(self.node)
         except engine.EngineError as exc:
             log.info("cannot resync %s: %s", self.node.name, exc)
+            return
+        # Deaths while the stream was closed (or the watch was down) heal as if seen live.
+        for service_id in {replica.service_id for replica, _ in broken}:
+            self.heal(service_id)
 
     def handle(self, event):
         """One container event -> its replica; a death or bad health starts its healing now."""
         try:
-            outcome = observe.apply_event(self.node, event)
+            try:
+                outcome = observe.apply_event(self.node, event)
+            except DatabaseError:
+                # This thread's connection lives as long as the stream: after a database
+                # restart it is broken. Drop it, and apply the event on a new one.
+                connections.close_all()
+                outcome = observe.apply_event(self.node, event)
         except Exception:  # one odd event must not end the watch
             log.exception("could not apply an event of %s", self.node.name)
             return
         if outcome and (outcome[1] in HEAL_AFTER or outcome[0].state == "missing"):
-            from .tasks import converge_service
+            self.heal(outcome[0].service_id)
 
-            try:
-                converge_service.delay(outcome[0].service_id)
-            except OperationalError as exc:
-                log.warning("could not queue a converge (%s); the reconcile will", exc)
+    def heal(self, service_id):
+        from .tasks import converge_service
+
+        try:
+            converge_service.delay(service_id)
+        except OperationalError as exc:
+            log.warning("could not queue a converge (%s); the reconcile will", exc)
 
     def schedule_refresh(self):
         with self.lock:
@@ -133,7 +146,13 @@ def run(rescan=2.0, stop=None):
     watches = {}
     while not stop.is_set():
         close_old_connections()
-        current = {node.pk: node for node in Node.objects.all()}
+        try:
+            current = {node.pk: node for node in Node.objects.all()}
+        except DatabaseError as exc:  # a database restart must not end the watch
+            log.warning("cannot read the nodes (%s); trying again", exc)
+            connections.close_all()
+            stop.wait(rescan)
+            continue
         for pk, watch in list(watches.items()):
             node = current.get(pk)
             if node is None or _identity(node) != _identity(watch.node):
