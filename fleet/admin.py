@@ -6,6 +6,7 @@ from django.template.defaultfilters import filesizeformat
 
 from . import nodes
 from .models import Actor, Event, Node
+from .validation import validate_labels
 
 
 def actor_of(request):
@@ -29,6 +30,15 @@ class NodeForm(forms.ModelForm):
     def clean_tls_key(self):
         value = self.cleaned_data.get("tls_key")
         return value or (self.instance.tls_key if self.instance.pk else "")
+
+    def clean_labels(self):
+        # An emptied box (or "null") means no labels; the column itself may not be null.
+        # Checked here because the model's validators skip "empty" values such as [].
+        value = self.cleaned_data.get("labels")
+        if value is None:
+            return {}
+        validate_labels(value)
+        return value
 
     def clean_name(self):
         name = self.cleaned_data["name"]

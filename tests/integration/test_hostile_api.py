@@ -183,3 +183,11 @@ def test_an_event_time_filter_with_an_offset_still_filters(api, fleet_rows):
     later = (newest + datetime.timedelta(seconds=1)).astimezone(plus_22)
     assert api.get("/api/events/", {"since": later.isoformat()}).json()["results"] == []
     assert len(api.get("/api/events/", {"until": later.isoformat()}).json()["results"]) == 2
+
+
+@pytest.mark.parametrize("labels", [[], None, "zone", {"zone": 1}])
+def test_labels_that_are_not_an_object_of_strings_are_a_400(api, fleet_rows, labels):
+    before = snapshot()
+    response = api.patch("/api/nodes/n1/", {"labels": labels}, format="json")
+    assert response.status_code == 400
+    assert snapshot() == before

@@ -157,3 +157,17 @@ def test_a_refused_service_form_changes_nothing_and_says_why(admin_client, rows)
     assert "ports" in response.content.decode()
     assert snapshot() == before
     assert not Service.objects.filter(name="api").exists()
+
+
+@pytest.mark.parametrize("labels", ["", "null"])
+def test_empty_or_null_labels_in_the_node_form_mean_no_labels(admin_client, rows, labels):
+    response = admin_client.post("/admin/fleet/node/add/", {**NODE, "labels": labels})
+    assert response.status_code == 302
+    assert Node.objects.get(name="n2").labels == {}
+
+
+@pytest.mark.parametrize("labels", ["[]", '"zone"', "1", '{"zone": 1}'])
+def test_labels_that_are_not_an_object_of_strings_are_refused(admin_client, rows, labels):
+    response = admin_client.post("/admin/fleet/node/add/", {**NODE, "labels": labels})
+    assert response.status_code == 200
+    assert not Node.objects.filter(name="n2").exists()
