@@ -8,6 +8,7 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures shared with th
     ROOT,
     _start,
     _stop,
+    beat_env,
     celery_beat,
     celery_worker,
     fleet,
