@@ -149,7 +149,7 @@ def test_killing_the_worker_mid_deploy_ends_cleanly_without_orphans(
         replicas = fleet.replicas("web")
         assert sorted(r["slot"] for r in replicas) == [1, 2, 3, 4, 5, 6]
         assert {r["revision"] for r in replicas} == {2}
-        wait_for(lambda: fleet.count("web") == 6, 20, message="no orphan containers")
+        fleet.converged("web", 6, revision=2)
         assert container_ids(fleet, "web") == {r["container_id"] for r in replicas}
     finally:
         _stop([second])
