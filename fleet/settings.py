@@ -240,7 +240,9 @@ SPECTACULAR_SETTINGS = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # The layer waits on Redis for up to 5 s at a time (BZPOPMIN); redis-py 8's own
+        # 5 s socket timeout would race it and end an idle consumer, dropping its socket.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
     }
 }
 

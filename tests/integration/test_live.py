@@ -117,6 +117,27 @@ def test_a_client_gets_a_snapshot_then_changes_with_increasing_seq(token):
     assert (gone["data"], gone["html"]) == (None, "")
 
 
+def test_a_quiet_socket_stays_open_and_still_gets_changes(token):
+    """Nothing to send for longer than the channel layer's 5 s wait on Redis (and redis-py's
+    default socket timeout): the consumer must neither die nor miss the next change."""
+    import asyncio
+
+    node = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2375")
+
+    async def scenario():
+        socket, connected, _ = await connect(ORIGIN, auth(token))
+        assert connected
+        await socket.receive_json_from(timeout=5)
+        await asyncio.sleep(12)
+        await in_thread(live.broadcast)("node", node.name)
+        message = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return message
+
+    message = run(scenario)
+    assert (message["type"], message["id"]) == ("node", "edge-1")
+
+
 def test_a_burst_is_coalesced_not_dropped(token):
     nodes = [
         Node.objects.create(name=f"edge-{n}", endpoint=f"tcp://127.0.0.1:{2400 + n}")
