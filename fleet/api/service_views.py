@@ -1,7 +1,7 @@
 """REST API for services and deployments: thin, every change goes through fleet.services."""
 
 import django_filters
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -121,10 +121,13 @@ class ServiceViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         service = self.get_object()
         try:
-            services.delete(service, actor_of(request))
+            # Read the answer before the commit queues the work: a worker may remove a
+            # service without replicas before a read after the commit could find it.
+            with transaction.atomic():
+                services.delete(service, actor_of(request))
+                return self.fresh(service, status.HTTP_202_ACCEPTED)
         except services.ServiceError as exc:
             return conflict(exc)
-        return self.fresh(service, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ScaleSerializer, responses={202: ServiceSerializer})
     @action(detail=True, methods=["post"], serializer_class=ScaleSerializer)

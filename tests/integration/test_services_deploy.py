@@ -170,6 +170,20 @@ def test_deleting_a_service_removes_its_containers(fleet):
     assert fleet.count("web") == 0
 
 
+def test_deleting_a_service_without_replicas_answers_even_when_the_worker_is_quick(fleet):
+    # With nothing to stop, the worker may remove the row at once; the answer must not race it.
+    for attempt in range(5):
+        fleet.create(f"empty-{attempt}", replicas=0)
+        response = fleet.api.delete(f"/api/services/empty-{attempt}/")
+        assert response.status_code == 202, response.content
+        assert response.json()["status"] == "deleting"
+    wait_for(
+        lambda: fleet.api.get("/api/services/").json() == [],
+        30,
+        message="the services to be gone",
+    )
+
+
 def test_two_scale_requests_racing_converge_to_the_later_one(fleet):
     fleet.create("web", replicas=2, update={"monitor": 0})
     wait_running(fleet, "web", 2)
