@@ -33,6 +33,11 @@ class EngineError(Exception):
     """A Docker engine could not be reached or refused a request."""
 
 
+class EngineUnreachable(EngineError):
+    """The engine did not answer at all (refused connection, timeout): the node's fault,
+    not the request's."""
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     """What a node's engine reports about itself."""
@@ -63,6 +68,13 @@ def describe(exc, timeout=None):
         if isinstance(link, docker.errors.APIError):
             return f"engine refused: {link.explanation or link}"
     return str(exc) or type(exc).__name__
+
+
+def failure(exc, timeout=None):
+    """The EngineError to raise for an SDK exception, EngineUnreachable when nothing answered."""
+    silent = (requests.exceptions.Timeout, requests.exceptions.ConnectionError)
+    unreachable = any(isinstance(link, silent) for link in _chain(exc))
+    return (EngineUnreachable if unreachable else EngineError)(describe(exc, timeout))
 
 
 def _write_tls_files(node):
@@ -109,7 +121,7 @@ def client(node, timeout):
             tls=_write_tls_files(node) if node.uses_tls else False,
         )
     except (DockerException, requests.exceptions.RequestException) as exc:
-        raise EngineError(describe(exc, timeout)) from exc
+        raise failure(exc, timeout) from exc
     with _clients_lock:
         _clients.setdefault(key, made)
         return _clients[key]
@@ -120,7 +132,7 @@ def probe(node, timeout):
     try:
         info = client(node, timeout).info()
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, timeout)) from exc
+        raise failure(exc, timeout) from exc
     return EngineInfo(
         engine_version=str(info.get("ServerVersion", "")),
         cpus=int(info.get("NCPU") or 0),
@@ -140,7 +152,7 @@ def events(node, since=None):
             since=since, filters={"type": ["container"]}, decode=True
         )
     except (DockerException, requests.exceptions.RequestException) as exc:
-        raise EngineError(describe(exc)) from exc
+        raise failure(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -207,7 +219,7 @@ def list_containers(node, label):
     try:
         rows = client(node, timeout).api.containers(all=True, filters={"label": label})
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, timeout)) from exc
+        raise failure(exc, timeout) from exc
     return [_observed(row) for row in rows]
 
 
@@ -227,7 +239,7 @@ def ensure_image(node, image):
     except ImageNotFound:
         pass
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, PULL_TIMEOUT)) from exc
+        raise failure(exc, PULL_TIMEOUT) from exc
     repository, tag = parse_repository_tag(image)
     try:
         last_error = ""
@@ -269,7 +281,7 @@ def run_container(node, spec):
             created = api.create_container(spec.image, **options)
         api.start(created["Id"])
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+        raise failure(exc, CALL_TIMEOUT) from exc
     return created["Id"]
 
 
@@ -287,7 +299,7 @@ def remove_container(node, container_id, stop_timeout=10):
     except NotFound:
         return
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+        raise failure(exc, CALL_TIMEOUT) from exc
 
 
 def follow_logs(node, container_id, tail=100):
@@ -300,4 +312,4 @@ def follow_logs(node, container_id, tail=100):
             container_id, stream=True, follow=True, tail=tail, timestamps=True
         )
     except SDK_ERRORS as exc:
-        raise EngineError(describe(exc, CALL_TIMEOUT)) from exc
+        raise failure(exc, CALL_TIMEOUT) from exc

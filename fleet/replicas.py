@@ -100,6 +100,14 @@ def start(replica):
     try:
         spec = container_spec(replica)
         container_id = engine.run_container(replica.node, spec)
+    except engine.EngineUnreachable as exc:
+        # The node's fault, not the revision's: missing, so it is placed again (elsewhere
+        # once the node is marked down) rather than failing a rollout.
+        still.update(
+            state=Replica.State.MISSING,
+            error=f"could not be created, {replica.node} did not answer: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
     except (engine.EngineError, sealing.SealError) as exc:
         still.update(state=Replica.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
     else:

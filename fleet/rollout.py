@@ -208,9 +208,13 @@ class Pass:
             policy == "none" or (policy == "on-failure" and row.exit_code == 0)
         ):
             return
-        if row.state == Replica.State.MISSING:
+        node = self.nodes.get(row.node_id)
+        if row.state == Replica.State.MISSING and (node is None or node.status == Node.Status.DOWN):
             self.restarts.append(row)  # its node is gone: move it at once
             return
+        # Otherwise (its node did not answer but is not down, or its container vanished)
+        # it backs off like any other failure, so that a node about to be marked down is
+        # not tried again in a tight loop.
         if row.started_at and (self.now - row.started_at).total_seconds() > STABLE_AFTER:
             row.restarts = 0
         if row.retry_at is None:

@@ -325,9 +325,9 @@ class LabFleet:
             client.close()
 
 
-@pytest.fixture
-def fleet(lab, lab_nodes, celery_worker, celery_beat, api):
-    """The whole system on the lab: nodes ready, worker and beat running, engines clean."""
+@contextlib.contextmanager
+def clean_fleet(lab, api):
+    """A LabFleet on engines without Fleet's containers, every node ready; cleaned after."""
     from fleet.models import Node
 
     fleet = LabFleet(lab, api)
@@ -340,3 +340,10 @@ def fleet(lab, lab_nodes, celery_worker, celery_beat, api):
     yield fleet
     fleet.clean()
     fleet.close()
+
+
+@pytest.fixture
+def fleet(lab, lab_nodes, celery_worker, celery_beat, api):
+    """The whole system on the lab: nodes ready, worker and beat running, engines clean."""
+    with clean_fleet(lab, api) as fleet:
+        yield fleet

@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 
 from fleet.models import Node, Replica
 from tests.browser import conftest as browser
-from tests.integration.conftest import LabFleet, _start, _stop, wait_for
+from tests.integration.conftest import _start, _stop, clean_fleet, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -42,16 +42,8 @@ def rows_match_engines(fleet, name):
 @pytest.fixture
 def watched(lab, lab_nodes, celery_worker, watch_process, api):
     """Worker and watch, but no beat: nothing but the watch notices what engines do."""
-    fleet = LabFleet(lab, api)
-    fleet.clean()
-    wait_for(
-        lambda: set(Node.objects.values_list("status", flat=True)) == {"ready"},
-        20,
-        message="every lab node to be ready",
-    )
-    yield fleet
-    fleet.clean()
-    fleet.close()
+    with clean_fleet(lab, api) as fleet:
+        yield fleet
 
 
 def test_changes_made_while_the_watch_is_down_are_caught_up_when_it_restarts(

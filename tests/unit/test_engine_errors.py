@@ -36,3 +36,20 @@ def test_an_engine_refusal_carries_its_explanation():
     response.status_code = 500
     exc = docker.errors.APIError("500 Server Error", response=response, explanation="no space left")
     assert describe(exc) == "engine refused: no space left"
+
+
+def test_silence_is_unreachable_and_a_refusal_is_not():
+    from fleet.engine import EngineError, EngineUnreachable, failure
+
+    refused = raised_from(
+        docker.errors.DockerException("fetching"),
+        requests.exceptions.ConnectionError("Connection refused"),
+    )
+    assert isinstance(failure(refused), EngineUnreachable)
+    assert isinstance(failure(requests.exceptions.ReadTimeout("read"), 60), EngineUnreachable)
+    response = requests.Response()
+    response.status_code = 404
+    missing = docker.errors.ImageNotFound("404", response=response, explanation="no such image")
+    error = failure(missing)
+    assert type(error) is EngineError
+    assert str(error) == "engine refused: no such image"
