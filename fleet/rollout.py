@@ -333,15 +333,18 @@ class Pass:
             self.wait(POLL)
 
     def report_placement(self, reason):
-        """A plan that cannot be met: say so once on the deployment and as an Event."""
-        updated = (
-            Deployment.objects.filter(pk=self.target.pk)
-            .exclude(reason=reason)
-            .update(reason=reason)
-        )
-        if updated:
-            live.broadcast("deployment", self.target.pk)
-            Event.objects.record(EventKind.PLACEMENT_FAILED, service=self.service, reason=reason)
+        """A plan that cannot be met: say so once on the deployment and as an Event, together."""
+        with transaction.atomic():
+            updated = (
+                Deployment.objects.filter(pk=self.target.pk)
+                .exclude(reason=reason)
+                .update(reason=reason)
+            )
+            if updated:
+                live.broadcast("deployment", self.target.pk)
+                Event.objects.record(
+                    EventKind.PLACEMENT_FAILED, service=self.service, reason=reason
+                )
 
     # --- acting ------------------------------------------------------------------------
 

@@ -1,8 +1,22 @@
 """The API's token endpoint, locked out like the login pages after repeated failures."""
 
 from axes.helpers import get_cool_off, get_lockout_message
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled, ValidationError
+
+
+class TokenRequestSerializer(AuthTokenSerializer):
+    """A user name no longer than a user name can be, checked before anyone authenticates
+    it (and before the lockout records it, in a column of its own size)."""
+
+    username = serializers.CharField(
+        label="Username",
+        write_only=True,
+        max_length=get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD).max_length,
+    )
 
 
 class ObtainToken(ObtainAuthToken):
@@ -12,6 +26,8 @@ class ObtainToken(ObtainAuthToken):
     backend and marks the request; its middleware never sees DRF's own request object,
     so the lockout is turned into a 429 here.
     """
+
+    serializer_class = TokenRequestSerializer
 
     def post(self, request, *args, **kwargs):
         try:

@@ -84,3 +84,16 @@ def test_the_lockout_ends_after_the_cool_off(admin_user, settings):
     time.sleep(1.2)
     response, client = login("/login/", "root", RIGHT)
     assert response.status_code == 302 and logged_in(client)
+
+
+def test_a_user_name_longer_than_any_is_a_400_before_it_is_counted():
+    from axes.models import AccessAttempt
+
+    response = Client().post(
+        "/api/auth/token/",
+        {"username": "u" * 300, "password": "x"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "username" in response.json()
+    assert not AccessAttempt.objects.exists()
