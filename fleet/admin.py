@@ -75,6 +75,21 @@ class NodeAdmin(admin.ModelAdmin):
     ]
     actions = ["drain", "activate", "check_now"]
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            return fields
+        # Read-only, the admin would print every field's value: the key shows as set or not.
+        return [("tls_key_set" if f == "tls_key" else f) for f in fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return readonly if self.has_change_permission(request, obj) else [*readonly, "tls_key_set"]
+
+    @admin.display(description="TLS client key")
+    def tls_key_set(self, node):
+        return "set (never shown)" if node.tls_key else "—"
+
     @admin.display(description="memory", ordering="memory_bytes")
     def memory(self, node):
         return filesizeformat(node.memory_bytes) if node.memory_bytes else "-"

@@ -76,6 +76,18 @@ def test_the_tls_key_is_never_rendered_and_kept_when_left_blank(admin_client_):
     assert "supersecret" not in Event.objects.get().reason
 
 
+def test_a_viewer_sees_a_node_read_only_without_its_tls_key(client, viewer):
+    key = "-----BEGIN PRIVATE KEY-----\nsupersecret\n-----END PRIVATE KEY-----"
+    node = Node.objects.create(name="tls-1", endpoint="tcp://127.0.0.1:2376", tls_key=key)
+    client.force_login(viewer)
+    page = client.get(f"/admin/fleet/node/{node.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "tcp://127.0.0.1:2376" in html  # the rest is shown
+    assert "supersecret" not in html and "PRIVATE KEY" not in html
+    assert "set (never shown)" in html
+
+
 def test_events_are_read_only_and_filterable(admin_client_, node):
     Event.objects.record(EventKind.NODE_STATUS_CHANGED, node=node, old="unknown", new="ready")
     listing = admin_client_.get("/admin/fleet/event/?kind=node.status_changed&node_name=edge-1")
