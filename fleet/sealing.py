@@ -47,7 +47,7 @@ def open_value(sealed: str) -> str:
     except (InvalidToken, ValueError) as exc:
         raise SealError(
             "A secret cannot be opened with the current key (FLEET_SECRETS_KEY or SECRET_KEY "
-            "changed since it was stored); deploy it again."
+            "changed since it was stored); deploy it again with its value."
         ) from exc
 
 

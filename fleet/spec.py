@@ -150,6 +150,22 @@ class SecretsField(EnvField):
         if not isinstance(data, dict):
             return super().to_internal_value(data)
         kept = {name: value for name, value in data.items() if sealing.is_sealed(value)}
+        # Sealed, but not with this key (the key changed since): never passed on as a value.
+        lost = [
+            name
+            for name, value in data.items()
+            if name not in kept and isinstance(value, str) and value.startswith(sealing.PREFIX)
+        ]
+        if lost:
+            raise serializers.ValidationError(
+                {
+                    name: [
+                        "Stored with a key Fleet no longer has (FLEET_SECRETS_KEY or "
+                        "SECRET_KEY changed); send its value again."
+                    ]
+                    for name in lost
+                }
+            )
         fresh = super().to_internal_value({k: v for k, v in data.items() if k not in kept})
         return kept | {name: sealing.seal(value) for name, value in fresh.items()}
 

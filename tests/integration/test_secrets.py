@@ -95,12 +95,29 @@ def test_bad_secrets_get_field_errors_and_change_nothing(api, secrets):
     assert not Deployment.objects.exists() and not Event.objects.exists()
 
 
-def test_a_client_cannot_smuggle_in_a_sealed_value_of_another_key(api):
+def test_a_value_sealed_with_another_key_is_refused_not_passed_on(api):
     with override_settings(FLEET_SECRETS_KEY="another-key"):
         foreign = sealing.seal("planted")
-    create(api, secrets={"X": foreign})
-    # Not opened with this key, so taken as a plain value and sealed as such.
-    assert sealing.open_all(Deployment.objects.get().spec["secrets"]) == {"X": foreign}
+    response = api.post(
+        "/api/services/", {"name": "web", "image": IMAGE, "secrets": {"X": foreign}}, format="json"
+    )
+    assert response.status_code == 400
+    assert "send its value again" in str(response.json()["secrets"]["X"])
+    assert not Deployment.objects.exists()
+
+
+def test_after_a_key_change_a_deploy_asks_for_the_values_then_takes_them(api):
+    create(api)
+    with override_settings(FLEET_SECRETS_KEY="rotated"):
+        refused = api.post("/api/services/web/deploy", {"image": IMAGE[:-1] + "2"}, format="json")
+        assert refused.status_code == 400
+        assert "DB_PASSWORD" in refused.json()["secrets"]
+        assert Deployment.objects.count() == 1
+        sent = {"secrets": {"DB_PASSWORD": SECRET}}
+        accepted = api.post("/api/services/web/deploy", sent, format="json")
+        assert accepted.status_code == 202, accepted.json()
+        stored = Deployment.objects.get(revision=2).spec["secrets"]
+        assert sealing.open_all(stored) == {"DB_PASSWORD": SECRET}
 
 
 def test_a_secret_sealed_with_a_lost_key_fails_the_replica_with_a_clear_error(api):
@@ -112,7 +129,7 @@ def test_a_secret_sealed_with_a_lost_key_fails_the_replica_with_a_clear_error(ap
     replica = service.replica_set.create(deployment=deployment, slot=1)
     with override_settings(FLEET_SECRETS_KEY="rotated"), pytest.raises(sealing.SealError) as info:
         container_spec(replica)
-    assert "deploy it again" in str(info.value)
+    assert "deploy it again with its value" in str(info.value)
 
 
 def test_the_admin_and_the_pages_never_show_a_secret(client, admin_user, viewer, api):
