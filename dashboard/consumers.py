@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -15,6 +16,8 @@ from fleet.models import Node, Replica, Service
 from fleet.roles import READ_FLEET
 
 LOG_TAIL = 100
+# How stale a socket's knowledge of its user's role may be while it only receives.
+RECHECK_SECONDS = 5
 # What each message a client may send needs, as in the pages and the API.
 ACTION_PERMISSIONS = {
     "resync": READ_FLEET,
@@ -65,6 +68,7 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)  # logged in, but no role that may read the fleet
             return
         self.user_pk = user.pk
+        self.checked_at = time.monotonic()
         self.log_stream = None
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
         await self.accept()
@@ -88,6 +92,14 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             self.stop_logs()
 
     async def fleet_message(self, event):
+        # A role taken away (or the user deactivated) ends the socket within a few seconds,
+        # even one that never sends anything: checked at most every RECHECK_SECONDS.
+        if time.monotonic() - self.checked_at > RECHECK_SECONDS:
+            if not await allowed(self.user_pk, READ_FLEET):
+                self.stop_logs()
+                await self.close(code=4403)
+                return
+            self.checked_at = time.monotonic()
         await self.send_json(event["message"])
 
     async def send_error(self, detail, about=None):

@@ -350,3 +350,31 @@ def test_a_role_taken_away_applies_to_an_open_socket(viewer, redis_server):
 
     reply = async_to_sync(scenario)()
     assert reply["type"] == "error" and reply["data"]["detail"] == "not allowed: resync"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_that_only_listens_is_closed_once_its_role_is_gone(
+    viewer, redis_server, monkeypatch
+):
+    from channels.db import database_sync_to_async
+    from rest_framework.authtoken.models import Token
+
+    from dashboard import consumers
+
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0)  # check on every pushed message
+    key = Token.objects.create(user=viewer).key
+
+    async def scenario():
+        socket = WebsocketCommunicator(
+            application, "/ws/fleet/", headers=[ORIGIN, (b"authorization", f"Token {key}".encode())]
+        )
+        await socket.connect(timeout=5)
+        await socket.receive_json_from(timeout=5)
+        # Taking the role away is itself an event, pushed to every socket: this one must
+        # not get it, nor anything after.
+        await database_sync_to_async(roles.assign)(viewer, None)
+        while (output := await socket.receive_output(timeout=5))["type"] != "websocket.close":
+            assert "user.role_changed" not in output.get("text", "")
+        return output
+
+    assert async_to_sync(scenario)()["code"] == 4403
