@@ -2,10 +2,11 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 
 from . import roles
-from .admin import actor_of
+from .admin import ReadOnlyAdmin, actor_of
 
 User = get_user_model()
 
@@ -15,24 +16,43 @@ def _role_action(role):
 
     @admin.action(description=f"Set role: {label}", permissions=["change"])
     def action(modeladmin, request, queryset):
+        done = 0
         for user in queryset:
-            roles.assign(user, role, actor_of(request))
-        modeladmin.message_user(
-            request, f"{queryset.count()} user(s) now have {label}.", level=messages.SUCCESS
-        )
+            try:
+                roles.assign(user, role, actor_of(request))
+                done += 1
+            except ValueError as exc:
+                modeladmin.message_user(request, str(exc), level=messages.ERROR)
+        modeladmin.message_user(request, f"{done} user(s) now have {label}.", messages.SUCCESS)
 
     action.__name__ = f"set_role_{role or 'none'}"
     return action
 
 
 class FleetUserAdmin(UserAdmin):
+    """Users; their role changes only through the "Set role" actions, which keep groups and
+    admin access in step and record who changed what."""
+
     list_display = ["username", "role", "is_active", "is_superuser", "last_login"]
     actions = [_role_action(role) for role in (*roles.ROLES, None)]
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
+        ("Access", {"fields": ["is_active", "role", "is_superuser"]}),
+        ("Important dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    readonly_fields = ["role", "is_superuser", "last_login", "date_joined"]
 
     @admin.display(description="role")
     def role(self, user):
         return roles.role_of(user) or "—"
 
 
+class RoleGroupAdmin(ReadOnlyAdmin, GroupAdmin):
+    """The role groups, as Fleet keeps them: shown, not edited."""
+
+
 admin.site.unregister(User)
 admin.site.register(User, FleetUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, RoleGroupAdmin)

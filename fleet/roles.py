@@ -68,6 +68,8 @@ def assign(user, role, actor=None):
 
     if role is not None and role not in ROLES:
         raise ValueError(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+    if user.is_superuser:
+        raise ValueError(f"{user.get_username()} is a superuser, an admin whatever the role.")
     sync_groups()
     old = role_of(user)
     user.groups.remove(*Group.objects.filter(name__in=GROUP_NAMES.values()))

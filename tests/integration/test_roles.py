@@ -378,3 +378,41 @@ def test_a_socket_that_only_listens_is_closed_once_its_role_is_gone(
         return output
 
     assert async_to_sync(scenario)()["code"] == 4403
+
+
+@pytest.mark.django_db
+def test_the_user_form_cannot_change_a_role_behind_the_actions_back(client, fleet_admin, viewer):
+    from django.contrib.auth.models import Group
+
+    client.force_login(fleet_admin)
+    url = f"/admin/auth/user/{viewer.pk}/change/"
+    html = client.get(url).content.decode()
+    assert 'name="groups"' not in html and 'name="is_staff"' not in html
+    admins = Group.objects.get(name=roles.GROUP_NAMES["admin"])
+    response = client.post(
+        url,
+        {
+            "username": "viewer",
+            "is_active": "on",
+            "groups": [admins.pk],
+            "is_superuser": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302
+    assert roles.role_of(User.objects.get(pk=viewer.pk)) == "viewer"
+    # The role groups themselves are Fleet's, shown and not edited.
+    assert client.get(f"/admin/auth/group/{admins.pk}/change/").status_code == 200
+    assert client.post("/admin/auth/group/add/", {"name": "x"}).status_code == 403
+    assert client.post(f"/admin/auth/group/{admins.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_superuser_keeps_being_an_admin(admin_user):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="superuser"):
+        call_command("role", "root", "viewer")
+    assert roles.role_of(User.objects.get(pk=admin_user.pk)) == "admin"
+    assert not Event.objects.exists()

@@ -21,5 +21,8 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user named {username!r}.")
         if role is not None:
-            roles.assign(user, None if role == "none" else role, Actor("manage.py", "cli"))
+            try:
+                roles.assign(user, None if role == "none" else role, Actor("manage.py", "cli"))
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
         self.stdout.write(f"{username}: {roles.role_of(user) or 'no role'}")
