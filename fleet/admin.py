@@ -122,7 +122,7 @@ class NodeAdmin(admin.ModelAdmin):
     def activate(self, request, queryset):
         self._set_availability(request, queryset, Node.Availability.ACTIVE)
 
-    @admin.action(description="Check selected nodes now", permissions=["view"])
+    @admin.action(description="Check selected nodes now", permissions=["change"])
     def check_now(self, request, queryset):
         nodes.request_check(queryset)
         self.message_user(

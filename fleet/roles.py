@@ -24,8 +24,9 @@ OPERATE = ["fleet.add_service", "fleet.change_service", "fleet.delete_service"]
 PERMISSIONS = {
     VIEWER: READ,
     OPERATOR: READ + OPERATE,
-    # Every permission of these apps: nodes, services, events, users, groups, tokens.
-    ADMIN: ["fleet.*", "auth.*", "authtoken.*"],
+    # Every permission of these apps: nodes, services, events, users, groups, tokens,
+    # and login lockouts (to lift one early).
+    ADMIN: ["fleet.*", "auth.*", "authtoken.*", "axes.*"],
 }
 
 # What the dashboard needs before it shows anything.
