@@ -375,6 +375,7 @@ def test_a_socket_that_only_listens_is_closed_once_its_role_is_gone(
         await database_sync_to_async(roles.assign)(viewer, None)
         while (output := await socket.receive_output(timeout=5))["type"] != "websocket.close":
             assert "user.role_changed" not in output.get("text", "")
+        await socket.disconnect()  # as the browser would: the consumer ends, nothing lingers
         return output
 
     assert async_to_sync(scenario)()["code"] == 4403
