@@ -210,17 +210,14 @@ def _save_seen(replica, seen, node, seen_at):
 
 def apply_listing(node, containers, listed_at):
     """Bring the rows of the replicas on one node in line with one listing of it;
-    return [(replica, Event kind or None)] of those that died, turned unhealthy or are gone."""
+    return [(replica, the Event kind its change deserves or None)] for each of them."""
     found = {c.id: c for c in containers}
     rows = Replica.objects.filter(node=node).exclude(container_id="")
-    broken = []
-    for replica in rows.exclude(state=Replica.State.FAILED).select_related("service", "deployment"):
-        kind = _save_seen(replica, found.get(replica.container_id), node, listed_at)
-        if kind in (EventKind.REPLICA_DIED, EventKind.REPLICA_UNHEALTHY) or (
-            replica.state == Replica.State.MISSING
-        ):
-            broken.append((replica, kind))
-    return broken
+    rows = rows.exclude(state=Replica.State.FAILED).select_related("service", "deployment")
+    return [
+        (replica, _save_seen(replica, found.get(replica.container_id), node, listed_at))
+        for replica in rows
+    ]
 
 
 def sync_node(node):

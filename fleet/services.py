@@ -14,7 +14,6 @@ from kombu.exceptions import OperationalError
 
 from . import live
 from .models import SYSTEM, Deployment, Event, EventKind, Service
-from .sealing import SealError
 from .spec import SPEC_FIELDS, comparable
 
 log = logging.getLogger(__name__)
@@ -50,16 +49,9 @@ def _locked(service):
     return locked
 
 
-def _comparable(spec):
-    try:
-        return comparable(spec)
-    except SealError:
-        return {**spec, "secrets": None}  # unreadable: differs from any readable spec
-
-
 def describe_changes(old, new):
     """A short account of what a new revision changes, for its Event (names, never values)."""
-    old, new = _comparable(old), _comparable(new)
+    old, new = comparable(old), comparable(new)
     changed = [key for key in SPEC_FIELDS if old.get(key) != new.get(key)]
     if changed == ["image"]:
         return f"image {old['image']} -> {new['image']}"
@@ -101,7 +93,7 @@ def deploy(service, spec, actor=SYSTEM, force=False):
     service = _locked(service)
     current = service.current_deployment
     spec = {key: spec[key] for key in SPEC_FIELDS}
-    if current is not None and _comparable(current.spec) == _comparable(spec) and not force:
+    if current is not None and comparable(current.spec) == comparable(spec) and not force:
         return current, False
     if current is not None and not current.finished:
         current.status = Deployment.Status.FAILED

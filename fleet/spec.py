@@ -341,9 +341,15 @@ def merge(current: dict, changes: dict) -> dict:
 
 
 def comparable(spec: dict) -> dict:
-    """The spec with its secrets opened, to tell whether two revisions really differ."""
-    secrets = spec.get("secrets") or {}
-    return {**spec, "secrets": sealing.open_all(secrets)} if secrets else {**spec, "secrets": {}}
+    """The spec with its secrets opened, to tell whether two revisions really differ.
+
+    Secrets this key cannot open compare as None: different from any readable spec.
+    """
+    try:
+        secrets = sealing.open_all(spec.get("secrets") or {})
+    except sealing.SealError:
+        secrets = None
+    return {**spec, "secrets": secrets}
 
 
 def shown(spec: dict) -> dict:

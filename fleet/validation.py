@@ -6,14 +6,14 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# A node or service name, also what one can look like in a URL: anything else is a 404 at
+# once, before it reaches a database that may refuse it (PostgreSQL refuses NUL in text).
+NAME_IN_URL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DNS_LABEL = re.compile(rf"^{NAME_IN_URL}$")
 LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
 _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*$")
 ENDPOINT_SCHEMES = ("unix", "tcp", "ssh")
-# What a node or service name can look like in a URL: anything else is a 404 at once,
-# before it reaches a database that may refuse it (PostgreSQL refuses NUL in text).
-NAME_IN_URL = "[a-z0-9][a-z0-9-]{0,62}"
 
 
 def validate_dns_label(value):

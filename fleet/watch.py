@@ -15,12 +15,18 @@ from django.db import DatabaseError, close_old_connections, connections
 from kombu.exceptions import OperationalError
 
 from . import engine, health, observe
-from .models import EventKind, Node
+from .models import EventKind, Node, Replica
 
 # Events after which the replica's service needs work at once, not at the next reconcile.
 HEAL_AFTER = {EventKind.REPLICA_DIED, EventKind.REPLICA_UNHEALTHY}
 
 log = logging.getLogger(__name__)
+
+
+def needs_healing(replica, kind):
+    """Whether what was just seen of a replica calls for its service's converge now."""
+    return kind in HEAL_AFTER or replica.state == Replica.State.MISSING
+
 
 RECONNECT_DELAY = 1.0
 REFRESH_DELAY = 0.3  # container events come in bursts: refresh once per burst
@@ -77,12 +83,12 @@ class NodeWatch(threading.Thread):
     def resync(self):
         self.check()
         try:
-            broken = observe.sync_node(self.node)
+            seen = observe.sync_node(self.node)
         except engine.EngineError as exc:
             log.info("cannot resync %s: %s", self.node.name, exc)
             return
         # Deaths while the stream was closed (or the watch was down) heal as if seen live.
-        for service_id in {replica.service_id for replica, _ in broken}:
+        for service_id in {r.service_id for r, kind in seen if needs_healing(r, kind)}:
             self.heal(service_id)
 
     def handle(self, event):
@@ -98,7 +104,7 @@ class NodeWatch(threading.Thread):
         except Exception:  # one odd event must not end the watch
             log.exception("could not apply an event of %s", self.node.name)
             return
-        if outcome and (outcome[1] in HEAL_AFTER or outcome[0].state == "missing"):
+        if outcome and needs_healing(*outcome):
             self.heal(outcome[0].service_id)
 
     def heal(self, service_id):
