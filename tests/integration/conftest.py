@@ -52,7 +52,10 @@ class RedisServer:
     def stop(self):
         """A clean shutdown (the append-only file is flushed)."""
         if self.proc is None:
-            pytest.skip("the Redis at REDIS_URL was not started by the tests: not ours to stop")
+            pytest.fail(
+                f"the Redis on port {self.port} was not started by the tests, so they cannot "
+                "restart it: stop it, or point REDIS_URL at a free port"
+            )
         self.proc.terminate()
         self.proc.wait(10)
 
@@ -67,8 +70,7 @@ def redis_server(tmp_path_factory):
     server.client.flushdb()
     yield server
     if server.proc:
-        server.proc.terminate()
-        server.proc.wait(10)
+        server.stop()
 
 
 def _pings(client):

@@ -193,9 +193,13 @@ def postgres_cluster():
         version, name, cluster_port = line.split()[:3]
         if cluster_port == port:
             return version, name
-    pytest.skip(f"no local PostgreSQL cluster on port {port} to restart")
+    pytest.fail(f"no local PostgreSQL cluster on port {port} to restart")
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="runs on PostgreSQL only (DATABASE_URL=postgres://...): SQLite has no server",
+)
 def test_after_a_postgresql_restart_every_process_carries_on(
     fleet,
     server,
@@ -204,10 +208,7 @@ def test_after_a_postgresql_restart_every_process_carries_on(
     beat_env,
     tmp_path,
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("runs on PostgreSQL only (DATABASE_URL=postgres://...): SQLite has no server")
-    if not shutil.which("pg_ctlcluster"):
-        pytest.skip("pg_ctlcluster is not installed")
+    assert shutil.which("pg_ctlcluster"), "restarting PostgreSQL needs pg_ctlcluster"
     assert urlsplit(server).hostname == "127.0.0.1"
     fleet.create("web", replicas=3, update={"monitor": 0})
     fleet.converged("web", 3)

@@ -287,16 +287,20 @@ async def answer(socket):
     return reply
 
 
-def converse(user, message=None):
-    """Connect as the user (by token), maybe send one message; return what happened."""
+def socket_as(user):
+    """A live socket that will authenticate as the user, by token (not yet connected)."""
     from rest_framework.authtoken.models import Token
 
     key = Token.objects.get_or_create(user=user)[0].key
+    headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
+    return WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
+
+
+def converse(user, message=None):
+    """Connect as the user (by token), maybe send one message; return what happened."""
+    socket = socket_as(user)
 
     async def scenario():
-        socket = WebsocketCommunicator(
-            application, "/ws/fleet/", headers=[ORIGIN, (b"authorization", f"Token {key}".encode())]
-        )
         connected, code = await socket.connect(timeout=5)
         if not connected:
             return code, None, None
@@ -330,14 +334,9 @@ def test_the_socket_serves_each_role_exactly_its_messages(role, redis_server):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_role_taken_away_applies_to_an_open_socket(viewer, redis_server):
-    from rest_framework.authtoken.models import Token
-
-    key = Token.objects.create(user=viewer).key
+    socket = socket_as(viewer)
 
     async def scenario():
-        socket = WebsocketCommunicator(
-            application, "/ws/fleet/", headers=[ORIGIN, (b"authorization", f"Token {key}".encode())]
-        )
         await socket.connect(timeout=5)
         await socket.receive_json_from(timeout=5)
         from channels.db import database_sync_to_async
@@ -357,17 +356,13 @@ def test_a_socket_that_only_listens_is_closed_once_its_role_is_gone(
     viewer, redis_server, monkeypatch
 ):
     from channels.db import database_sync_to_async
-    from rest_framework.authtoken.models import Token
 
     from dashboard import consumers
 
     monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0)  # check on every pushed message
-    key = Token.objects.create(user=viewer).key
+    socket = socket_as(viewer)
 
     async def scenario():
-        socket = WebsocketCommunicator(
-            application, "/ws/fleet/", headers=[ORIGIN, (b"authorization", f"Token {key}".encode())]
-        )
         await socket.connect(timeout=5)
         await socket.receive_json_from(timeout=5)
         # Taking the role away is itself an event, pushed to every socket: this one must
