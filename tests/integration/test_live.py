@@ -28,6 +28,10 @@ def run(scenario):
 async def connect(*headers):
     socket = communicator(*headers)
     connected, code = await socket.connect(timeout=5)
+    if not connected:
+        # Refused, the application still waits for the client to go: let it end here, so
+        # that nothing of it is left for the event loop to cancel when the test's loop closes.
+        await socket.disconnect()
     return socket, connected, code
 
 

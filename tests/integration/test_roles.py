@@ -303,6 +303,7 @@ def converse(user, message=None):
     async def scenario():
         connected, code = await socket.connect(timeout=5)
         if not connected:
+            await socket.disconnect()  # the refused application ends here, not at loop close
             return code, None, None
         first = await socket.receive_json_from(timeout=5)
         reply = None
