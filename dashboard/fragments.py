@@ -10,8 +10,8 @@ from fleet.api.service_serializers import (
     service_status,
 )
 from fleet.api.service_views import with_counts
+from fleet.containers import reservations
 from fleet.models import Deployment, Event, Node, Replica, Service
-from fleet.replicas import reservations
 
 
 def with_reservations(nodes):

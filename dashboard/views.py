@@ -64,7 +64,7 @@ class NodeDetailView(FleetReadMixin, DetailView):
     def get_context_data(self, **kwargs):
         with_reservations([self.object])
         events = Event.objects.filter(node_name=self.object.name)[:RECENT_EVENTS]
-        replicas = self.object.replicas.select_related("service", "deployment", "node")
+        replicas = self.object.replica_set.select_related("service", "deployment", "node")
         return super().get_context_data(
             events=events,
             replicas=replicas.order_by("service__name", "slot"),

@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError
 
 from . import engine, live
 from .models import Event, EventKind, Node, next_status
-from .observe import close_thread_connections
+from .threads import close_thread_connections
 
 log = logging.getLogger(__name__)
 

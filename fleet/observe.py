@@ -9,11 +9,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from django.db import close_old_connections, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from . import engine, live
+from . import engine, labels, live
 from .models import Event, EventKind, Node, Replica
 
 log = logging.getLogger(__name__)
@@ -21,8 +20,6 @@ log = logging.getLogger(__name__)
 # A container younger than this whose row is still pending may be one a worker is
 # creating right now: it is not an orphan yet.
 CREATION_GRACE = timedelta(seconds=90)
-SERVICE_LABEL = "fleet.service"
-REPLICA_LABEL = "fleet.replica"
 
 
 def list_on(nodes, label):
@@ -75,7 +72,7 @@ def _apply(replica, seen, now):
     return None
 
 
-def sync_replicas(service, replicas, nodes):
+def sync_replicas(service, rows, nodes):
     """Bring the service's Replica rows in line with its containers; return orphan containers.
 
     `nodes` maps node id -> Node. A replica on a down node keeps its row (its
@@ -84,10 +81,10 @@ def sync_replicas(service, replicas, nodes):
     containers that no replica claims.
     """
     now = timezone.now()
-    listings = list_on(list(nodes.values()), f"{SERVICE_LABEL}={service.name}")
+    listings = list_on(list(nodes.values()), f"{labels.SERVICE}={service.name}")
     by_id = {c.id: (pk, c) for pk, found in listings.items() for c in found}
-    claimed = {r.container_id for r in replicas if r.container_id}
-    for replica in replicas:
+    claimed = {r.container_id for r in rows if r.container_id}
+    for replica in rows:
         node = nodes.get(replica.node_id)
         if replica.state == Replica.State.FAILED:
             continue
@@ -103,7 +100,7 @@ def sync_replicas(service, replicas, nodes):
             replica.container_id, replica.container_name = adopted.id, adopted.name
             claimed.add(adopted.id)
         _save_seen(replica, by_id.get(replica.container_id, (None, None))[1], node, now)
-    pending = {str(r.pk) for r in replicas if r.state == Replica.State.PENDING}
+    pending = {str(r.pk) for r in rows if r.state == Replica.State.PENDING}
     return [
         (nodes[pk], c.id)
         for c_id, (pk, c) in by_id.items()
@@ -135,27 +132,14 @@ def _mark_lost(replica, reason):
 
 def _adoptable(containers, replica):
     for container in containers:
-        if container.labels.get(REPLICA_LABEL) == str(replica.pk):
+        if container.labels.get(labels.REPLICA) == str(replica.pk):
             return container
     return None
 
 
 def in_creation(container, pending_ids, now):
     young = now.timestamp() - container.created < CREATION_GRACE.total_seconds()
-    return young and container.labels.get(REPLICA_LABEL) in pending_ids
-
-
-def close_thread_connections(func):
-    """Wrap a function run in a worker thread so its database connection is closed after."""
-
-    def wrapper(*args, **kwargs):
-        close_old_connections()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return wrapper
+    return young and container.labels.get(labels.REPLICA) in pending_ids
 
 
 def _record(replica, kind, node):
@@ -224,7 +208,7 @@ def sync_node(node):
     """Resynchronise the rows of every replica on one node from one listing of it;
     return what apply_listing() returns."""
     listed_at = timezone.now()
-    return apply_listing(node, engine.list_containers(node, SERVICE_LABEL), listed_at)
+    return apply_listing(node, engine.list_containers(node, labels.SERVICE), listed_at)
 
 
 # What a Docker event says of a container, as a listing would.
@@ -235,7 +219,7 @@ def apply_event(node, event):
     """A container event of a node -> its replica row; return (replica, Event kind) or None."""
     action = event.get("Action") or event.get("status") or ""
     attributes = (event.get("Actor") or {}).get("Attributes") or {}
-    replica_id = attributes.get(REPLICA_LABEL)
+    replica_id = attributes.get(labels.REPLICA)
     container_id = (event.get("Actor") or {}).get("ID") or event.get("id") or ""
     if not replica_id or not replica_id.isdigit():
         return None

@@ -12,7 +12,7 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from . import live, observe, replicas
+from . import containers, labels, live, observe
 from .models import Deployment, Node, Replica, Service
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,11 @@ def sync_and_clean():
     labelled as Fleet's that no replica claims; return how many were removed."""
     now = timezone.now()
     nodes = list(Node.objects.exclude(status=Node.Status.DOWN).filter(failures=0))
-    listings = observe.list_on(nodes, observe.SERVICE_LABEL)
+    listings = observe.list_on(nodes, labels.SERVICE)
     by_pk = {node.pk: node for node in nodes}
     # Whatever an event missed: every replica's state from the same listing.
-    for pk, containers in listings.items():
-        observe.apply_listing(by_pk[pk], containers, now)
+    for pk, listed in listings.items():
+        observe.apply_listing(by_pk[pk], listed, now)
     # A converge marks these too, but one that was busy when the node went down may
     # have finished without seeing it: marked here, they make their service's converge due.
     mark_lost_on_down_nodes()
@@ -39,11 +39,11 @@ def sync_and_clean():
     }
     orphans = [
         (by_pk[pk], container.id)
-        for pk, containers in listings.items()
-        for container in containers
+        for pk, listed in listings.items()
+        for container in listed
         if container.id not in claimed and not observe.in_creation(container, pending, now)
     ]
-    replicas.run_parallel([(replicas.remove_orphan, *orphan) for orphan in orphans])
+    containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
     return len(orphans)
 
 

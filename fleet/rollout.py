@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import live, observe, replicas, scheduling
+from . import containers, live, observe, scheduling
 from .lease import claim, keep_lease, release
 from .models import Deployment, Event, EventKind, Node, Replica, Service
 
@@ -74,8 +74,9 @@ def teardown(service):
     nodes = {n.pk: n for n in Node.objects.all()}
     rows = list(service.replica_set.select_related("node"))
     orphans = observe.sync_replicas(service, rows, nodes)
-    calls = [(replicas.stop, r) for r in rows] + [(replicas.remove_orphan, *o) for o in orphans]
-    replicas.run_parallel(calls)
+    calls = [(containers.remove, r) for r in rows]
+    calls += [(containers.remove_orphan, *orphan) for orphan in orphans]
+    containers.run_parallel(calls)
     service.delete()
 
 
@@ -106,7 +107,7 @@ class Pass:
     def run(self):
         """Plan and act; True when nothing is left to do or wait for in this converge."""
         orphans = observe.sync_replicas(self.service, self.rows, self.nodes)
-        replicas.run_parallel([(replicas.remove_orphan, *orphan) for orphan in orphans])
+        containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
         self.begin_rollout()
         by_slot = defaultdict(list)
         for row in self.rows:
@@ -246,7 +247,7 @@ class Pass:
             self.wait(POLL)
             return
         # A new container cannot bind a fixed host port beside the old one on its node.
-        stop_first = self.update["order"] == "stop-first" or replicas.published_ports(self.spec)
+        stop_first = self.update["order"] == "stop-first" or containers.published_ports(self.spec)
         for slot in candidates[:room]:
             self.new_slots.append(slot)
             if stop_first:
@@ -351,14 +352,14 @@ class Pass:
     def execute(self):
         """Remove what goes, then place and start what comes, all nodes at once."""
         removals = list({r.pk: r for r in self.removals}.values())
-        replicas.run_parallel([(replicas.stop, r) for r in removals])
+        containers.run_parallel([(containers.remove, r) for r in removals])
         wanted = len(self.new_slots) + len(self.restarts)
         if not wanted:
             return
         try:
             # Replicas on their way out count as gone, so the new ones spread evenly.
             leaving = self.restarts + self.replaced
-            picks = replicas.place(self.nodes, self.service, self.spec, wanted, leaving)
+            picks = containers.place(self.nodes, self.service, self.spec, wanted, leaving)
         except scheduling.PlacementError as exc:
             self.report_placement(str(exc))
             self.new_slots, self.restarts = [], []
@@ -370,12 +371,12 @@ class Pass:
             )
             row.service, row.deployment, row.node = self.service, self.target, node
             live.broadcast_replica(row)
-            calls.append((replicas.start, row))
+            calls.append((containers.start, row))
         for row, node in zip(self.restarts, picks[len(self.new_slots) :], strict=True):
-            calls.append((replicas.replace, row, row.node, row.container_id))
+            calls.append((containers.replace, row, row.node, row.container_id))
             self.record_restart(row, node)
-            replicas.reset_for_restart(row, node)
-        replicas.run_parallel(calls)
+            containers.reset_for_restart(row, node)
+        containers.run_parallel(calls)
 
     def record_restart(self, row, node):
         if row.restart_requested:

@@ -112,10 +112,10 @@ class Replica(models.Model):
         UNHEALTHY = "unhealthy"
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="replica_set")
-    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="replicas")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="replica_set")
     slot = models.PositiveIntegerField()
     node = models.ForeignKey(
-        "Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="replicas"
+        "Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="replica_set"
     )
     container_id = models.CharField(max_length=64, blank=True, db_index=True)
     container_name = models.CharField(max_length=128, blank=True)

@@ -121,7 +121,7 @@ def test_after_a_key_change_a_deploy_asks_for_the_values_then_takes_them(api):
 
 
 def test_a_secret_sealed_with_a_lost_key_fails_the_replica_with_a_clear_error(api):
-    from fleet.replicas import container_spec
+    from fleet.containers import container_spec
 
     create(api)
     deployment = Deployment.objects.get()

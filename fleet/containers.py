@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.utils import timezone
 
-from . import engine, live, scheduling, sealing
+from . import engine, labels, live, scheduling, sealing
 from .models import Node, Replica
-from .observe import REPLICA_LABEL, SERVICE_LABEL, close_thread_connections
 from .spec import docker_healthcheck
+from .threads import close_thread_connections
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ def container_spec(replica):
         name=f"{service.name}.{replica.slot}.{secrets.token_hex(3)}",
         image=spec["image"],
         labels={
-            SERVICE_LABEL: service.name,
-            "fleet.slot": str(replica.slot),
-            "fleet.deployment": str(deployment.pk),
-            "fleet.revision": str(deployment.revision),
-            REPLICA_LABEL: str(replica.pk),
+            labels.SERVICE: service.name,
+            labels.SLOT: str(replica.slot),
+            labels.DEPLOYMENT: str(deployment.pk),
+            labels.REVISION: str(deployment.revision),
+            labels.REPLICA: str(replica.pk),
         },
         command=spec["command"],
         # Secrets are opened here only, on their way to the engine.
@@ -119,8 +119,8 @@ def start(replica):
 
 
 @close_thread_connections
-def stop(replica):
-    """Forget a replica, then stop and remove its container.
+def remove(replica):
+    """Forget a replica (its row is deleted), then stop and remove its container.
 
     The row goes first, so that the container's own death is not mistaken for a
     crash; should this be cut short, the container is an orphan the reconcile removes.
