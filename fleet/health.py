@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from . import engine, live
+from . import engine, live, queue
 from .models import Event, EventKind, Node, next_status
 from .threads import close_thread_connections
 
@@ -62,21 +61,12 @@ def record_check(node_id, info=None, error=""):
             new=node.status,
             reason=error or f"engine {node.engine_version} answered",
         )
-        transaction.on_commit(lambda: _follow_up(node.pk, node.status))
+        # Move replicas off a node that went down; clear stale containers off one that came back.
+        if node.status == Node.Status.DOWN:
+            queue.move_off(node.pk)
+        elif node.status == Node.Status.READY:
+            queue.reconcile()
     return node.status
-
-
-def _follow_up(node_id, status):
-    """Move replicas off a node that went down; clear stale containers off one that came back."""
-    from .tasks import converge_node_services, run_reconcile
-
-    try:
-        if status == Node.Status.DOWN:
-            converge_node_services.delay(node_id)
-        elif status == Node.Status.READY:
-            run_reconcile.delay()
-    except OperationalError as exc:
-        log.warning("could not queue the follow-up of node %s (%s)", node_id, exc)
 
 
 @close_thread_connections

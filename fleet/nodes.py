@@ -4,32 +4,14 @@ The API, the admin and the dashboard all call these, so every door writes the
 same Event and queues the same follow-up work.
 """
 
-import logging
-
 from django.db import transaction
-from kombu.exceptions import OperationalError
 
-from . import live
+from . import live, queue
 from .models import SYSTEM, Event, EventKind, Node
-
-log = logging.getLogger(__name__)
 
 # Fields whose values may be recorded in an event; certificates and keys never are.
 PUBLIC_FIELDS = ("endpoint", "labels", "availability")
 SECRET_FIELDS = ("tls_ca", "tls_cert", "tls_key")
-
-
-def _queue_check(node):
-    """Check the node right after commit; beat's next tick does it anyway if the broker is away."""
-    from .tasks import check_node
-
-    def send():
-        try:
-            check_node.delay(node.pk)
-        except OperationalError as exc:
-            log.warning("could not queue a check of %s now (%s); beat will check it", node, exc)
-
-    transaction.on_commit(send)
 
 
 @transaction.atomic
@@ -39,7 +21,7 @@ def register(node, actor=SYSTEM):
     node.save()
     Event.objects.record(EventKind.NODE_REGISTERED, actor=actor, node=node, new=node.endpoint)
     live.broadcast("node", node.name)
-    _queue_check(node)
+    queue.check_node(node.pk)
     return node
 
 
@@ -62,7 +44,7 @@ def update(node, changes, actor=SYSTEM):
         )
         live.broadcast("node", node.name)
         if {"endpoint", *SECRET_FIELDS} & set(changed):
-            _queue_check(node)
+            queue.check_node(node.pk)
     set_availability(node, availability, actor)
     return node
 
@@ -102,4 +84,4 @@ def remove(node, actor=SYSTEM, reason=""):
 def request_check(nodes):
     """Queue an immediate health check of each node."""
     for node in nodes:
-        _queue_check(node)
+        queue.check_node(node.pk)

@@ -12,7 +12,7 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from . import containers, labels, live, observe
+from . import containers, labels, live, observe, queue
 from .models import Deployment, Node, Replica, Service
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,17 @@ def services_to_converge():
     return [s.pk for s in services if needs_converge(s, rows.get(s.pk, []), now)]
 
 
+def converge_services_on(node_id):
+    """Queue a converge of every service with replicas on a node (one that went down)."""
+    ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True).distinct()
+    for service_id in ids:
+        queue.converge(service_id)
+
+
 def run():
     """One round of the safety net; queue the converges it finds necessary."""
-    from .tasks import converge_service
-
     removed = sync_and_clean()
     if removed:
         log.info("removed %d orphan container(s)", removed)
     for service_id in services_to_converge():
-        converge_service.delay(service_id)
+        queue.converge(service_id)

@@ -5,18 +5,13 @@ in one transaction, writes its Event, and queues a converge on commit; the
 worker does the Docker work.
 """
 
-import logging
-
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from . import live
+from . import live, queue
 from .models import SYSTEM, Deployment, Event, EventKind, Service
 from .spec import SPEC_FIELDS, comparable
-
-log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -24,20 +19,8 @@ class ServiceError(Exception):
 
 
 def _queue_converge(service):
-    from .tasks import converge_service
-
-    service_id = service.pk
     live.broadcast("service", service.name)
-
-    def send():
-        try:
-            converge_service.delay(service_id)
-        except OperationalError as exc:
-            log.warning(
-                "could not queue converge of service %s (%s); the reconcile will", service_id, exc
-            )
-
-    transaction.on_commit(send)
+    queue.converge(service.pk)
 
 
 def _locked(service):

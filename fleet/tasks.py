@@ -3,7 +3,6 @@
 from celery import shared_task
 
 from . import health, reconcile, rollout
-from .models import Replica
 
 
 @shared_task
@@ -27,9 +26,7 @@ def converge_service(service_id):
 @shared_task
 def converge_node_services(node_id):
     """A node went down: move every service that had replicas there."""
-    ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True).distinct()
-    for service_id in ids:
-        converge_service.delay(service_id)
+    reconcile.converge_services_on(node_id)
 
 
 @shared_task

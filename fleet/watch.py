@@ -12,9 +12,8 @@ import threading
 import time
 
 from django.db import DatabaseError, close_old_connections, connections
-from kombu.exceptions import OperationalError
 
-from . import engine, health, observe
+from . import engine, health, observe, queue
 from .models import EventKind, Node, Replica
 
 # Events after which the replica's service needs work at once, not at the next reconcile.
@@ -108,12 +107,7 @@ class NodeWatch(threading.Thread):
             self.heal(outcome[0].service_id)
 
     def heal(self, service_id):
-        from .tasks import converge_service
-
-        try:
-            converge_service.delay(service_id)
-        except OperationalError as exc:
-            log.warning("could not queue a converge (%s); the reconcile will", exc)
+        queue.converge(service_id)
 
     def schedule_refresh(self):
         with self.lock:

@@ -1,0 +1,57 @@
+"""The one door to background work: every Celery task Fleet queues goes through here.
+
+A job is queued once the transaction that asked for it commits, so a change
+that rolled back never starts work (outside a transaction it is queued at once).
+Tasks are named, not imported: the domain never imports fleet.tasks.
+
+One policy for a broker that is away: the request is logged and dropped, never
+raised into the change that asked for it. Nothing is lost by that, since the
+database holds every desired state: beat's next node check and reconcile, a few
+seconds later, find the same work and queue it again.
+"""
+
+import logging
+
+from celery import current_app
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+log = logging.getLogger(__name__)
+
+CONVERGE_SERVICE = "fleet.tasks.converge_service"
+CHECK_NODE = "fleet.tasks.check_node"
+CONVERGE_NODE_SERVICES = "fleet.tasks.converge_node_services"
+RECONCILE = "fleet.tasks.run_reconcile"
+
+
+def send(task, *args):
+    """Queue `task` with `args` now; a broker outage is logged, not raised."""
+    try:
+        current_app.send_task(task, args=args)
+    except OperationalError as exc:
+        log.warning("could not queue %s%r (%s); the next reconcile or check will", task, args, exc)
+
+
+def on_commit(task, *args):
+    """Queue `task` with `args` once the current transaction commits."""
+    transaction.on_commit(lambda: send(task, *args))
+
+
+def converge(service_id):
+    """Bring a service to its desired state (deploy, scale, roll back, heal, delete)."""
+    on_commit(CONVERGE_SERVICE, service_id)
+
+
+def check_node(node_id):
+    """Probe a node now rather than at beat's next tick."""
+    on_commit(CHECK_NODE, node_id)
+
+
+def move_off(node_id):
+    """Converge every service that has replicas on a node that went down."""
+    on_commit(CONVERGE_NODE_SERVICES, node_id)
+
+
+def reconcile():
+    """Run the safety net now (e.g. a node came back with stale containers)."""
+    on_commit(RECONCILE)
