@@ -8,11 +8,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from fleet import engine, live
+from fleet import live, logs
 from fleet.api.serializers import NodeSerializer
 from fleet.api.service_serializers import ServiceSerializer
-from fleet.api.service_views import with_counts
-from fleet.models import Node, Replica, Service
+from fleet.models import Node, Service
 from fleet.roles import READ_FLEET
 
 LOG_TAIL = 100
@@ -35,7 +34,7 @@ def snapshot():
         "seq": seq,
         "data": {
             "nodes": NodeSerializer(Node.objects.all(), many=True).data,
-            "services": ServiceSerializer(with_counts(Service.objects.all()), many=True).data,
+            "services": ServiceSerializer(Service.objects.with_counts(), many=True).data,
         },
         "html": "",
     }
@@ -49,11 +48,6 @@ def allowed(user_pk, perms):
     """
     user = get_user_model().objects.filter(pk=user_pk, is_active=True).first()
     return user is not None and user.has_perms(perms)
-
-
-@database_sync_to_async
-def _replica(pk):
-    return Replica.objects.select_related("node", "service").filter(pk=pk).first()
 
 
 class FleetConsumer(AsyncJsonWebsocketConsumer):
@@ -115,16 +109,13 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
     async def follow_logs(self, pk):
         """Stream a replica's log lines to this socket until stopped or replaced."""
         self.stop_logs()
-        replica = await _replica(pk) if isinstance(pk, int) else None
-        if replica is None or not replica.container_id or replica.node is None:
-            await self.send_error("no such replica with a container", about=pk)
-            return
         try:
-            stream = await asyncio.to_thread(
-                engine.follow_logs, replica.node, replica.container_id, LOG_TAIL
-            )
-        except engine.EngineError as exc:
-            await self.send_error(f"cannot read logs: {exc}", about=pk)
+            if not isinstance(pk, int) or isinstance(pk, bool):
+                raise logs.LogsUnavailable("no such replica with a container")
+            # Not thread-sensitive: a slow engine must not hold the thread every query shares.
+            stream = await database_sync_to_async(logs.follow, thread_sensitive=False)(pk, LOG_TAIL)
+        except logs.LogsUnavailable as exc:
+            await self.send_error(str(exc), about=pk)
             return
         self.log_stream = stream
         loop = asyncio.get_running_loop()

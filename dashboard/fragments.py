@@ -1,15 +1,17 @@
-"""Each live object as data (the REST API's fields) and HTML (the fragment its page renders)."""
+"""Each live object as data (the REST API's fields) and HTML (the fragment its page renders).
+
+register() tells fleet.live how to render each kind; the dashboard's app calls it when ready.
+"""
 
 from django.template.loader import render_to_string
 
+from fleet import live
 from fleet.api.serializers import EventSerializer, NodeSerializer
 from fleet.api.service_serializers import (
     DeploymentSerializer,
     ReplicaSerializer,
     ServiceSerializer,
-    service_status,
 )
-from fleet.api.service_views import with_counts
 from fleet.containers import reservations
 from fleet.models import Deployment, Event, Node, Replica, Service
 
@@ -25,20 +27,26 @@ def with_reservations(nodes):
     return nodes
 
 
-def node(name):
-    found = Node.objects.filter(name=name).first()
-    if found is None:
-        return None, ""
-    with_reservations([found])
-    html = render_to_string("dashboard/fragments/node_row.html", {"node": found})
-    return NodeSerializer(found).data, html
+def _node_view(template):
+    def render(name):
+        found = Node.objects.filter(name=name).first()
+        if found is None:
+            return None, ""
+        with_reservations([found])
+        html = render_to_string(template, {"node": found})
+        return NodeSerializer(found).data, html
+
+    return render
+
+
+node = _node_view("dashboard/fragments/node_row.html")
+node_summary = _node_view("dashboard/fragments/node_summary.html")
 
 
 def service(name):
-    found = with_counts(Service.objects.filter(name=name)).first()
+    found = Service.objects.filter(name=name).with_counts().first()
     if found is None:
         return None, ""
-    found.status = service_status(found)
     html = render_to_string("dashboard/fragments/service_row.html", {"service": found})
     return ServiceSerializer(found).data, html
 
@@ -68,10 +76,11 @@ def event(pk):
     return EventSerializer(found).data, html
 
 
-RENDERERS = {
-    "node": node,
-    "service": service,
-    "replica": replica,
-    "deployment": deployment,
-    "event": event,
-}
+def register():
+    """Tell fleet.live how the dashboard shows each kind of object."""
+    live.register("node", node)
+    live.register("node-summary", node_summary, follows="node")
+    live.register("service", service)
+    live.register("replica", replica)
+    live.register("deployment", deployment)
+    live.register("event", event)

@@ -4,4 +4,7 @@ from django.urls import path
 
 from .consumers import FleetConsumer
 
-websocket_urlpatterns = [path("ws/fleet/", FleetConsumer.as_asgi())]
+# Pages learn it from the template context (dashboard.context), never from a literal.
+LIVE_SOCKET = "ws/fleet/"
+
+websocket_urlpatterns = [path(LIVE_SOCKET, FleetConsumer.as_asgi())]

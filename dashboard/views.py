@@ -9,9 +9,7 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from fleet import nodes
-from fleet.api.service_serializers import service_status
-from fleet.api.service_views import with_counts
-from fleet.api.views import EventFilter
+from fleet.filters import EventFilter
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
@@ -37,9 +35,7 @@ class OverviewView(FleetReadMixin, TemplateView):
             ready=Count("pk", filter=Q(status=Node.Status.READY)),
             down=Count("pk", filter=Q(status=Node.Status.DOWN)),
         )
-        services = list(with_counts(Service.objects.all()))
-        for service in services:
-            service.status = service_status(service)
+        services = Service.objects.with_counts()
         return super().get_context_data(
             can_change=self.request.user.has_perm("fleet.add_service"),
             max_replicas=settings.FLEET_MAX_REPLICAS,
@@ -85,7 +81,7 @@ class NodeAvailabilityView(LoginRequiredMixin, PermissionRequiredMixin, View):
         if availability not in Node.Availability.values:
             messages.error(request, f"Unknown availability {availability!r}; nothing changed.")
         else:
-            nodes.set_availability(node, availability, Actor.of(request.user, "web"))
+            nodes.set_availability(node, availability, Actor.of_request(request, "web"))
             messages.success(request, f"{node.name} is now {availability}.")
         return redirect("dashboard:node-detail", name=node.name)
 
@@ -99,11 +95,10 @@ class ServiceDetailView(FleetReadMixin, DetailView):
     context_object_name = "service"
 
     def get_queryset(self):
-        return with_counts(Service.objects.all())
+        return Service.objects.with_counts()
 
     def get_context_data(self, **kwargs):
         service = self.object
-        service.status = service_status(service)
         replicas = service.replica_set.select_related("node", "deployment", "service")
         columns = {node.name: [] for node in Node.objects.all()}
         for replica in replicas.order_by("slot"):

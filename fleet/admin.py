@@ -2,15 +2,13 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.template.defaultfilters import filesizeformat
 
 from . import nodes
-from .models import Actor, Event, Node
+from .filters import EventFilter
+from .models import Actor, Event, EventKind, Node
 from .validation import validate_labels
-
-
-def actor_of(request):
-    return Actor.of(request.user, "admin")
 
 
 class NodeForm(forms.ModelForm):
@@ -96,22 +94,22 @@ class NodeAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            nodes.register(obj, actor_of(request))
+            nodes.register(obj, Actor.of_request(request, "admin"))
             return
         stored = Node.objects.get(pk=obj.pk)
         changes = {field: form.cleaned_data[field] for field in form.changed_data}
-        nodes.update(stored, changes, actor_of(request))
+        nodes.update(stored, changes, Actor.of_request(request, "admin"))
 
     def delete_model(self, request, obj):
-        nodes.remove(obj, actor_of(request))
+        nodes.remove(obj, Actor.of_request(request, "admin"))
 
     def delete_queryset(self, request, queryset):
         for node in queryset:
-            nodes.remove(node, actor_of(request))
+            nodes.remove(node, Actor.of_request(request, "admin"))
 
     def _set_availability(self, request, queryset, availability):
         for node in queryset:
-            nodes.set_availability(node, availability, actor_of(request))
+            nodes.set_availability(node, availability, Actor.of_request(request, "admin"))
         self.message_user(request, f"{queryset.count()} node(s) set to {availability}.")
 
     @admin.action(description="Drain selected nodes", permissions=["change"])
@@ -143,6 +141,31 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def event_list_filter(name, title, choices=None):
+    """An admin list filter that applies EventFilter's `name`: the same rule as the API and page."""
+
+    class Filter(admin.SimpleListFilter):
+        parameter_name = name
+
+        def lookups(self, request, model_admin):
+            if choices is not None:
+                return choices
+            field = EventFilter.base_filters[name].field_name
+            values = Event.objects.order_by(field).values_list(field, flat=True).distinct()
+            return [(value, value) for value in values if value]
+
+        def queryset(self, request, queryset):
+            if self.value() is None:
+                return queryset
+            filters = EventFilter({name: self.value()}, queryset=queryset)
+            if not filters.is_valid():
+                raise IncorrectLookupParameters(filters.errors)
+            return filters.qs
+
+    Filter.title = title
+    return Filter
+
+
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = [
@@ -157,10 +180,10 @@ class EventAdmin(ReadOnlyAdmin):
         "reason",
     ]
     list_filter = [
-        "kind",
-        ("service_name", admin.AllValuesFieldListFilter),
-        ("node_name", admin.AllValuesFieldListFilter),
-        "actor",
+        event_list_filter("kind", "kind", EventKind.choices),
+        event_list_filter("service", "service"),
+        event_list_filter("node", "node"),
+        event_list_filter("actor", "actor"),
     ]
     search_fields = ["service_name", "node_name", "reason", "actor"]
     date_hierarchy = "created_at"

@@ -3,14 +3,13 @@
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from . import services
-from .admin import ReadOnlyAdmin, actor_of
-from .api.service_serializers import service_status
-from .api.service_views import with_counts
-from .models import Deployment, Replica, Service
+from .admin import ReadOnlyAdmin
+from .models import Actor, Deployment, Replica, Service
 from .spec import SPEC_FIELDS, ServiceSpecSerializer, merge, shown
 
 
@@ -82,7 +81,7 @@ class ServiceAdmin(admin.ModelAdmin):
     actions = ["scale_up", "scale_down", "redeploy", "roll_back"]
 
     def get_queryset(self, request):
-        return with_counts(super().get_queryset(request))
+        return super().get_queryset(request).with_counts()
 
     @admin.display(description="image")
     def image(self, service):
@@ -98,37 +97,35 @@ class ServiceAdmin(admin.ModelAdmin):
     def running(self, service):
         return f"{service.healthy_replicas} healthy of {service.running_replicas} running"
 
-    @admin.display(description="status")
-    def status(self, service):
-        return service_status(service)
-
     @admin.display(description="revision")
     def revision(self, service):
         return service.current_deployment.revision if service.current_deployment else "-"
 
     def save_model(self, request, obj, form, change):
-        spec = form.cleaned_data["spec"]
+        spec, actor = form.cleaned_data["spec"], Actor.of_request(request, "admin")
         if not change:
-            form.instance = services.create(spec, actor_of(request))
+            form.instance = services.create(spec, actor)
             return
         stored = Service.objects.get(pk=obj.pk)
         try:
-            services.deploy(stored, spec, actor_of(request))
-            services.scale(stored, spec["replicas"], actor_of(request))
+            services.deploy(stored, spec, actor)
+            services.scale(stored, spec["replicas"], actor)
         except services.ServiceError as exc:
             messages.error(request, str(exc))
 
     def delete_model(self, request, obj):
-        services.delete(obj, actor_of(request))
+        services.delete(obj, Actor.of_request(request, "admin"))
 
     def delete_queryset(self, request, queryset):
         for service in queryset:
-            services.delete(service, actor_of(request))
+            services.delete(service, Actor.of_request(request, "admin"))
 
     def _each(self, request, queryset, act, done):
+        """Apply act(service, actor) to each selected service; say how each went."""
+        actor = Actor.of_request(request, "admin")
         for service in queryset:
             try:
-                act(service)
+                act(service, actor)
             except services.ServiceError as exc:
                 self.message_user(request, f"{service.name}: {exc}", level=messages.ERROR)
             else:
@@ -136,19 +133,22 @@ class ServiceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Scale up by one replica", permissions=["change"])
     def scale_up(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda s: services.scale(s, min(s.replicas + 1, 10**6), actor_of(request)),
-            "scaling up",
-        )
+        def up(service, actor):
+            if service.replicas >= settings.FLEET_MAX_REPLICAS:
+                raise services.ServiceError(
+                    f"already at the most replicas allowed ({settings.FLEET_MAX_REPLICAS}, "
+                    "FLEET_MAX_REPLICAS); nothing changed"
+                )
+            services.scale(service, service.replicas + 1, actor)
+
+        self._each(request, queryset, up, "scaling up")
 
     @admin.action(description="Scale down by one replica", permissions=["change"])
     def scale_down(self, request, queryset):
         self._each(
             request,
             queryset,
-            lambda s: services.scale(s, max(s.replicas - 1, 0), actor_of(request)),
+            lambda s, actor: services.scale(s, max(s.replicas - 1, 0), actor),
             "scaling down",
         )
 
@@ -157,15 +157,13 @@ class ServiceAdmin(admin.ModelAdmin):
         self._each(
             request,
             queryset,
-            lambda s: services.deploy(s, s.spec, actor_of(request), force=True),
+            lambda s, actor: services.deploy(s, s.spec, actor, force=True),
             "redeploying",
         )
 
     @admin.action(description="Roll back to the previous good revision", permissions=["change"])
     def roll_back(self, request, queryset):
-        self._each(
-            request, queryset, lambda s: services.rollback(s, actor_of(request)), "rolling back"
-        )
+        self._each(request, queryset, services.rollback, "rolling back")
 
 
 @admin.register(Deployment)
@@ -189,8 +187,6 @@ class DeploymentAdmin(ReadOnlyAdmin):
 
     @admin.display(description="spec")
     def pretty_spec(self, deployment):
-        from django.utils.html import format_html
-
         return format_html("<pre>{}</pre>", json.dumps(shown(deployment.spec), indent=2))
 
 

@@ -6,7 +6,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
 from . import roles
-from .admin import ReadOnlyAdmin, actor_of
+from .admin import ReadOnlyAdmin
+from .models import Actor
 
 User = get_user_model()
 
@@ -19,7 +20,7 @@ def _role_action(role):
         done = 0
         for user in queryset:
             try:
-                roles.assign(user, role, actor_of(request))
+                roles.assign(user, role, Actor.of_request(request, "admin"))
                 done += 1
             except ValueError as exc:
                 modeladmin.message_user(request, str(exc), level=messages.ERROR)

@@ -9,6 +9,12 @@ and sends it to the Channels group every dashboard joins. Each message is an
 envelope {"type", "id", "seq", "data", "html"}: `data` as the REST API names the
 fields, `html` the same template fragment the page renders on GET. An object
 that no longer exists goes out with data null and empty html.
+
+This module knows nothing of pages: the dashboard registers, when its app is
+ready, how each kind is rendered (register()), as Django's admin registry does.
+One change may be shown in several ways (a node as a row of the overview and as
+the summary on its own page): each view is a kind of its own that follows the
+kind whose changes it shows.
 """
 
 import asyncio
@@ -32,6 +38,15 @@ _pending = queue.Queue()
 _sender = None
 _sender_lock = threading.Lock()
 _redis = None
+# kind -> [(the kind of message sent, render(key) -> (data, html))]
+_views = {}
+
+
+def register(kind, render, follows=None):
+    """Render `kind` with render(key) -> (data, html), for every change of `follows` (or
+    of `kind` itself); called by the dashboard when its app is ready."""
+    views = _views.setdefault(follows or kind, [])
+    views[:] = [(sent, fn) for sent, fn in views if sent != kind] + [(kind, render)]
 
 
 def broadcast(kind, key):
@@ -96,7 +111,7 @@ def _send_forever():
         last_sent = time.monotonic()
         close_old_connections()
         try:
-            envelopes = [envelope(kind, key) for kind, key in changes]
+            envelopes = [message for kind, key in changes for message in envelopes_of(kind, key)]
             for message in envelopes:
                 message["seq"] = next_seq()
                 loop.run_until_complete(
@@ -108,9 +123,12 @@ def _send_forever():
             connections.close_all()  # this thread's own; never left open between bursts
 
 
-def envelope(kind, key):
-    """The message for one object as it is now."""
-    from dashboard.fragments import RENDERERS
-
-    data, html = RENDERERS[kind](key)
-    return {"type": kind, "id": key, "seq": None, "data": data, "html": html}
+def envelopes_of(kind, key):
+    """The messages for one changed object as it is now, one per registered view of it."""
+    if kind not in _views:
+        raise LookupError(f"no view of {kind!r} is registered (is the dashboard installed?)")
+    messages = []
+    for sent, render in _views[kind]:
+        data, html = render(key)
+        messages.append({"type": sent, "id": key, "seq": None, "data": data, "html": html})
+    return messages

@@ -198,22 +198,32 @@ def defaults_of(serializer_class):
     return lambda: serializer_class().run_validation({})
 
 
-class StrictSerializer(serializers.Serializer):
-    """Refuse keys the serializer does not know, so that a typo never passes silently."""
+class StrictMixin:
+    """Refuse keys a serializer does not know or only shows, so that a typo (or a field the
+    client may not set) never passes silently."""
 
     def to_internal_value(self, data):
-        unknown = {}
+        refused = {}
         if isinstance(data, dict):
-            unknown = {str(key): ["Unknown field."] for key in data if key not in self.fields}
+            for key in data:
+                field = self.fields.get(key)
+                if field is None:
+                    refused[str(key)] = ["Unknown field."]
+                elif field.read_only:
+                    refused[str(key)] = ["This field is read-only."]
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
-            if unknown and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**unknown, **exc.detail}) from exc
+            if refused and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**refused, **exc.detail}) from exc
             raise
-        if unknown:
-            raise serializers.ValidationError(unknown)
+        if refused:
+            raise serializers.ValidationError(refused)
         return value
+
+
+class StrictSerializer(StrictMixin, serializers.Serializer):
+    """A serializer that refuses unknown keys."""
 
 
 class PortSerializer(StrictSerializer):

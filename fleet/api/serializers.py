@@ -4,26 +4,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from ..models import Event, Node
+from ..spec import StrictMixin
 
 
-class StrictModelSerializer(serializers.ModelSerializer):
-    """Refuse fields the client may not set instead of silently ignoring them."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            errors = {}
-            for key in data:
-                if key in self.fields and key not in writable:
-                    errors[key] = ["This field is read-only."]
-                elif key not in self.fields:
-                    errors[key] = ["Unknown field."]
-            if errors:
-                raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
-
-
-class NodeSerializer(StrictModelSerializer):
+class NodeSerializer(StrictMixin, serializers.ModelSerializer):
     """A node as the API shows it; TLS material can be written but is never read back."""
 
     class Meta:

@@ -14,25 +14,6 @@ from ..spec import (
 )
 
 
-def service_status(service):
-    """One word for where a service stands, from its deployment and replica counts."""
-    target = service.current_deployment
-    if service.deleting:
-        return "deleting"
-    if target is None:
-        return "new"
-    if target.status in (Deployment.Status.PENDING, Deployment.Status.RUNNING):
-        return "deploying"
-    if (
-        target.status == Deployment.Status.FAILED
-        and target.spec["update"]["failure_action"] == "pause"
-    ):
-        return "paused"
-    if service.healthy_replicas == service.replicas:
-        return "running"
-    return "failed" if target.status == Deployment.Status.FAILED else "degraded"
-
-
 class DeploymentSerializer(serializers.ModelSerializer):
     """A revision and its rollout."""
 
@@ -74,7 +55,7 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     running_replicas = serializers.IntegerField(read_only=True)
     healthy_replicas = serializers.IntegerField(read_only=True)
-    status = serializers.SerializerMethodField()
+    status = serializers.CharField(read_only=True)
     current_deployment = DeploymentSummarySerializer(read_only=True)
     image = serializers.CharField(source="spec.image")
     command = serializers.ListField(source="spec.command", child=serializers.CharField())
@@ -109,9 +90,6 @@ class ServiceSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
-
-    def get_status(self, service) -> str:
-        return service_status(service)
 
     def get_secrets(self, service) -> dict[str, str]:
         """Names of the secret variables; the values are never sent."""

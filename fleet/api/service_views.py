@@ -1,8 +1,6 @@
 """REST API for services and deployments: thin, every change goes through fleet.services."""
 
-import django_filters
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -10,7 +8,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from .. import services
-from ..models import Deployment, Replica, Service
+from ..filters import DeploymentFilter
+from ..models import Actor, Deployment, Service
 from ..spec import SPEC_FIELDS, ServiceSpecSerializer, merge
 from ..validation import NAME_IN_URL
 from .permissions import ActionPermission
@@ -20,18 +19,6 @@ from .service_serializers import (
     ScaleSerializer,
     ServiceSerializer,
 )
-from .views import actor_of
-
-RUNNING = Q(replica_set__state=Replica.State.RUNNING)
-SERVING = RUNNING & Q(replica_set__health__in=[Replica.Health.NONE, Replica.Health.HEALTHY])
-
-
-def with_counts(queryset):
-    """Services with their running and serving replica counts, in one query."""
-    return queryset.select_related("current_deployment").annotate(
-        running_replicas=Count("replica_set", filter=RUNNING),
-        healthy_replicas=Count("replica_set", filter=SERVING),
-    )
 
 
 def json_object(data):
@@ -81,7 +68,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
     }
 
     def get_queryset(self):
-        return with_counts(Service.objects.all())
+        return Service.objects.with_counts()
 
     def fresh(self, service, code):
         service = self.get_queryset().get(pk=service.pk)
@@ -94,7 +81,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         if Service.objects.filter(name=spec.validated_data["name"]).exists():
             raise ValidationError({"name": ["A service with this name already exists."]})
         try:
-            service = services.create(spec.validated_data, actor_of(request))
+            service = services.create(spec.validated_data, Actor.of_request(request, "api"))
         except IntegrityError as exc:
             raise ValidationError({"name": ["A service with this name already exists."]}) from exc
         return self.fresh(service, status.HTTP_201_CREATED)
@@ -110,9 +97,9 @@ class ServiceViewSet(viewsets.ModelViewSet):
         spec, changed = validated_spec(service, request.data)
         try:
             if changed:
-                services.deploy(service, spec, actor_of(request))
+                services.deploy(service, spec, Actor.of_request(request, "api"))
             if replicas is not None:
-                services.scale(service, replicas, actor_of(request))
+                services.scale(service, replicas, Actor.of_request(request, "api"))
         except services.ServiceError as exc:
             return conflict(exc)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
@@ -124,7 +111,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             # Read the answer before the commit queues the work: a worker may remove a
             # service without replicas before a read after the commit could find it.
             with transaction.atomic():
-                services.delete(service, actor_of(request))
+                services.delete(service, Actor.of_request(request, "api"))
                 return self.fresh(service, status.HTTP_202_ACCEPTED)
         except services.ServiceError as exc:
             return conflict(exc)
@@ -137,7 +124,9 @@ class ServiceViewSet(viewsets.ModelViewSet):
         scale = ScaleSerializer(data=request.data)
         scale.is_valid(raise_exception=True)
         try:
-            services.scale(service, scale.validated_data["replicas"], actor_of(request))
+            services.scale(
+                service, scale.validated_data["replicas"], Actor.of_request(request, "api")
+            )
         except services.ServiceError as exc:
             return conflict(exc)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
@@ -154,7 +143,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
             raise ValidationError({"replicas": ["Use the scale action to change the count."]})
         spec, _ = validated_spec(service, request.data)
         try:
-            deployment, created = services.deploy(service, spec, actor_of(request))
+            deployment, created = services.deploy(service, spec, Actor.of_request(request, "api"))
         except services.ServiceError as exc:
             return conflict(exc)
         code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
@@ -166,7 +155,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         """Go back to the newest earlier revision that succeeded."""
         service = self.get_object()
         try:
-            deployment = services.rollback(service, actor_of(request))
+            deployment = services.rollback(service, Actor.of_request(request, "api"))
         except services.ServiceError as exc:
             return conflict(exc)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
@@ -182,7 +171,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         """Replace the container of one slot with a fresh one."""
         service = self.get_object()
         try:
-            services.restart_replica(service, int(slot), actor_of(request))
+            services.restart_replica(service, int(slot), Actor.of_request(request, "api"))
         except services.ServiceError as exc:
             return Response({"slot": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
@@ -196,15 +185,6 @@ class ServiceViewSet(viewsets.ModelViewSet):
             "slot", "-deployment__revision"
         )
         return Response(ReplicaSerializer(rows, many=True).data)
-
-
-class DeploymentFilter(django_filters.FilterSet):
-    service = django_filters.CharFilter(field_name="service__name")
-    status = django_filters.ChoiceFilter(choices=Deployment.Status.choices)
-
-    class Meta:
-        model = Deployment
-        fields = ["service", "status"]
 
 
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

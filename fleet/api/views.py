@@ -1,11 +1,6 @@
 """REST API views: thin, every change goes through fleet.nodes."""
 
-import datetime
-
-import django_filters
-from django import forms
 from django.utils.dateparse import parse_datetime
-from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -14,16 +9,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from .. import nodes
-from ..models import Actor, Event, EventKind, Node
+from ..filters import EventFilter
+from ..models import Actor, Event, Node
 from ..validation import NAME_IN_URL
 from .permissions import ActionPermission
 from .serializers import EventSerializer, NodeSerializer
-
-
-def actor_of(request):
-    """Who is acting: the user, marked as coming through a token or a session."""
-    via = "token" if request.auth is not None else "api"
-    return Actor.of(request.user, via)
 
 
 class NodeViewSet(viewsets.ModelViewSet):
@@ -45,17 +35,21 @@ class NodeViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         node = Node(**serializer.validated_data)
-        serializer.instance = nodes.register(node, actor_of(self.request))
+        serializer.instance = nodes.register(node, Actor.of_request(self.request, "api"))
 
     def perform_update(self, serializer):
-        nodes.update(serializer.instance, dict(serializer.validated_data), actor_of(self.request))
+        nodes.update(
+            serializer.instance,
+            dict(serializer.validated_data),
+            Actor.of_request(self.request, "api"),
+        )
 
     def perform_destroy(self, instance):
-        nodes.remove(instance, actor_of(self.request))
+        nodes.remove(instance, Actor.of_request(self.request, "api"))
 
     def _set_availability(self, request, availability):
         node = self.get_object()
-        nodes.set_availability(node, availability, actor_of(request))
+        nodes.set_availability(node, availability, Actor.of_request(request, "api"))
         return Response(self.get_serializer(node).data, status=status.HTTP_200_OK)
 
     @extend_schema(request=None)
@@ -69,37 +63,6 @@ class NodeViewSet(viewsets.ModelViewSet):
     def activate(self, request, name=None):
         """Place work on this node again."""
         return self._set_availability(request, Node.Availability.ACTIVE)
-
-
-class UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, turned to UTC: Python takes offsets up to 23:59, PostgreSQL up to
-    15:59, and a time it refuses would fail the query instead of the request."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None or value.tzinfo is None:
-            return value
-        try:
-            return value.astimezone(datetime.UTC)
-        except OverflowError:
-            raise forms.ValidationError("Enter a time within the years 1 to 9999.") from None
-
-
-class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcIsoDateTimeField
-
-
-class EventFilter(django_filters.FilterSet):
-    node = django_filters.CharFilter(field_name="node_name")
-    service = django_filters.CharFilter(field_name="service_name")
-    kind = django_filters.ChoiceFilter(choices=EventKind.choices)
-    actor = django_filters.CharFilter()
-    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-
-    class Meta:
-        model = Event
-        fields = ["node", "service", "kind", "actor", "since", "until"]
 
 
 class EventPagination(CursorPagination):

@@ -17,6 +17,13 @@ class Actor:
     def of(cls, user, via):
         return cls(name=user.get_username(), via=via)
 
+    @classmethod
+    def of_request(cls, request, door):
+        """The user behind a request through a door ("web", "api", "admin"); an API request
+        authenticated by a token rather than a session comes "via" "token"."""
+        token = door == "api" and getattr(request, "auth", None) is not None
+        return cls.of(request.user, "token" if token else door)
+
 
 SYSTEM = Actor()
 

@@ -6,6 +6,17 @@ from django.utils import timezone
 from ..validation import validate_dns_label
 
 
+class ServiceQuerySet(models.QuerySet):
+    def with_counts(self):
+        """Services with their running and serving replica counts, in one query."""
+        running = models.Q(replica_set__state=Replica.State.RUNNING)
+        serving = running & models.Q(replica_set__health__in=Replica.SERVING_HEALTH)
+        return self.select_related("current_deployment").annotate(
+            running_replicas=models.Count("replica_set", filter=running),
+            healthy_replicas=models.Count("replica_set", filter=serving),
+        )
+
+
 class Service(models.Model):
     """An image run as N replicas across nodes; its spec is that of its current deployment."""
 
@@ -23,6 +34,8 @@ class Service(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ServiceQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -32,6 +45,29 @@ class Service(models.Model):
     @property
     def spec(self):
         return self.current_deployment.spec if self.current_deployment else {}
+
+    @property
+    def status(self):
+        """One word for where the service stands, from its deployment and serving replicas.
+
+        Reads the count with_counts() annotates; a service loaded without it counts once.
+        """
+        target = self.current_deployment
+        if self.deleting:
+            return "deleting"
+        if target is None:
+            return "new"
+        if target.status in (Deployment.Status.PENDING, Deployment.Status.RUNNING):
+            return "deploying"
+        failed = target.status == Deployment.Status.FAILED
+        if failed and target.spec["update"]["failure_action"] == "pause":
+            return "paused"
+        serving = getattr(self, "healthy_replicas", None)
+        if serving is None:
+            serving = sum(r.serving for r in self.replica_set.all())
+        if serving == self.replicas:
+            return "running"
+        return "failed" if failed else "degraded"
 
 
 class DeploymentQuerySet(models.QuerySet):
@@ -147,10 +183,10 @@ class Replica(models.Model):
     def __str__(self):
         return f"{self.service.name}.{self.slot}"
 
+    # Health that lets a running replica serve: none checked, or checked and healthy.
+    SERVING_HEALTH = (Health.NONE, Health.HEALTHY)
+
     @property
     def serving(self):
         """Running, and healthy where a healthcheck is set."""
-        return self.state == self.State.RUNNING and self.health in (
-            self.Health.NONE,
-            self.Health.HEALTHY,
-        )
+        return self.state == self.State.RUNNING and self.health in self.SERVING_HEALTH

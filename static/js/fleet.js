@@ -151,7 +151,7 @@ function onMessage(event) {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/fleet/`);
+  socket = new WebSocket(`${scheme}://${location.host}${document.body.dataset.socket}`);
   socket.addEventListener("message", onMessage);
   socket.addEventListener("open", () => {
     document.body.dataset.live = "on";
@@ -212,22 +212,22 @@ function parseEnv(text, bareRemoves = false) {
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
   if (!button) return;
-  const form = button.closest("form[data-service]") || document.querySelector("form[data-service]");
+  // Every URL comes from the page (rendered with Django's {% url %}), none is built here.
+  const form = button.closest("form[data-service]");
   const service = form?.dataset.service;
-  const base = `/api/services/${encodeURIComponent(service)}`;
   switch (button.dataset.act) {
     case "scale-up":
     case "scale-down": {
       const target = Math.max(0, desiredReplicas(service) + (button.dataset.act === "scale-up" ? 1 : -1));
       document.getElementById("replica-count").value = target;
-      await act(button, `${base}/scale`, { replicas: target }, `Scaling ${service} to ${target}…`);
+      await act(button, form.dataset.url, { replicas: target }, `Scaling ${service} to ${target}…`);
       break;
     }
     case "rollback":
-      await act(button, `${base}/rollback`, {}, `Rolling ${service} back…`);
+      await act(button, button.dataset.url, {}, `Rolling ${service} back…`);
       break;
     case "restart":
-      await act(button, `${base}/replicas/${button.dataset.slot}/restart`, {}, `Restarting replica ${button.dataset.slot}…`);
+      await act(button, button.dataset.url, {}, `Restarting replica ${button.dataset.slot}…`);
       break;
     case "logs":
       followLogs(Number(button.dataset.replica), button.dataset.slot);
@@ -251,7 +251,7 @@ document.addEventListener("submit", async (event) => {
     const node = form.dataset.node;
     const done = await act(
       choice,
-      `/api/nodes/${encodeURIComponent(node)}/`,
+      form.dataset.url,
       { availability: choice.value },
       `Setting ${node} to ${choice.value}…`,
       "PATCH",
@@ -273,11 +273,12 @@ document.addEventListener("submit", async (event) => {
       replicas: Number(form.elements.replicas.value),
       ports: port ? [{ container: Number(port) }] : [],
     };
-    const created = await act(button, "/api/services/", body, `Creating ${body.name}…`);
-    if (created) location.assign(`/services/${encodeURIComponent(created.name)}/`);
+    const created = await act(button, form.dataset.url, body, `Creating ${body.name}…`);
+    // data-page is the page of a service named "x": the new service's page differs in its name.
+    if (created) location.assign(form.dataset.page.replace(/[^/]+\/$/, `${encodeURIComponent(created.name)}/`));
   } else if (form.dataset.form === "scale") {
     const replicas = Number(form.elements.replicas.value);
-    await act(button, `/api/services/${encodeURIComponent(service)}/scale`, { replicas }, `Scaling ${service} to ${replicas}…`);
+    await act(button, form.dataset.url, { replicas }, `Scaling ${service} to ${replicas}…`);
   } else if (form.dataset.form === "deploy") {
     let env, secrets;
     try {
@@ -289,7 +290,7 @@ document.addEventListener("submit", async (event) => {
     }
     const body = { image: form.elements.image.value.trim(), env };
     if (Object.keys(secrets).length) body.secrets = secrets;
-    const done = await act(button, `/api/services/${encodeURIComponent(service)}/deploy`, body, `Deploying ${body.image}…`);
+    const done = await act(button, form.dataset.url, body, `Deploying ${body.image}…`);
     if (done) {
       // Sent and sealed: do not leave the values on the page.
       form.elements.secrets.value = "";
