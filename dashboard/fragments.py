@@ -27,20 +27,20 @@ def with_reservations(nodes):
     return nodes
 
 
-def _node_view(template):
-    def render(name):
-        found = Node.objects.filter(name=name).first()
-        if found is None:
-            return None, ""
-        with_reservations([found])
-        html = render_to_string(template, {"node": found})
-        return NodeSerializer(found).data, html
-
-    return render
+def node(name):
+    found = Node.objects.filter(name=name).first()
+    if found is None:
+        return None, ""
+    with_reservations([found])
+    html = render_to_string("dashboard/fragments/node_row.html", {"node": found})
+    return NodeSerializer(found).data, html
 
 
-node = _node_view("dashboard/fragments/node_row.html")
-node_summary = _node_view("dashboard/fragments/node_summary.html")
+def node_summary(name):
+    found = Node.objects.filter(name=name).first()
+    if found is None:
+        return ""
+    return render_to_string("dashboard/fragments/node_summary.html", {"node": found})
 
 
 def service(name):
@@ -79,7 +79,7 @@ def event(pk):
 def register():
     """Tell fleet.live how the dashboard shows each kind of object."""
     live.register("node", node)
-    live.register("node-summary", node_summary, follows="node")
+    live.register_view("node", "node-summary", node_summary)
     live.register("service", service)
     live.register("replica", replica)
     live.register("deployment", deployment)

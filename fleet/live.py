@@ -12,9 +12,9 @@ that no longer exists goes out with data null and empty html.
 
 This module knows nothing of pages: the dashboard registers, when its app is
 ready, how each kind is rendered (register()), as Django's admin registry does.
-One change may be shown in several ways (a node as a row of the overview and as
-the summary on its own page): each view is a kind of its own that follows the
-kind whose changes it shows.
+An object shown in more than one way (a node as a row of the overview and as the
+summary on its own page) sends its other fragments in the same message, under
+"views" ({view type: html}), so that one change is still one message per socket.
 """
 
 import asyncio
@@ -38,15 +38,19 @@ _pending = queue.Queue()
 _sender = None
 _sender_lock = threading.Lock()
 _redis = None
-# kind -> [(the kind of message sent, render(key) -> (data, html))]
-_views = {}
+_renderers = {}  # kind -> render(key) -> (data, html)
+_views = {}  # kind -> {view type: render(key) -> html}
 
 
-def register(kind, render, follows=None):
-    """Render `kind` with render(key) -> (data, html), for every change of `follows` (or
-    of `kind` itself); called by the dashboard when its app is ready."""
-    views = _views.setdefault(follows or kind, [])
-    views[:] = [(sent, fn) for sent, fn in views if sent != kind] + [(kind, render)]
+def register(kind, render):
+    """Render each change of `kind` with render(key) -> (data, html); data is None once
+    the object is gone. Called by the dashboard when its app is ready."""
+    _renderers[kind] = render
+
+
+def register_view(kind, view, render):
+    """Send another fragment of `kind`, render(key) -> html, with each of its messages."""
+    _views.setdefault(kind, {})[view] = render
 
 
 def broadcast(kind, key):
@@ -111,7 +115,7 @@ def _send_forever():
         last_sent = time.monotonic()
         close_old_connections()
         try:
-            envelopes = [message for kind, key in changes for message in envelopes_of(kind, key)]
+            envelopes = [envelope(kind, key) for kind, key in changes]
             for message in envelopes:
                 message["seq"] = next_seq()
                 loop.run_until_complete(
@@ -123,12 +127,13 @@ def _send_forever():
             connections.close_all()  # this thread's own; never left open between bursts
 
 
-def envelopes_of(kind, key):
-    """The messages for one changed object as it is now, one per registered view of it."""
-    if kind not in _views:
-        raise LookupError(f"no view of {kind!r} is registered (is the dashboard installed?)")
-    messages = []
-    for sent, render in _views[kind]:
-        data, html = render(key)
-        messages.append({"type": sent, "id": key, "seq": None, "data": data, "html": html})
-    return messages
+def envelope(kind, key):
+    """The message for one object as it is now."""
+    if kind not in _renderers:
+        raise LookupError(f"nothing renders {kind!r} (is the dashboard installed?)")
+    data, html = _renderers[kind](key)
+    message = {"type": kind, "id": key, "seq": None, "data": data, "html": html}
+    if kind in _views:
+        views = _views[kind].items()
+        message["views"] = {view: render(key) if data else "" for view, render in views}
+    return message

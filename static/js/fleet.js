@@ -83,6 +83,10 @@ function fragment(html) {
 // Put one envelope on the page: replace the object where it is, move it where it
 // now belongs, add it where it is new, or remove it once it is gone.
 function apply(message) {
+  // Other fragments of the same object (a node's summary on its page) come along.
+  for (const [type, html] of Object.entries(message.views ?? {})) {
+    apply({ type, id: message.id, data: message.data, html });
+  }
   const selector = `[data-live="${message.type}"][data-id="${CSS.escape(String(message.id))}"]`;
   const existing = [...document.querySelectorAll(selector)];
   if (message.data === null) {

@@ -114,9 +114,35 @@ def test_an_operator_drains_and_activates_a_node_in_place(page, fleet):
     page.evaluate("window.sameDocument = true")
     page.click("button[name=availability][value=drain]")
     page.wait_for_selector("tr#node-lab-1 td:nth-child(3):has-text('drain')")
+    # The summary below the row is kept live too.
+    page.wait_for_selector("#node-summary-lab-1 dd:nth-of-type(2):has-text('drain')")
     assert page.is_disabled("button[name=availability][value=drain]")
     assert Node.objects.get(name="lab-1").availability == "drain"
     page.click("button[name=availability][value=active]")
     page.wait_for_selector("tr#node-lab-1 td:nth-child(3):has-text('active')")
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
     assert Node.objects.get(name="lab-1").availability == "active"
+
+
+def test_a_replica_restarts_from_its_node_page(page, fleet):
+    """The node page lists replicas of any service: each restart button knows its own."""
+    from fleet.models import Replica
+
+    fleet.create("web", replicas=3, update={"monitor": 0})
+    fleet.converged("web", 3)
+    replica = Replica.objects.get(service__name="web", node__name="lab-2")
+    page.goto(f"{page.base}/nodes/lab-2/")
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
+    page.click(f"#replica-{replica.pk} button[data-act=restart]")
+    page.wait_for_selector("#notice:has-text('accepted')")
+    wait_for(
+        lambda: (
+            Replica.objects.filter(pk=replica.pk)
+            .exclude(container_id__in=["", replica.container_id])
+            .filter(state="running")
+            .exists()
+        ),
+        60,
+        message="slot's new container to run",
+    )
+    fleet.converged("web", 3)

@@ -169,6 +169,30 @@ def test_a_burst_is_coalesced_not_dropped(token):
     assert len(got) <= 2 * len(nodes), got
 
 
+def test_a_node_change_also_refreshes_the_summary_on_its_page(token):
+    node = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2375")
+
+    async def scenario():
+        socket, _, _ = await connect(ORIGIN, auth(token))
+        await socket.receive_json_from(timeout=5)
+        await in_thread(Node.objects.filter(pk=node.pk).update)(engine_version="99.1")
+        await in_thread(live.broadcast)("node", node.name)
+        changed = await socket.receive_json_from(timeout=5)
+        await in_thread(node.delete)()
+        await in_thread(live.broadcast)("node", node.name)
+        gone = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return changed, gone
+
+    changed, gone = run(scenario)
+    assert (changed["type"], changed["id"]) == ("node", "edge-1")
+    assert changed["data"]["engine_version"] == "99.1"
+    summary = changed["views"]["node-summary"]
+    assert 'data-live="node-summary"' in summary and "99.1" in summary
+    # Gone: every fragment of it is to be removed.
+    assert (gone["data"], gone["views"]) == (None, {"node-summary": ""})
+
+
 def test_a_client_that_saw_a_gap_gets_a_fresh_snapshot_on_request(token):
     async def scenario():
         socket, _, _ = await connect(ORIGIN, auth(token))
