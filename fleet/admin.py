@@ -4,11 +4,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse_lazy
 
 from . import nodes
 from .filters import EventFilter
 from .models import Actor, Event, EventKind, Node
 from .validation import validate_labels
+
+# Fleet's admin, not Django's: its name on every page, and "View site" leads to the dashboard.
+admin.site.site_header = "Fleet admin"
+admin.site.site_title = "Fleet admin"
+admin.site.index_title = "Nodes, services, events and users"
+admin.site.site_url = reverse_lazy("dashboard:overview")
 
 
 class NodeForm(forms.ModelForm):

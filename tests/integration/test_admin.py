@@ -97,3 +97,10 @@ def test_events_are_read_only_and_filterable(admin_client_, node):
     assert admin_client_.get("/admin/fleet/event/add/").status_code == 403
     event = Event.objects.get(node_name="edge-1")
     assert admin_client_.post(f"/admin/fleet/event/{event.pk}/delete/").status_code == 403
+
+
+def test_the_admin_is_fleets_and_leads_back_to_the_dashboard(admin_client_):
+    html = admin_client_.get("/admin/").content.decode()
+    assert "Fleet admin" in html
+    assert "Django administration" not in html
+    assert 'href="/"' in html  # "View site": the dashboard's overview
