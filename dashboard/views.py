@@ -1,8 +1,11 @@
 """Dashboard views: complete pages on a plain GET, built from the same fragments a push will use."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.views import View
@@ -15,7 +18,7 @@ from fleet.roles import READ_FLEET
 
 from .fragments import with_reservations
 
-RECENT_EVENTS = 50
+RECENT_EVENTS = 20  # lines of a feed, repeats folded
 
 
 class FleetReadMixin(LoginRequiredMixin, PermissionRequiredMixin):
@@ -43,7 +46,7 @@ class OverviewView(FleetReadMixin, TemplateView):
             nodes=with_reservations(Node.objects.all()),
             counts=counts,
             services=services,
-            events=Event.objects.all()[:RECENT_EVENTS],
+            events=Event.objects.folded(RECENT_EVENTS),
             **kwargs,
         )
 
@@ -59,7 +62,7 @@ class NodeDetailView(FleetReadMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         with_reservations([self.object])
-        events = Event.objects.filter(node_name=self.object.name)[:RECENT_EVENTS]
+        events = Event.objects.filter(node_name=self.object.name).folded(RECENT_EVENTS)
         replicas = self.object.replica_set.select_related("service", "deployment", "node")
         return super().get_context_data(
             events=events,
@@ -108,7 +111,7 @@ class ServiceDetailView(FleetReadMixin, DetailView):
             max_replicas=settings.FLEET_MAX_REPLICAS,
             can_change=self.request.user.has_perm("fleet.change_service"),
             deployments=service.deployments.all()[:20],
-            events=Event.objects.filter(service_name=service.name)[:RECENT_EVENTS],
+            events=Event.objects.filter(service_name=service.name).folded(RECENT_EVENTS),
             **kwargs,
         )
 
@@ -117,25 +120,27 @@ class EventsView(FleetReadMixin, TemplateView):
     """The audit trail: every event, filtered by who, which node or service, what and when."""
 
     template_name = "dashboard/events.html"
-    limit = 200
+    per_page = 100
 
     def get_context_data(self, **kwargs):
-        data = {key: value for key, value in self.request.GET.items() if value}
+        data = {key: value for key, value in self.request.GET.items() if value and key != "page"}
         filters = EventFilter(data, queryset=Event.objects.all())
         valid = filters.is_valid()
-        events = list(filters.qs[: self.limit + 1]) if valid else []
+        page = Paginator(filters.qs if valid else Event.objects.none(), self.per_page)
+        page = page.get_page(self.request.GET.get("page"))
         # Everyone who did something, and the one asked for even before they have.
         actors = set(Event.objects.order_by().values_list("actor", flat=True).distinct())
         actors = sorted(actors | ({data["actor"]} if "actor" in data else set()))
         return super().get_context_data(
             filters=filters,
             valid=valid,
-            events=events[: self.limit],
-            more=len(events) > self.limit,
-            limit=self.limit,
+            page=page,
+            events=page.object_list,
+            query=urlencode(data),
+            limit=self.per_page,
             applied=data,
-            # New events join the list live only while they could match: no end time set.
-            live=valid and "until" not in data,
+            # New events join the newest page live only while they could match: no end time.
+            live=valid and "until" not in data and page.number == 1,
             actors=actors,
             **kwargs,
         )

@@ -52,7 +52,32 @@ class EventKind(models.TextChoices):
     USER_ROLE_CHANGED = "user.role_changed"
 
 
+# How many of the newest events a feed looks at when it folds repeats together.
+FOLD_WINDOW = 200
+
+
 class EventQuerySet(models.QuerySet):
+    def folded(self, limit=20):
+        """The newest events with repeats folded into the newest of each: a summary, not a log.
+
+        Events alike in all but their time (a slot that keeps dying, a node that keeps
+        flapping) count as one line, each carrying `repeats` (how many) and `first_at`
+        (when the oldest of them happened), at the place of its newest. Returns at
+        most `limit` lines, newest first, from the newest FOLD_WINDOW events.
+        """
+        lines = {}
+        for event in self.order_by("-created_at", "-id")[:FOLD_WINDOW]:
+            line = lines.get(event.fold_key)
+            if line is None:
+                if len(lines) == limit:
+                    continue
+                event.repeats, event.first_at = 1, event.created_at
+                lines[event.fold_key] = event
+            else:
+                line.repeats += 1
+                line.first_at = event.created_at
+        return list(lines.values())
+
     def record(self, kind, *, actor=SYSTEM, node=None, service=None, old="", new="", reason=""):
         """Write an event and show it on every open dashboard once it is committed."""
         from .. import live
@@ -92,3 +117,10 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.service_name or self.node_name} {self.old}->{self.new}"
+
+    @property
+    def fold_key(self):
+        """Events with the same key say the same thing: a feed shows them as one line."""
+        return "|".join(
+            (self.kind, self.service_name, self.node_name, self.old, self.new, self.reason)
+        )

@@ -108,11 +108,27 @@ function apply(message) {
     if (!matches(container, message.data)) continue;
     container.querySelector("[data-placeholder]")?.remove();
     const element = fragment(message.html);
+    if (container.dataset.fold !== undefined) fold(container, element);
     if (container.dataset.insert === "afterbegin") container.prepend(element);
     else container.append(element);
     const limit = Number(container.dataset.limit || 0);
     while (limit && container.children.length > limit) container.lastElementChild.remove();
   }
+}
+
+// A feed shows repeats as one line: a new event like one listed takes its place, counted.
+function fold(container, element) {
+  const key = element.dataset.foldKey;
+  const earlier = [...container.children].find((child) => child.dataset.foldKey === key);
+  if (!earlier) return;
+  const count = Number(earlier.dataset.count || 1) + 1;
+  element.dataset.count = String(count);
+  element.dataset.first = earlier.dataset.first;
+  const newest = Date.parse(element.querySelector("time")?.getAttribute("datetime") ?? "");
+  const minutes = (newest - Date.parse(earlier.dataset.first)) / 60000;
+  element.querySelector(".times").textContent =
+    `${count} times in ${minutes >= 1 ? `${Math.round(minutes)} min` : "under a minute"}`;
+  earlier.remove();
 }
 
 // After a gap, the page is fetched again and its main part swapped in place.

@@ -146,3 +146,15 @@ def test_a_replica_restarts_from_its_node_page(page, fleet):
         message="slot's new container to run",
     )
     fleet.converged("web", 3)
+
+
+def test_a_feed_folds_repeats_as_they_arrive(page, fleet):
+    from fleet.models import Event, EventKind
+
+    fleet.create("web", replicas=0)
+    open_service(page, "web")
+    for _ in range(3):
+        Event.objects.record(EventKind.REPLICA_DIED, service="web", reason="slot 9 exit code 3")
+    line = "ol.events li:has-text('slot 9 exit code 3')"
+    page.wait_for_selector(f"{line}:has-text('3 times in under a minute')")
+    assert page.locator(line).count() == 1
