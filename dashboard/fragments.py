@@ -27,6 +27,31 @@ def with_reservations(nodes):
     return nodes
 
 
+# The overview's service tiles: each status counts under one of these.
+SERVICE_GROUPS = {
+    "running": "healthy",
+    "degraded": "degraded",
+    "failed": "failed",
+    "paused": "failed",  # a rollout that failed and was paused
+    "deploying": "deploying",
+    "new": "deploying",
+    "deleting": "deleting",
+}
+
+
+def with_strips(services):
+    """Services with their replicas in slot order (for the strip of marks) and their group."""
+    services = list(services)
+    rows = Replica.objects.filter(service__in=services).select_related("node")
+    strips = {}
+    for replica in rows.order_by("slot", "-deployment__revision"):
+        strips.setdefault(replica.service_id, []).append(replica)
+    for service in services:
+        service.strip = strips.get(service.pk, [])
+        service.group = SERVICE_GROUPS.get(service.status, "degraded")
+    return services
+
+
 def node(name):
     found = Node.objects.filter(name=name).first()
     if found is None:
@@ -47,6 +72,7 @@ def service(name):
     found = Service.objects.filter(name=name).with_counts().first()
     if found is None:
         return None, ""
+    with_strips([found])
     html = render_to_string("dashboard/fragments/service_row.html", {"service": found})
     return ServiceSerializer(found).data, html
 

@@ -6,7 +6,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import DetailView, TemplateView
@@ -16,7 +15,8 @@ from fleet.filters import EventFilter
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
-from .fragments import with_reservations
+from . import overview
+from .fragments import with_reservations, with_strips
 
 RECENT_EVENTS = 20  # lines of a feed, repeats folded
 
@@ -28,24 +28,37 @@ class FleetReadMixin(LoginRequiredMixin, PermissionRequiredMixin):
 
 
 class OverviewView(FleetReadMixin, TemplateView):
-    """Every node at a glance, with the latest events."""
+    """The fleet's health at a glance, every node and service, and what happened lately.
+
+    The tables are filtered by the query (?node_status=down, ?service_q=web ...): rows
+    that do not match are hidden, not left out, so that the tiles count them all and
+    the page's script can filter again as things change.
+    """
 
     template_name = "dashboard/overview.html"
 
     def get_context_data(self, **kwargs):
-        counts = Node.objects.aggregate(
-            total=Count("pk"),
-            ready=Count("pk", filter=Q(status=Node.Status.READY)),
-            down=Count("pk", filter=Q(status=Node.Status.DOWN)),
-        )
-        services = Service.objects.with_counts()
+        nodes = with_reservations(Node.objects.all())
+        services = with_strips(Service.objects.with_counts())
+        query = self.request.GET
+        node_filter = overview.Filter(query, "node")
+        service_filter = overview.Filter(query, "service")
+        for node in nodes:
+            node.hidden = not node_filter.matches(
+                node.name, overview.node_states(node), node.labels
+            )
+        for service in services:
+            states = (service.status, service.group)
+            service.hidden = not service_filter.matches(service.name, states, {})
         return super().get_context_data(
             can_change=self.request.user.has_perm("fleet.add_service"),
             max_replicas=settings.FLEET_MAX_REPLICAS,
             default_image=settings.FLEET_DEFAULT_IMAGE,
-            nodes=with_reservations(Node.objects.all()),
-            counts=counts,
+            nodes=nodes,
             services=services,
+            glance=overview.glance(nodes, services),
+            node_filter=node_filter,
+            service_filter=service_filter,
             events=Event.objects.folded(RECENT_EVENTS),
             **kwargs,
         )
@@ -102,6 +115,7 @@ class ServiceDetailView(FleetReadMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         service = self.object
+        with_strips([service])
         replicas = service.replica_set.select_related("node", "deployment", "service")
         columns = {node.name: [] for node in Node.objects.all()}
         for replica in replicas.order_by("slot"):

@@ -1,0 +1,91 @@
+"""The overview in a real browser: the glance, filters and sorting live, a first run that helps,
+phone and wide screens, and no serious accessibility violation (axe-core) on any page."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import screenshot, wait_for
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+# Vendored from npm (axe-core, MPL-2.0); served to the page by the test alone, never by Fleet.
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
+
+
+def tile(page, table, state):
+    return int(page.inner_text(f"[data-count-table={table}][data-count-state={state}] .n"))
+
+
+def live(page, path="/"):
+    page.goto(f"{page.base}{path}")
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
+
+
+def axe_violations(page):
+    """Serious and critical axe-core findings on the page as it is, as short sentences."""
+    page.route(
+        "**/__axe.js",
+        lambda route: route.fulfill(body=AXE.read_text(), content_type="text/javascript"),
+    )
+    page.add_script_tag(url=f"{page.base}/__axe.js")
+    found = page.evaluate("async () => (await axe.run(document)).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_the_demo_deploys_in_one_click_and_the_glance_follows(page, fleet):
+    live(page)
+    assert tile(page, "service", "healthy") == 0
+    page.evaluate("window.sameDocument = true")
+    page.click("text=Deploy the demo image")
+    page.wait_for_url(f"{page.base}/services/demo/")
+    fleet.converged("demo", 3)
+    live(page)
+    wait_for(lambda: tile(page, "service", "healthy") == 1, 30, message="demo counted healthy")
+    assert tile(page, "node", "ready") == 3
+    assert page.locator("#service-demo .mark.rep-running").count() == 3
+
+    page.evaluate("window.sameDocument = true")
+    fleet.create("api", replicas=1, update={"monitor": 0})
+    # A new service joins the table and the tiles without a reload.
+    page.wait_for_selector("#service-api")
+    wait_for(lambda: tile(page, "service", "healthy") == 2, 60, message="api counted healthy")
+    page.fill("#service-q", "dem")
+    assert page.is_hidden("#service-api") and page.is_visible("#service-demo")
+    page.fill("#service-q", "")
+    page.select_option("#node-status", "drained")
+    assert page.locator("tbody[data-table=node] tr:visible").count() == 0
+    page.select_option("#node-status", "")
+    page.click("th button.sort[data-sort=name] >> nth=1")  # services by name, descending
+    names = page.eval_on_selector_all(
+        "tbody[data-table=service] tr", "rows => rows.map(r => r.dataset.id)"
+    )
+    assert names == ["demo", "api"]
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violations(
+    page, fleet, width
+):
+    fleet.create("web", replicas=2, ports=[{"container": 80}], update={"monitor": 0})
+    fleet.converged("web", 2)
+    page.set_viewport_size({"width": width, "height": 900})
+    found = {}
+    for name, path in [
+        ("overview", "/"),
+        ("service", "/services/web/"),
+        ("node", "/nodes/lab-1/"),
+        ("events", "/events/"),
+    ]:
+        live(page, path)
+        # Nothing sticks out sideways but what scrolls inside its own box (the tables).
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than the {width}px screen"
+        found[path] = axe_violations(page)
+        screenshot(page, f"{name}-{width}")
+    assert found == {path: [] for path in found}
