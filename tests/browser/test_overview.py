@@ -68,13 +68,15 @@ def test_the_demo_deploys_in_one_click_and_the_glance_follows(page, fleet):
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
 
 
-@pytest.mark.parametrize("width", [390, 1440])
+# A phone in the dark scheme and a wide screen in the light one: both schemes, both sizes.
+@pytest.mark.parametrize(("width", "scheme"), [(390, "dark"), (1440, "light")])
 def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violations(
-    page, fleet, width
+    page, fleet, width, scheme
 ):
     fleet.create("web", replicas=2, ports=[{"container": 80}], update={"monitor": 0})
     fleet.converged("web", 2)
     page.set_viewport_size({"width": width, "height": 900})
+    page.emulate_media(color_scheme=scheme)
     found = {}
     for name, path in [
         ("overview", "/"),
@@ -87,5 +89,5 @@ def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violation
         overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than the {width}px screen"
         found[path] = axe_violations(page)
-        screenshot(page, f"{name}-{width}")
+        screenshot(page, f"{name}-{width}-{scheme}")
     assert found == {path: [] for path in found}
