@@ -40,6 +40,10 @@ class NodeSerializer(StrictModelSerializer):
             "containers_running",
             "last_seen_at",
             "last_error",
+            "unreachable_since",
+            "damped",
+            "held_until",
+            "hold_reason",
             "tls_ca",
             "tls_cert",
             "tls_key",
@@ -52,6 +56,10 @@ class NodeSerializer(StrictModelSerializer):
             "containers_running",
             "last_seen_at",
             "last_error",
+            "unreachable_since",
+            "damped",
+            "held_until",
+            "hold_reason",
         ]
         extra_kwargs = {
             "tls_ca": {"write_only": True},
