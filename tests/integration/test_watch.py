@@ -5,8 +5,6 @@ that stops answering is unreachable within about two seconds and down only once
 it has been silent for FLEET_NODE_DOWN_AFTER (10 s at the defaults).
 """
 
-import contextlib
-import subprocess
 import time
 
 import docker
@@ -15,6 +13,7 @@ from django.conf import settings
 
 from fleet.models import Event, EventKind, Node
 from tests.integration.conftest import wait_for
+from tests.integration.faults import partitioned
 
 pytestmark = pytest.mark.lab
 
@@ -26,26 +25,6 @@ def status_of(name):
 def transitions(name):
     rows = Event.objects.filter(kind=EventKind.NODE_STATUS_CHANGED, node_name=name)
     return [(e.old, e.new) for e in rows.order_by("created_at", "id")]
-
-
-@contextlib.contextmanager
-def partitioned(lab, *names):
-    """Drop every packet to and from the nodes' namespaces: no connection is closed."""
-    rules = [("INPUT", "-j", "DROP"), ("OUTPUT", "-j", "DROP")]
-    netns = [f"/run/netns/fleet-{lab.name}-{name.rsplit('-', 1)[1]}" for name in names]
-    try:
-        for ns in netns:
-            for rule in rules:
-                iptables(ns, "-I", rule[0], "1", *rule[1:])
-        yield
-    finally:
-        for ns in netns:
-            for rule in rules:
-                iptables(ns, "-D", *rule, check=False)
-
-
-def iptables(netns, *args, check=True):
-    subprocess.run(["nsenter", f"--net={netns}", "iptables", "-w", *args], check=check)
 
 
 @pytest.fixture
