@@ -28,6 +28,10 @@ def ready_lab(lab, lab_nodes, celery_beat):
 
 
 def test_registered_nodes_report_their_engine(ready_lab):
+    # Ready on its ping; its engine's info is asked for after that, apart.
+    wait_for(
+        lambda: Node.objects.get(name="lab-1").engine_version, 10, message="lab-1's engine info"
+    )
     node = Node.objects.get(name="lab-1")
     assert node.engine_version.startswith("20.10")
     assert node.cpus >= 1

@@ -5,6 +5,7 @@ that stops answering is unreachable within about two seconds and down only once
 it has been silent for FLEET_NODE_DOWN_AFTER (10 s at the defaults).
 """
 
+import contextlib
 import time
 
 import docker
@@ -29,18 +30,29 @@ def transitions(name):
 
 @pytest.fixture
 def watched_lab(lab, lab_nodes, watch_process):
-    # Without beat, only the watch's pings can make the nodes ready.
+    # Without beat, only the watch's pings can make the nodes ready, and only its
+    # resync on opening a node's stream reads the engine's info.
     wait_for(
         lambda: set(Node.objects.values_list("status", flat=True)) == {"ready"},
         20,
         message="the watch to find every node answering",
     )
+    wait_for(
+        lambda: not Node.objects.filter(containers_running__isnull=True).exists(),
+        20,
+        message="the watch to resync every node",
+    )
     return lab
 
 
 def client_of(lab, name):
+    """A client of the node's engine over its unix socket, which no partition cuts."""
     entry = next(n for n in lab.status()["nodes"] if n["name"] == name)
-    return docker.DockerClient(base_url=entry["endpoint"], version="auto", timeout=60)
+    return docker.DockerClient(base_url=f"unix://{entry['socket']}", version="auto", timeout=60)
+
+
+def running(name):
+    return Node.objects.get(name=name).containers_running
 
 
 def running_count_follows(lab, name, within):
@@ -92,6 +104,9 @@ def test_a_dead_engine_is_unreachable_at_once_and_down_only_after_its_silence(wa
 
 
 def test_a_silent_partition_is_down_in_time_and_healed_its_stream_follows_again(watched_lab):
+    image = watched_lab.status()["images"]["demo_v1"]
+    client = client_of(watched_lab, "lab-2")
+    client.images.pull(image)  # cut off, it could not pull it
     with partitioned(watched_lab, "lab-2"):
         cut_at = time.monotonic()
         wait_for(lambda: status_of("lab-2") == "unreachable", 6, 0.05, message="unreachable")
@@ -102,16 +117,22 @@ def test_a_silent_partition_is_down_in_time_and_healed_its_stream_follows_again(
         assert down_after <= settings.FLEET_NODE_DOWN_AFTER + 2, f"down after {down_after:.1f}s"
         assert "no answer within" in Node.objects.get(name="lab-2").last_error
         assert {status_of("lab-1"), status_of("lab-3")} == {"ready"}
-    healed_at = time.monotonic()
-    wait_for(lambda: status_of("lab-2") == "ready", 10, 0.05, message="lab-2 to come back")
-    print(f"healed: ready after {time.monotonic() - healed_at:.1f}s")
-    # Its events stream was reopened and the node resynced (its engine's info read again)...
-    Node.objects.filter(name="lab-2").update(containers_running=None)
-    wait_for(
-        lambda: Node.objects.get(name="lab-2").containers_running is not None,
-        5,
-        message="lab-2 to be resynced",
-    )
-    # ... so a container event is reflected within a second again.
-    took = running_count_follows(watched_lab, "lab-2", 5)
-    assert took < 1.0, f"a container event reflected after {took:.2f}s"
+        # Started while cut off: only a resync after the partition can tell Fleet.
+        before = running("lab-2")
+        container = client.containers.run(image, detach=True)
+    try:
+        healed_at = time.monotonic()
+        wait_for(lambda: status_of("lab-2") == "ready", 10, 0.05, message="lab-2 to come back")
+        print(f"healed: ready after {time.monotonic() - healed_at:.1f}s")
+        wait_for(lambda: running("lab-2") == before + 1, 10, 0.05, message="lab-2 resynced")
+        print(f"healed: resynced after {time.monotonic() - healed_at:.1f}s")
+        # Its events stream is open again: a container event is reflected within a second.
+        container.remove(force=True)
+        removed = time.monotonic()
+        wait_for(lambda: running("lab-2") == before, 5, 0.05, message="the count to go down")
+        took = time.monotonic() - removed
+        assert took < 1.0, f"a container event reflected after {took:.2f}s"
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+        client.close()
