@@ -13,11 +13,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6390/0")
 os.environ.setdefault("FLEET_LAB_NAME", "t")
 os.environ.setdefault("FLEET_LAB_SUBNET", "10.250.8.0/24")
 os.environ.setdefault("FLEET_DEFAULT_IMAGE", "10.250.8.1:5000/fleet/demo:1")
-# Fast checks, and a timeout longer than the interval, so that a check waiting on a
-# frozen engine would visibly delay the others if checks ran one after another.
-os.environ.setdefault("FLEET_NODE_CHECK_INTERVAL", "1")
-os.environ.setdefault("FLEET_NODE_CHECK_TIMEOUT", "3")
-os.environ.setdefault("FLEET_NODE_DOWN_AFTER", "2")
+# Node health runs at its defaults: a test that needs another setting says so and why.
 os.environ.setdefault("FLEET_RECONCILE_INTERVAL", "1")
 
 # Set up here, after the defaults above: pytest-django would read the settings

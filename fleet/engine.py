@@ -5,24 +5,33 @@ one exception type, EngineError, whose message is fit to show an operator.
 """
 
 import hashlib
+import json
+import logging
 import os
 import re
+import secrets
+import socket
 import tempfile
 import threading
+import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import redis
 import requests
 from django.conf import settings
 from docker.errors import DockerException, ImageNotFound, NotFound
 from docker.tls import TLSConfig
+from docker.types import CancellableStream
 from docker.utils import parse_repository_tag
 
-# Calls that change containers may take a while on a busy engine; pulls longer still.
+# Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
 CALL_TIMEOUT = 60
-PULL_TIMEOUT = 600
 SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
+
+log = logging.getLogger(__name__)
 
 _clients = {}
 _clients_lock = threading.Lock()
@@ -127,32 +136,82 @@ def client(node, timeout):
         return _clients[key]
 
 
-def probe(node, timeout):
-    """Ask a node's engine for its version and size; raise EngineError when it does not answer."""
+def ping(node, timeout):
+    """Whether the engine is alive: GET /_ping, the cheapest call it answers.
+
+    Liveness is this and nothing else: a daemon busy with pulls may take seconds to
+    answer `info` or a listing while it answers a ping at once. Raises EngineUnreachable
+    when nothing answers within `timeout`, EngineError when it answers but not OK.
+    """
     try:
-        info = client(node, timeout).info()
+        answered = client(node, timeout).api.ping()
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    if not answered:
+        raise EngineError("engine answered its ping with something other than OK")
+
+
+def info(node, timeout):
+    """Ask a node's engine for its version and size (slower than a ping on a busy engine)."""
+    try:
+        found = client(node, timeout).info()
     except SDK_ERRORS as exc:
         raise failure(exc, timeout) from exc
     return EngineInfo(
-        engine_version=str(info.get("ServerVersion", "")),
-        cpus=int(info.get("NCPU") or 0),
-        memory_bytes=int(info.get("MemTotal") or 0),
-        containers_running=int(info.get("ContainersRunning") or 0),
+        engine_version=str(found.get("ServerVersion", "")),
+        cpus=int(found.get("NCPU") or 0),
+        memory_bytes=int(found.get("MemTotal") or 0),
+        containers_running=int(found.get("ContainersRunning") or 0),
     )
 
 
-def events(node, since=None):
+# An events stream is quiet while nothing happens, so a read timeout cannot tell a quiet
+# engine from a vanished one; TCP keepalive can: a silent peer ends the stream within
+# about KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES seconds.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 5, 2, 3
+
+
+def _stream_socket(response):
+    """The socket under a streamed response (as docker's CancellableStream finds it)."""
+    raw = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    raw = getattr(raw, "raw", None)
+    return getattr(raw, "_sock", None) or getattr(raw, "sock", None)
+
+
+def _wait_quietly(response):
+    """Let the stream wait for events as long as it likes, with keepalive on TCP."""
+    sock = _stream_socket(response)
+    if sock is None:
+        return
+    sock.settimeout(None)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
+def events(node, since=None, timeout=5):
     """Open the node's stream of container events, decoded, from `since` on.
 
-    The stream blocks while the engine is quiet; it ends when the engine goes
-    away, and close() ends it from another thread.
+    Connecting and the answer's headers get `timeout` (the SDK's own events() waits
+    forever, even to connect); then the stream blocks while the engine is quiet. It
+    ends when the engine goes away (TCP keepalive notices a silent one), and close()
+    ends it from another thread.
     """
+    api = client(node, timeout).api
+    params = {"filters": json.dumps({"type": ["container"]})}
+    if since:
+        params["since"] = since
     try:
-        return client(node, 10).api.events(
-            since=since, filters={"type": ["container"]}, decode=True
-        )
-    except (DockerException, requests.exceptions.RequestException) as exc:
-        raise failure(exc) from exc
+        response = api._get(api._url("/events"), params=params, stream=True, timeout=timeout)
+        api._raise_for_status(response)
+        _wait_quietly(response)
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    except OSError as exc:
+        raise EngineUnreachable(f"events stream: {exc}") from exc
+    return CancellableStream(api._stream_helper(response, decode=True), response)
 
 
 @dataclass(frozen=True)
@@ -224,33 +283,167 @@ def list_containers(node, label):
 
 
 def _auth_for(image):
+    return settings.FLEET_REGISTRY_AUTH.get(registry_of(image))
+
+
+def registry_of(image):
+    """The registry an image reference names (docker.io when it names none)."""
     registry = image.split("/", 1)[0] if "/" in image else ""
     if "." not in registry and ":" not in registry and registry != "localhost":
         registry = "docker.io"
-    return settings.FLEET_REGISTRY_AUTH.get(registry)
+    return registry
+
+
+class PullError(EngineError):
+    """An image could not be pulled: the service's problem, never the node's.
+
+    `reason` is one of the PULL_* values below, so callers can back off without
+    parsing the message.
+    """
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+PULL_UNREACHABLE, PULL_NOT_FOUND, PULL_UNAUTHORIZED = "unreachable", "not-found", "unauthorized"
+PULL_TIMED_OUT, PULL_BUSY, PULL_OTHER = "timed-out", "busy", "other"
+
+# What the engine says when a pull fails, by what went wrong; the first match wins.
+_PULL_REASONS = (
+    (PULL_UNAUTHORIZED, ("unauthorized", "authentication required", "denied", "no basic auth")),
+    (PULL_NOT_FOUND, ("not found", "manifest unknown", "does not exist", "name unknown")),
+    (
+        PULL_UNREACHABLE,
+        (
+            "dial tcp",
+            "connection refused",
+            "no such host",
+            "i/o timeout",
+            "timeout",
+            "deadline exceeded",
+            "request canceled",
+            "no route to host",
+            "network is unreachable",
+            "connection reset",
+            "eof",
+        ),
+    ),
+)
+
+
+def pull_failure(image, detail):
+    """The PullError for an engine's message about a failed pull of `image`."""
+    text = detail.strip() or "the engine gave no reason"
+    lowered = text.lower()
+    reason = next(
+        (reason for reason, words in _PULL_REASONS if any(w in lowered for w in words)), PULL_OTHER
+    )
+    registry = registry_of(image)
+    summary = {
+        PULL_UNAUTHORIZED: f"registry {registry} refused access (check FLEET_REGISTRY_AUTH)",
+        PULL_NOT_FOUND: f"registry {registry} does not have it",
+        PULL_UNREACHABLE: f"registry {registry} cannot be reached from the node",
+        PULL_OTHER: "the pull failed",
+    }[reason]
+    return PullError(f"cannot pull {image}: {summary}: {text}", reason)
+
+
+# Slots of a node's concurrent pulls, shared by every process through Redis: a sorted
+# set of slot tokens scored by when they lapse (so a crashed holder frees its slot).
+_TAKE_PULL_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  return 1
+end
+return 0
+"""
+_redis_client = None
+
+
+@contextmanager
+def _pull_slot(node, image, deadline):
+    """Hold one of the node's FLEET_PULL_CONCURRENCY pull slots until the block ends.
+
+    Without Redis the pull goes ahead unlimited (logged): a limit must not stop work.
+    """
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    key, token = f"fleet:pulls:{node.endpoint}", secrets.token_hex(8)
+    limit, lapse = settings.FLEET_PULL_CONCURRENCY, settings.FLEET_PULL_TIMEOUT + 30
+    held = False
+    while not held:
+        now = time.time()
+        try:
+            args = (now, limit, now + lapse, token, int(lapse))
+            held = bool(_redis_client.eval(_TAKE_PULL_SLOT, 1, key, *args))
+        except redis.RedisError as exc:
+            log.warning("pull of %s on %s not limited: %s", image, node, exc)
+            break
+        if not held and time.monotonic() > deadline:
+            raise PullError(
+                f"cannot pull {image}: {limit} other pulls on {node} took all "
+                f"{settings.FLEET_PULL_TIMEOUT:g} s",
+                PULL_BUSY,
+            )
+        if not held:
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        if held:
+            with suppress(redis.RedisError):
+                _redis_client.zrem(key, token)
 
 
 def ensure_image(node, image):
-    """Pull the image unless the node has it; EngineError says why a pull failed."""
-    api = client(node, PULL_TIMEOUT).api
+    """Pull the image unless the node has it; PullError says why a pull failed.
+
+    A pull may take FLEET_PULL_TIMEOUT seconds in all (waiting for a slot included),
+    and at most FLEET_PULL_CONCURRENCY run at once on one node. A pull that got no
+    answer is the node's fault (EngineUnreachable) only if the node fails its ping too.
+    """
+    timeout = settings.FLEET_PULL_TIMEOUT
+    api = client(node, timeout).api
     try:
         api.inspect_image(image)
         return
     except ImageNotFound:
         pass
     except SDK_ERRORS as exc:
-        raise failure(exc, PULL_TIMEOUT) from exc
+        raise failure(exc, timeout) from exc
+    deadline = time.monotonic() + timeout
     repository, tag = parse_repository_tag(image)
-    try:
-        last_error = ""
-        for line in api.pull(
-            repository, tag or "latest", stream=True, decode=True, auth_config=_auth_for(image)
-        ):
-            last_error = line.get("error") or last_error
-        if last_error:
-            raise EngineError(f"cannot pull {image}: {last_error}")
-    except SDK_ERRORS as exc:
-        raise EngineError(f"cannot pull {image}: {describe(exc, PULL_TIMEOUT)}") from exc
+    with _pull_slot(node, image, deadline):
+        try:
+            last_error = ""
+            lines = api.pull(
+                repository, tag or "latest", stream=True, decode=True, auth_config=_auth_for(image)
+            )
+            for line in lines:
+                last_error = line.get("error") or last_error
+                if time.monotonic() > deadline:
+                    lines.close()
+                    raise PullError(
+                        f"cannot pull {image}: not done within {timeout:g} s", PULL_TIMED_OUT
+                    )
+        except SDK_ERRORS as exc:
+            silent = any(isinstance(link, requests.exceptions.Timeout) for link in _chain(exc))
+            if silent:
+                ping(node, settings.FLEET_NODE_PING_TIMEOUT)  # the node's fault if this fails
+                raise PullError(
+                    f"cannot pull {image}: no progress within {timeout:g} s "
+                    f"(registry {registry_of(image)} does not answer the node)",
+                    PULL_TIMED_OUT,
+                ) from exc
+            if isinstance(exc, docker.errors.APIError):
+                raise pull_failure(image, str(exc.explanation or exc)) from exc
+            raise failure(exc, timeout) from exc
+    if last_error:
+        raise pull_failure(image, last_error)
 
 
 def run_container(node, spec):

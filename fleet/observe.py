@@ -7,9 +7,8 @@ worker can always find what it (or a worker that died) created.
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
 from . import engine, labels, live
@@ -32,9 +31,9 @@ def list_on(nodes, label):
             log.info("cannot list containers on %s: %s", node, exc)
             return node.pk, None
 
-    # A node whose last check failed may be frozen: leave it to the health check
+    # A node that does not answer its pings may be frozen: leave it to the health check
     # rather than let every listing wait out its timeout.
-    reachable = [n for n in nodes if n.status != Node.Status.DOWN and not n.failures]
+    reachable = [n for n in nodes if n.status == Node.Status.READY and not n.failures]
     if not reachable:
         return {}
     with ThreadPoolExecutor(max_workers=min(len(reachable), 32)) as pool:
@@ -169,27 +168,38 @@ OBSERVED_FIELDS = (
 
 
 def _save_seen(replica, seen, node, seen_at):
-    """Apply one observation, taken at `seen_at`, to a row; save, show and record a change.
+    """Apply one observation, true at `seen_at`, to a row; save, show and record a change.
 
     An observation older than the one the row holds is dropped, so that a listing
-    taken just before a container died cannot undo the event that reported it.
+    taken just before a container died cannot undo the event that reported it, nor
+    a late event undo a newer listing. One exception: anything seen of the container
+    of a pending row is news, however old (the row's time is when it was created).
+    The write is conditional on the row being as it was read, so that a listing and
+    an event applied at once cannot both record the same change (one death, one
+    replica.died); the one that loses reads the row again and tries once more.
     """
-    if replica.observed_at and seen_at < replica.observed_at:
-        return None
-    before = _shown(replica)
-    kind = _apply(replica, seen, seen_at)
-    if _shown(replica) == before:
-        return None
-    replica.observed_at = seen_at
-    newer_than_row = Q(observed_at__isnull=True) | Q(observed_at__lte=seen_at)
-    values = {name: getattr(replica, name) for name in OBSERVED_FIELDS}
-    if not Replica.objects.filter(newer_than_row, pk=replica.pk).update(**values):
-        replica.refresh_from_db()  # something newer got there first, or the row is gone
-        return None
-    live.broadcast_replica(replica)
-    if kind:
-        _record(replica, kind, node)
-    return kind
+    for _ in range(3):
+        news = replica.state == Replica.State.PENDING and seen is not None
+        if replica.observed_at and seen_at < replica.observed_at and not news:
+            return None
+        before = _shown(replica)
+        as_read = {"state": replica.state, "health": replica.health}
+        as_read["observed_at"] = replica.observed_at
+        kind = _apply(replica, seen, seen_at)
+        if _shown(replica) == before:
+            return None
+        replica.observed_at = seen_at
+        values = {name: getattr(replica, name) for name in OBSERVED_FIELDS}
+        if Replica.objects.filter(pk=replica.pk, **as_read).update(**values):
+            live.broadcast_replica(replica)
+            if kind:
+                _record(replica, kind, node)
+            return kind
+        try:
+            replica.refresh_from_db()  # something else wrote it meanwhile
+        except Replica.DoesNotExist:
+            return None
+    return None
 
 
 def apply_listing(node, containers, listed_at):
@@ -253,7 +263,18 @@ def apply_event(node, event):
         return replica, None
     else:
         return None
-    return replica, _save_seen(replica, seen, node, timezone.now())
+    return replica, _save_seen(replica, seen, node, event_time(event))
+
+
+def event_time(event):
+    """When a Docker event happened, by the engine's clock (`timeNano`), not when it was
+    processed: a watch that lags or replays must not pass old news off as new."""
+    nanos = event.get("timeNano")
+    if nanos:
+        return datetime.fromtimestamp(nanos / 1e9, tz=UTC)
+    if event.get("time"):
+        return datetime.fromtimestamp(event["time"], tz=UTC)
+    return timezone.now()
 
 
 def _event_seen(container_id, state, health, exit_code=None):

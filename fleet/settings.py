@@ -36,12 +36,28 @@ try:
     REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
     LOG_LEVEL = env.log_level("LOG_LEVEL", "INFO")
 
-    # Node health checks: how often, how long one node may take, and how many
-    # failures in a row mark a node down.
+    # Node liveness (see the README's "Node health"): a node is alive iff it answers a
+    # cheap GET /_ping within FLEET_NODE_PING_TIMEOUT. The watch pings every node every
+    # FLEET_NODE_PING_INTERVAL; beat checks every node (ping, then its engine's info,
+    # listings with FLEET_NODE_CHECK_TIMEOUT) every FLEET_NODE_CHECK_INTERVAL. A node that
+    # stops answering is unreachable, and down once it has not answered for
+    # FLEET_NODE_DOWN_AFTER seconds.
     FLEET_NODE_CHECK_INTERVAL = _positive("FLEET_NODE_CHECK_INTERVAL", env.float, 5.0)
-    FLEET_NODE_CHECK_TIMEOUT = _positive("FLEET_NODE_CHECK_TIMEOUT", env.float, 3.0)
-    FLEET_NODE_DOWN_AFTER = _positive("FLEET_NODE_DOWN_AFTER", env.int, 2)
+    FLEET_NODE_CHECK_TIMEOUT = _positive("FLEET_NODE_CHECK_TIMEOUT", env.float, 10.0)
+    FLEET_NODE_PING_INTERVAL = _positive("FLEET_NODE_PING_INTERVAL", env.float, 1.0)
+    FLEET_NODE_PING_TIMEOUT = _positive("FLEET_NODE_PING_TIMEOUT", env.float, 2.0)
+    FLEET_NODE_DOWN_AFTER = _positive("FLEET_NODE_DOWN_AFTER", env.float, 10.0)
     FLEET_NODE_CHECK_THREADS = _positive("FLEET_NODE_CHECK_THREADS", env.int, 32)
+    # Damping: at most this many nodes go down (their replicas moved) per minute; a node
+    # that went down and came back more than FLAP_LIMIT times in FLAP_WINDOW seconds takes
+    # no new replicas for HOLD_DOWN seconds.
+    FLEET_NODE_DOWN_PER_MINUTE = _positive("FLEET_NODE_DOWN_PER_MINUTE", env.int, 6)
+    FLEET_NODE_FLAP_LIMIT = _positive("FLEET_NODE_FLAP_LIMIT", env.int, 3)
+    FLEET_NODE_FLAP_WINDOW = _positive("FLEET_NODE_FLAP_WINDOW", env.float, 600.0)
+    FLEET_NODE_HOLD_DOWN = _positive("FLEET_NODE_HOLD_DOWN", env.float, 600.0)
+    # Image pulls: how long one may take in all, and how many may run at once on one node.
+    FLEET_PULL_TIMEOUT = _positive("FLEET_PULL_TIMEOUT", env.float, 60.0)
+    FLEET_PULL_CONCURRENCY = _positive("FLEET_PULL_CONCURRENCY", env.int, 2)
     # Services: the most replicas one service may have, how often the safety-net
     # reconcile runs, and credentials for private registries as
     # {"registry.example.com": {"username": "...", "password": "..."}}.

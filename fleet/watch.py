@@ -1,16 +1,22 @@
-"""Docker events of every node -> observed state.
+"""Docker events of every node -> observed state, and every node's liveness.
 
-`manage.py watch` keeps one events stream open per node, each in its own thread.
-When a stream opens it resynchronises the node (a full check); when it breaks it
-checks the node at once, so a dead engine is noticed in about a second rather
-than at the next beat. Reconnects resume from the last event seen. Nodes added,
-changed or removed are picked up by a rescan every few seconds.
+`manage.py watch` keeps, per node, one events stream open in one thread and a
+prober in another. The prober pings the node every FLEET_NODE_PING_INTERVAL (a
+GET /_ping: cheap for the engine, and a database write only when something
+changes), so it is the watch that finds a node unreachable within about a
+second, probes it every second while it is, and marks it down once it has not
+answered for FLEET_NODE_DOWN_AFTER (health.record_ping decides). A node that
+stops answering also has its stream closed, since a silently dropped connection
+would otherwise hang; the stream reopens once the node answers again, and each
+opening resynchronises the node from a listing. Reconnects resume from the last
+event seen. Nodes added, changed or removed are picked up by a rescan.
 """
 
 import logging
 import threading
 import time
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from . import engine, health, observe, queue
@@ -29,37 +35,91 @@ def needs_healing(replica, kind):
 
 RECONNECT_DELAY = 1.0
 REFRESH_DELAY = 0.3  # container events come in bursts: refresh once per burst
+SHORTEST_PING = 0.25  # seconds: a ping cut short by the down deadline still gets this long
 
 
 class NodeWatch(threading.Thread):
-    """One node's events stream, reopened until the watch is stopped."""
+    """One node's events stream, reopened until the watch is stopped, and its prober."""
 
     def __init__(self, node):
         super().__init__(name=f"watch-{node.name}", daemon=True)
         self.node = node
         self.stopping = threading.Event()
+        self.answering = threading.Event()  # set while the node answers its pings
         self.stream = None
         self.since = None
         self.refresh_timer = None
         self.lock = threading.Lock()
+        self.prober = threading.Thread(target=self.probe, name=f"ping-{node.name}", daemon=True)
 
     def stop(self):
         self.stopping.set()
+        self.close_stream()
+
+    def close_stream(self):
         stream = self.stream
         if stream is not None:
-            stream.close()
+            try:
+                stream.close()
+            except Exception:  # already closed, or half-open: either way it ends
+                log.debug("closing the stream of %s", self.node.name, exc_info=True)
 
     def run(self):
+        self.prober.start()
         try:
             while not self.stopping.is_set():
+                # A node that does not answer its pings would only hang a new stream.
+                if not self.answering.wait(RECONNECT_DELAY):
+                    continue
                 self.follow()
-                if self.stopping.is_set():
-                    break
-                # The stream ended or could not open: is the engine gone?
-                self.check()
                 self.stopping.wait(RECONNECT_DELAY)
         finally:
+            self.prober.join(settings.FLEET_NODE_PING_TIMEOUT + 1)
             connections.close_all()
+
+    def probe(self):
+        """Ping the node every FLEET_NODE_PING_INTERVAL until stopped; record what changes."""
+        since = None  # when the first of this run of unanswered pings was sent (epoch seconds)
+        status, recorded = None, 0.0
+        try:
+            while not self.stopping.is_set():
+                began = time.monotonic()
+                timeout = settings.FLEET_NODE_PING_TIMEOUT
+                if since is not None:
+                    # The ping that reaches the down deadline ends at it, not a timeout later.
+                    left = since + settings.FLEET_NODE_DOWN_AFTER - time.time()
+                    timeout = min(timeout, max(SHORTEST_PING, left))
+                sent, error = health.ping(self.node, timeout)
+                if error:
+                    since = since or sent.timestamp()
+                    self.answering.clear()
+                    self.close_stream()  # silently dropped, it would hang: reopen it later
+                    status = self.record(sent, error) or status
+                else:
+                    since = None
+                    # An answer is written only when it changes something, or now and
+                    # then so that beat's view and "last seen" stay current.
+                    stale = began - recorded >= settings.FLEET_NODE_CHECK_INTERVAL
+                    if status != Node.Status.READY or stale:
+                        status = self.record(sent, "") or status
+                        recorded = began
+                    self.answering.set()
+                self.stopping.wait(
+                    max(0.0, settings.FLEET_NODE_PING_INTERVAL - (time.monotonic() - began))
+                )
+        finally:
+            connections.close_all()
+
+    def record(self, sent, error):
+        close_old_connections()
+        try:
+            return health.record_ping(self.node.pk, sent, error)
+        except DatabaseError:
+            connections.close_all()  # a restarted database: the next ping tries a new one
+            log.warning("could not record a ping of %s", self.node.name, exc_info=True)
+        except Exception:
+            log.exception("could not record a ping of %s", self.node.name)
+        return None
 
     def follow(self):
         try:
@@ -68,6 +128,8 @@ class NodeWatch(threading.Thread):
             log.info("events of %s unavailable: %s", self.node.name, exc)
             return
         log.info("following events of %s", self.node.name)
+        if not self.answering.is_set():
+            self.close_stream()  # the prober found it silent while it opened
         self.resync()  # whatever happened while the stream was closed
         try:
             for event in self.stream:
@@ -78,13 +140,18 @@ class NodeWatch(threading.Thread):
             log.exception("events stream of %s failed", self.node.name)
         finally:
             self.stream = None
+        log.info("events stream of %s ended", self.node.name)
 
     def resync(self):
-        self.check()
+        self.refresh()
         try:
             seen = observe.sync_node(self.node)
         except engine.EngineError as exc:
             log.info("cannot resync %s: %s", self.node.name, exc)
+            return
+        except DatabaseError:
+            connections.close_all()
+            log.warning("cannot resync %s", self.node.name, exc_info=True)
             return
         # Deaths while the stream was closed (or the watch was down) heal as if seen live.
         for service_id in {r.service_id for r, kind in seen if needs_healing(r, kind)}:
@@ -112,16 +179,17 @@ class NodeWatch(threading.Thread):
     def schedule_refresh(self):
         with self.lock:
             if self.refresh_timer is None or not self.refresh_timer.is_alive():
-                self.refresh_timer = threading.Timer(REFRESH_DELAY, self.check)
+                self.refresh_timer = threading.Timer(REFRESH_DELAY, self.refresh)
                 self.refresh_timer.daemon = True
                 self.refresh_timer.start()
 
-    def check(self):
+    def refresh(self):
+        """The engine's info (its running count) after a burst of events: never liveness."""
         close_old_connections()
         try:
-            health.check_node(self.node.pk)
+            health.refresh_info(self.node)
         except Exception:
-            log.exception("check of %s failed", self.node.name)
+            log.exception("info of %s failed", self.node.name)
         finally:
             if threading.current_thread() is not self:
                 connections.close_all()

@@ -24,6 +24,10 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "containers_running",
             "last_seen_at",
             "last_error",
+            "unreachable_since",
+            "damped",
+            "held_until",
+            "hold_reason",
             "tls_ca",
             "tls_cert",
             "tls_key",
@@ -36,6 +40,10 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "containers_running",
             "last_seen_at",
             "last_error",
+            "unreachable_since",
+            "damped",
+            "held_until",
+            "hold_reason",
         ]
         extra_kwargs = {
             "tls_ca": {"write_only": True},

@@ -1,7 +1,15 @@
-"""Nodes: the Docker hosts Fleet manages, with their last observed health."""
+"""Nodes: the Docker hosts Fleet manages, with their last observed health.
+
+Liveness is a matter of time, not of probe count: a node that stops answering its
+pings is `unreachable` (shown, nothing moved) and `down` (its replicas move) only
+once it has not answered for FLEET_NODE_DOWN_AFTER seconds.
+"""
+
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from ..validation import validate_dns_label, validate_endpoint, validate_labels, validate_pem
 
@@ -17,6 +25,7 @@ class Node(models.Model):
     class Status(models.TextChoices):
         UNKNOWN = "unknown"
         READY = "ready"
+        UNREACHABLE = "unreachable"
         DOWN = "down"
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
@@ -28,14 +37,25 @@ class Node(models.Model):
     availability = models.CharField(
         max_length=8, choices=Availability.choices, default=Availability.ACTIVE
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.UNKNOWN)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNKNOWN)
     engine_version = models.CharField(max_length=64, blank=True)
     cpus = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     containers_running = models.PositiveIntegerField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
-    failures = models.PositiveIntegerField(default=0, help_text="Failed checks in a row.")
+    failures = models.PositiveIntegerField(default=0, help_text="Failed pings in a row.")
+    unreachable_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the first unanswered ping was sent."
+    )
+    damped = models.BooleanField(
+        default=False,
+        help_text="Unreachable while most nodes are: kept from going down until that ends.",
+    )
+    held_until = models.DateTimeField(
+        null=True, blank=True, help_text="Takes no new replicas until then (it flapped)."
+    )
+    hold_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -60,14 +80,31 @@ class Node(models.Model):
         return bool(self.tls_cert or self.tls_ca)
 
     @property
+    def held(self):
+        """Whether the node is held out of placement after flapping."""
+        return self.held_until is not None and self.held_until > timezone.now()
+
+    @property
     def schedulable(self):
-        return self.status == self.Status.READY and self.availability == self.Availability.ACTIVE
+        return (
+            self.status == self.Status.READY
+            and self.availability == self.Availability.ACTIVE
+            and not self.held
+        )
 
 
-def next_status(status, failures, threshold):
-    """The status a node has after a check, given its failures in a row (0 = it answered)."""
-    if failures == 0:
-        return Node.Status.READY
-    if failures >= threshold:
-        return Node.Status.DOWN
-    return status
+def next_status(status, since, answered, sent, now, down_after):
+    """(status, unreachable since) after a ping sent at `sent` was answered, or was not by `now`.
+
+    One unanswered ping makes a node unreachable, since it was sent; the node is down
+    only once its pings have gone unanswered for `down_after` seconds. One answer makes
+    it ready.
+    """
+    if answered:
+        return Node.Status.READY, None
+    if status == Node.Status.DOWN:
+        return status, since or sent
+    since = since if status == Node.Status.UNREACHABLE and since else sent
+    if now - since >= timedelta(seconds=down_after):
+        return Node.Status.DOWN, since
+    return Node.Status.UNREACHABLE, since

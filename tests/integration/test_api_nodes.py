@@ -20,6 +20,10 @@ NODE_FIELDS = {
     "containers_running",
     "last_seen_at",
     "last_error",
+    "unreachable_since",
+    "damped",
+    "held_until",
+    "hold_reason",
 }
 
 

@@ -101,6 +101,8 @@ def test_a_frozen_engine_is_marked_down_and_its_replicas_move_without_delaying_o
         wait_for(lambda: status_of("lab-2") == "down", 30, message="lab-2 to be marked down")
         assert "no answer within" in Node.objects.get(name="lab-2").last_error
         wait_moved("lab-2")
+        moved = Event.objects.filter(kind=EventKind.REPLICA_RESCHEDULED, service_name="web")
+        assert moved.count() == 3
         nine.converged("web", 9, skip={"lab-2"})
         # The other nodes were checked all along, and are still ready.
         after = dict(Node.objects.values_list("name", "last_seen_at"))

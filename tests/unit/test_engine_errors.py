@@ -53,3 +53,48 @@ def test_silence_is_unreachable_and_a_refusal_is_not():
     error = failure(missing)
     assert type(error) is EngineError
     assert str(error) == "engine refused: no such image"
+
+
+def test_pull_errors_name_the_image_and_what_went_wrong():
+    from fleet.engine import (
+        PULL_NOT_FOUND,
+        PULL_OTHER,
+        PULL_UNAUTHORIZED,
+        PULL_UNREACHABLE,
+        pull_failure,
+    )
+
+    image = "10.250.8.1:5001/team/app:3"
+    cases = {
+        'Get "http://10.250.8.1:5001/v2/": dial tcp 10.250.8.1:5001: connect: connection refused': (
+            PULL_UNREACHABLE,
+            "registry 10.250.8.1:5001 cannot be reached",
+        ),
+        "Get https://10.250.8.1:5001/v2/: net/http: request canceled while waiting": (
+            PULL_UNREACHABLE,
+            "cannot be reached",
+        ),
+        "manifest for 10.250.8.1:5001/team/app:3 not found: manifest unknown": (
+            PULL_NOT_FOUND,
+            "registry 10.250.8.1:5001 does not have it",
+        ),
+        "unauthorized: authentication required": (PULL_UNAUTHORIZED, "refused access"),
+        "denied: requested access to the resource is denied": (PULL_UNAUTHORIZED, "refused"),
+        "write /var/lib/docker/tmp: no space left on device": (PULL_OTHER, "the pull failed"),
+    }
+    for detail, (reason, summary) in cases.items():
+        error = pull_failure(image, detail)
+        assert error.reason == reason, detail
+        assert str(error).startswith(f"cannot pull {image}: "), error
+        assert summary in str(error), error
+        assert detail in str(error)
+
+
+def test_a_pull_error_is_the_service_s_problem_not_the_node_s():
+    from fleet.engine import EngineError, EngineUnreachable, pull_failure, registry_of
+
+    error = pull_failure("busybox:1", "dial tcp: lookup registry-1.docker.io: no such host")
+    assert isinstance(error, EngineError) and not isinstance(error, EngineUnreachable)
+    assert "registry docker.io" in str(error)
+    assert registry_of("localhost/app") == "localhost"
+    assert registry_of("team/app:1") == "docker.io"
