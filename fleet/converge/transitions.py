@@ -6,12 +6,16 @@ that two workers never both make it; each is shown live and, where it matters,
 recorded as an Event.
 """
 
+import logging
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from .. import live
 from ..models import SYSTEM, Deployment, Event, EventKind, Service
+
+log = logging.getLogger(__name__)
 
 Status = Deployment.Status
 
@@ -65,6 +69,7 @@ def fail(service, deployment, reason, halt, now):
     target = Deployment.objects.select_for_update().get(pk=deployment.pk)
     if target.status != Status.RUNNING:
         return False
+    log.warning("%s revision %s failed: %s (%s)", service.name, target.revision, reason, halt)
     good = Deployment.objects.rollback_target(service, target) if halt == "roll_back" else None
     if good is not None:
         roll_back(service, target, good, f"{reason}; rolled back to revision {good.revision}")
