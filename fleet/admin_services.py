@@ -32,6 +32,9 @@ class ServiceForm(forms.ModelForm):
         help_text='The rest of the spec, e.g. {"ports": [{"container": 80}], '
         '"healthcheck": {"command": ["CMD", "true"]}}. Absent fields take their defaults.',
     )
+    # The revision the form was loaded from: the whole spec is posted back, so a change
+    # made meanwhile by someone else would silently be undone.
+    revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Service
@@ -44,6 +47,7 @@ class ServiceForm(forms.ModelForm):
             self.fields["name"].disabled = True
             spec = self.instance.spec
             self.initial["image"] = spec.get("image", "")
+            self.initial["revision"] = getattr(self.instance.current_deployment, "revision", None)
             # Secret values stay out of the form: absent, the stored ones are kept.
             self.initial["options"] = {
                 k: v for k, v in spec.items() if k not in ("image", "secrets")
@@ -61,6 +65,12 @@ class ServiceForm(forms.ModelForm):
         if not isinstance(options, dict):
             raise forms.ValidationError("The options must be a JSON object.")
         current = self.instance.spec if self.instance.pk else {}
+        loaded, now = data.get("revision"), self.instance.current_deployment
+        if self.instance.pk and loaded is not None and now and loaded != now.revision:
+            raise forms.ValidationError(
+                f"{self.instance.name} is at revision {now.revision} now, not {loaded} as when "
+                "this page was loaded: load it again and repeat the change."
+            )
         raw = merge(current, {**options, "image": data.get("image", "")})
         raw = {k: v for k, v in raw.items() if k in SPEC_FIELDS} | {
             "name": data.get("name") or self.instance.name,
@@ -108,7 +118,8 @@ class ServiceAdmin(admin.ModelAdmin):
             return
         stored = Service.objects.get(pk=obj.pk)
         try:
-            services.deploy(stored, spec, actor)
+            revision = form.cleaned_data.get("revision")
+            services.deploy(stored, spec, actor, base_revision=revision)
             services.scale(stored, spec["replicas"], actor)
         except services.ServiceError as exc:
             messages.error(request, str(exc))
@@ -157,7 +168,7 @@ class ServiceAdmin(admin.ModelAdmin):
         self._each(
             request,
             queryset,
-            lambda s, actor: services.deploy(s, s.spec, actor, force=True),
+            lambda s, actor: services.deploy_changes(s, {}, actor, force=True),
             "redeploying",
         )
 

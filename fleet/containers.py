@@ -47,8 +47,9 @@ def container_spec(replica):
     )
 
 
-def node_views(nodes, service_id, leaving=()):
-    """What placement needs to know of every node, counting what is about to leave as gone."""
+def node_views(nodes, service_id, leaving=(), taken=(), spec=None):
+    """What placement needs to know of every node, counting what is about to leave as gone,
+    and what is about to start on a node of `taken` (a restart kept in place, of `spec`)."""
     leaving = {r.pk for r in leaving}
     load, mine, published = Counter(), Counter(), defaultdict(set)
     alive = (
@@ -56,10 +57,11 @@ def node_views(nodes, service_id, leaving=()):
         .exclude(pk__in=leaving)
         .values_list("node_id", "service_id", "deployment__spec")
     )
-    for node_id, owner, spec in alive:
+    coming = [(node.pk, service_id, spec) for node in taken]
+    for node_id, owner, replica_spec in [*alive, *coming]:
         load[node_id] += 1
         mine[node_id] += owner == service_id
-        published[node_id].update(published_ports(spec))
+        published[node_id].update(published_ports(replica_spec))
     return [
         scheduling.NodeView(
             name=node.name,
@@ -73,11 +75,11 @@ def node_views(nodes, service_id, leaving=()):
     ]
 
 
-def place(nodes, service, spec, count, leaving=()):
+def place(nodes, service, spec, count, leaving=(), taken=()):
     """Nodes for `count` new replicas of the service; raise scheduling.PlacementError."""
     constraints = [scheduling.parse_constraint(text) for text in spec["constraints"]]
     names = scheduling.place(
-        node_views(nodes, service.pk, leaving),
+        node_views(nodes, service.pk, leaving, taken, spec),
         count,
         constraints=constraints,
         ports=published_ports(spec),

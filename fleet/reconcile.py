@@ -75,8 +75,8 @@ def needs_converge(service, rows, now):
         return service.deleting
     if target.status in (Deployment.Status.PENDING, Deployment.Status.RUNNING):
         return True
-    if any(r.slot > service.replicas for r in rows):
-        return True
+    if any(r.slot > service.replicas or r.restart_requested for r in rows):
+        return True  # a slot to remove, or a restart an operator asked for
     halted = target.status == Deployment.Status.FAILED
     good = {r.slot for r in rows if r.serving and (halted or r.deployment_id == target.pk)}
     if good == set(range(1, service.replicas + 1)):

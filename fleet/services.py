@@ -10,12 +10,17 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from . import live, queue
+from .converge import transitions
 from .models import SYSTEM, Deployment, Event, EventKind, Service
-from .spec import SPEC_FIELDS, comparable
+from .spec import SPEC_FIELDS, ServiceSpecSerializer, comparable, merge
 
 
 class ServiceError(Exception):
     """A request that cannot be carried out as things stand; the message says why."""
+
+
+class StaleSpec(ServiceError):
+    """A spec edited from a revision that is no longer the current one."""
 
 
 def _queue_converge(service):
@@ -67,14 +72,21 @@ def create(data, actor=SYSTEM):
 
 
 @transaction.atomic
-def deploy(service, spec, actor=SYSTEM, force=False):
+def deploy(service, spec, actor=SYSTEM, force=False, base_revision=None):
     """Make a validated spec the next revision; return (deployment, whether it is new).
 
     An unchanged spec makes no revision, unless `force` asks for one: then every
     replica is replaced, by the rolling update, with a fresh container.
+    `base_revision` is the revision a whole spec was edited from: when another one
+    has become current since, the deploy is refused (StaleSpec) rather than undo it.
     """
     service = _locked(service)
     current = service.current_deployment
+    if base_revision is not None and current is not None and current.revision != base_revision:
+        raise StaleSpec(
+            f"{service.name} is at revision {current.revision} now, not {base_revision} as "
+            "when this spec was loaded: load it again and repeat the change."
+        )
     spec = {key: spec[key] for key in SPEC_FIELDS}
     if current is not None and comparable(current.spec) == comparable(spec) and not force:
         return current, False
@@ -107,6 +119,30 @@ def deploy(service, spec, actor=SYSTEM, force=False):
 
 
 @transaction.atomic
+def deploy_changes(service, changes, actor=SYSTEM, force=False):
+    """Deploy the current spec with a client's partial changes; return what deploy() does.
+
+    The changes are merged into the spec as it is under the row lock, not as it was
+    when the request came in, so two deploys at once each keep what the other changed
+    (a secret rotated meanwhile never comes back).
+    """
+    service = _locked(service)
+    merged = merge(service.spec, changes) | {"name": service.name, "replicas": service.replicas}
+    spec = ServiceSpecSerializer(data=merged)
+    if not spec.is_valid():
+        problems = "; ".join(_error_lines(spec.errors))
+        raise ServiceError(f"The changes do not fit the spec as it is now: {problems}")
+    return deploy(service, spec.validated_data, actor, force)
+
+
+def _error_lines(errors, prefix=""):
+    """A serializer's nested errors as lines such as "update.order: not a valid choice"."""
+    if isinstance(errors, dict):
+        return [line for k, v in errors.items() for line in _error_lines(v, f"{prefix}{k}.")]
+    return [f"{prefix.rstrip('.')}: {' '.join(map(str, errors))}"]
+
+
+@transaction.atomic
 def scale(service, replicas, actor=SYSTEM):
     """Set the desired replica count; the latest request wins."""
     service = _locked(service)
@@ -126,27 +162,12 @@ def scale(service, replicas, actor=SYSTEM):
 def rollback(service, actor=SYSTEM):
     """Go back to the newest earlier revision that succeeded; return that deployment."""
     service = _locked(service)
-    current = service.current_deployment
+    current = Deployment.objects.select_for_update().get(pk=service.current_deployment_id)
     good = Deployment.objects.rollback_target(service, current)
     if good is None:
         raise ServiceError("There is no earlier revision that succeeded to roll back to.")
-    current.status = Deployment.Status.ROLLED_BACK
-    current.reason = f"rolled back by {actor.name} to revision {good.revision}"
-    good.resume()
-    current.finished_at = current.finished_at or timezone.now()
-    current.save()
-    Service.objects.filter(pk=service.pk).update(
-        current_deployment=good, generation=F("generation") + 1
-    )
-    live.broadcast("deployment", current.pk)
-    Event.objects.record(
-        EventKind.DEPLOYMENT_ROLLED_BACK,
-        actor=actor,
-        service=service,
-        old=f"revision {current.revision}",
-        new=f"revision {good.revision}",
-        reason=current.reason,
-    )
+    reason = f"rolled back by {actor.name} to revision {good.revision}"
+    transitions.roll_back(service, current, good, reason, actor)
     _queue_converge(service)
     return good
 
@@ -159,6 +180,8 @@ def restart_replica(service, slot, actor=SYSTEM):
     if not rows.exists():
         raise ServiceError(f"Slot {slot} of {service.name} has no replica.")
     rows.update(restart_requested=True)
+    # A converge that holds the lease now must look again before it calls itself done.
+    Service.objects.filter(pk=service.pk).update(generation=F("generation") + 1)
     Event.objects.record(
         EventKind.REPLICA_RESTART_REQUESTED, actor=actor, service=service, reason=f"slot {slot}"
     )

@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from . import health, reconcile, rollout
+from . import health, reconcile
+from .converge import converge
 
 
 @shared_task
@@ -20,7 +21,7 @@ def check_node(node_id):
 @shared_task
 def converge_service(service_id):
     """Bring one service to its desired state (deploy, scale, roll back, heal)."""
-    return rollout.converge(service_id)
+    return converge(service_id)
 
 
 @shared_task

@@ -29,7 +29,9 @@ def json_object(data):
 
 
 def validated_spec(service, changes):
-    """The service's spec with a client's changes, validated whole, or a 400 naming the fields."""
+    """A client's changes to the service's spec, once the spec with them validates whole;
+    a 400 naming the fields otherwise. Returns (the spec changes, whether there are any):
+    services.deploy_changes merges them again, under the row lock."""
     json_object(changes)
     errors = {}
     if "name" in changes and changes["name"] != service.name:
@@ -42,7 +44,7 @@ def validated_spec(service, changes):
     merged = merge(service.spec, spec) | {"name": service.name, "replicas": service.replicas}
     serializer = ServiceSpecSerializer(data=merged)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data, bool(spec)
+    return spec, bool(spec)
 
 
 def conflict(exc):
@@ -94,10 +96,10 @@ class ServiceViewSet(viewsets.ModelViewSet):
             scale = ScaleSerializer(data={"replicas": request.data["replicas"]})
             scale.is_valid(raise_exception=True)
             replicas = scale.validated_data["replicas"]
-        spec, changed = validated_spec(service, request.data)
+        changes, changed = validated_spec(service, request.data)
         try:
             if changed:
-                services.deploy(service, spec, Actor.of_request(request, "api"))
+                services.deploy_changes(service, changes, Actor.of_request(request, "api"))
             if replicas is not None:
                 services.scale(service, replicas, Actor.of_request(request, "api"))
         except services.ServiceError as exc:
@@ -141,9 +143,10 @@ class ServiceViewSet(viewsets.ModelViewSet):
         service = self.get_object()
         if "replicas" in json_object(request.data):
             raise ValidationError({"replicas": ["Use the scale action to change the count."]})
-        spec, _ = validated_spec(service, request.data)
+        changes, _ = validated_spec(service, request.data)
         try:
-            deployment, created = services.deploy(service, spec, Actor.of_request(request, "api"))
+            actor = Actor.of_request(request, "api")
+            deployment, created = services.deploy_changes(service, changes, actor)
         except services.ServiceError as exc:
             return conflict(exc)
         code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK

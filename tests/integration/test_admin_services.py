@@ -1,7 +1,10 @@
 """The admin panel for services: it acts through the same functions as the API."""
 
+import json
+
 import pytest
 
+from fleet import sealing, services
 from fleet.models import Deployment, Event, EventKind, Service
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +77,61 @@ def test_deployments_and_replicas_are_read_only(admin_client_):
     assert admin_client_.get("/admin/fleet/deployment/add/").status_code == 403
     assert admin_client_.get("/admin/fleet/replica/add/").status_code == 403
     assert admin_client_.get("/admin/fleet/replica/").status_code == 200
+
+
+def loaded_form(client, service):
+    """What the change page posts back when saved as loaded."""
+    change = f"/admin/fleet/service/{service.pk}/change/"
+    form = client.get(change).context["adminform"].form
+    return change, {
+        "name": service.name,
+        "image": form.initial["image"],
+        "replicas": str(service.replicas),
+        "options": json.dumps(form.initial["options"]),
+        "revision": str(form.initial["revision"]),
+    }
+
+
+def test_a_change_page_loaded_before_another_deploy_is_refused_and_changes_nothing(
+    admin_client_,
+):
+    add(admin_client_)
+    service = Service.objects.get()
+    change, posted = loaded_form(admin_client_, service)
+    # Meanwhile a secret is set elsewhere (the API, another admin).
+    services.deploy_changes(service, {"secrets": {"TOKEN": "rotated"}})
+    response = admin_client_.post(change, {**posted, "image": IMAGE[:-1] + "2"})
+    assert response.status_code == 200
+    assert "is at revision 2 now, not 1" in response.content.decode()
+    assert Deployment.objects.count() == 2
+    assert sealing.open_all(Service.objects.get().spec["secrets"]) == {"TOKEN": "rotated"}
+
+
+def test_a_change_page_loaded_from_the_current_revision_deploys(admin_client_):
+    add(admin_client_)
+    service = Service.objects.get()
+    change, posted = loaded_form(admin_client_, service)
+    response = admin_client_.post(change, {**posted, "image": IMAGE[:-1] + "2"})
+    assert response.status_code == 302
+    assert Service.objects.get().current_deployment.revision == 2
+
+
+def test_a_whole_spec_from_an_older_revision_is_refused_under_the_lock(admin_client_):
+    add(admin_client_)
+    service = Service.objects.get()
+    spec = service.spec | {"name": "web", "replicas": 2}
+    services.deploy_changes(service, {"env": {"A": "1"}})
+    with pytest.raises(services.StaleSpec, match="revision 2 now, not 1"):
+        services.deploy(service, spec | {"image": IMAGE[:-1] + "2"}, base_revision=1)
+    assert Deployment.objects.count() == 2
+
+
+def test_the_redeploy_action_redeploys_the_spec_as_it_is_now(admin_client_):
+    add(admin_client_)
+    service = Service.objects.get()
+    services.deploy_changes(service, {"env": {"A": "1"}})
+    admin_client_.post(
+        "/admin/fleet/service/", {"action": "redeploy", "_selected_action": [service.pk]}
+    )
+    assert Service.objects.get().current_deployment.revision == 3
+    assert Deployment.objects.get(revision=3).spec["env"] == {"A": "1"}

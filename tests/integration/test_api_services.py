@@ -222,3 +222,49 @@ def test_a_revision_superseded_mid_rollout_is_what_a_rollback_returns_to(api):
     assert response.json()["revision"] == 1
     first.refresh_from_db()
     assert (first.status, first.superseded) == ("running", False)
+
+
+def test_a_restart_request_marks_the_slot_and_tells_a_running_converge_to_look_again(api):
+    create(api)
+    service = Service.objects.get()
+    service.replica_set.create(deployment=service.current_deployment, slot=2)
+    generation = service.generation
+    response = api.post("/api/services/web/replicas/2/restart")
+    assert response.status_code == 202
+    assert Replica.objects.get(slot=2).restart_requested
+    assert Service.objects.get().generation == generation + 1
+    assert Event.objects.filter(kind=EventKind.REPLICA_RESTART_REQUESTED, reason="slot 2").exists()
+
+
+def test_restarting_a_slot_without_a_replica_is_refused_and_changes_nothing(api):
+    create(api)
+    generation = Service.objects.get().generation
+    response = api.post("/api/services/web/replicas/7/restart")
+    assert response.status_code == 400
+    assert "Slot 7" in response.json()["slot"][0]
+    assert Service.objects.get().generation == generation
+    assert not Event.objects.filter(kind=EventKind.REPLICA_RESTART_REQUESTED).exists()
+
+
+def test_a_deploy_merges_into_the_spec_as_it_is_when_it_commits(api):
+    from fleet import services
+
+    create(api, env={"A": "1"})
+    stale = Service.objects.get()  # read by a deploy that is slow to take the lock
+    assert (
+        api.post("/api/services/web/deploy", {"env": {"A": "2"}}, format="json").status_code == 202
+    )
+    deployment, created = services.deploy_changes(stale, {"image": "app:2"})
+    assert created and deployment.revision == 3
+    assert (deployment.spec["image"], deployment.spec["env"]) == ("app:2", {"A": "2"})
+
+
+def test_a_partial_deploy_that_no_longer_fits_the_current_spec_is_a_conflict(api):
+    from fleet import services
+
+    create(api)
+    stale = Service.objects.get()
+    api.post("/api/services/web/deploy", {"env": {"TOKEN": "x"}}, format="json")
+    with pytest.raises(services.ServiceError, match="secrets: TOKEN is also in env"):
+        services.deploy_changes(stale, {"secrets": {"TOKEN": "y"}})
+    assert Deployment.objects.count() == 2

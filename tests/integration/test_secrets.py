@@ -76,6 +76,22 @@ def test_unchanged_secrets_make_no_revision_and_changes_go_name_by_name(api):
     assert SECRET not in stored() and OTHER not in stored()
 
 
+def test_a_secret_rotated_while_another_deploy_waits_for_the_lock_stays_rotated(api):
+    from fleet import services
+    from fleet.models import Service
+
+    create(api)
+    stale = Service.objects.get()  # an image deploy read the service, then waited for the lock
+    rotated = api.post(
+        "/api/services/web/deploy", {"secrets": {"DB_PASSWORD": OTHER}}, format="json"
+    )
+    assert rotated.status_code == 202, rotated.json()
+    deployment, created = services.deploy_changes(stale, {"image": IMAGE[:-1] + "2"})
+    assert created and deployment.revision == 3
+    assert sealing.open_all(deployment.spec["secrets"]) == {"DB_PASSWORD": OTHER}
+    assert deployment.spec["image"] == IMAGE[:-1] + "2"
+
+
 @pytest.mark.parametrize(
     "secrets",
     [

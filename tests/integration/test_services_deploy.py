@@ -154,6 +154,8 @@ def test_a_published_port_never_lands_twice_on_one_node(fleet):
     fleet.api.post("/api/services/web/scale", {"replicas": 3}, format="json")
     wait_running(fleet, "web", 3)
     assert Counter(r["node"] for r in fleet.replicas("web")) == {"lab-1": 1, "lab-2": 1, "lab-3": 1}
+    # Met at last, the deployment no longer carries the placement failure as its reason.
+    assert fleet.wait_deployment(deployment_id, "succeeded")["reason"] == ""
     for node, containers in fleet.containers("web").items():
         assert fleet.answers(containers[0], node) == "1"
 

@@ -3,10 +3,12 @@
 import os
 import signal
 import time
+from datetime import timedelta
 
 import pytest
 import redis
 from django.conf import settings
+from django.utils import timezone
 
 from fleet.models import Event, EventKind, Replica, Service
 from tests.integration.conftest import wait_for
@@ -185,3 +187,92 @@ def test_bad_input_queues_no_task_and_good_input_does(api, redis_server, transac
     good = api.post("/api/services/", {"name": "web", "image": "busybox"}, format="json")
     assert good.status_code == 201
     assert queue.llen("celery") == 1
+
+
+def test_a_restart_asked_while_another_converge_holds_the_lease_still_happens(fleet):
+    fleet.create("web", replicas=1, update={"monitor": 0})
+    fleet.converged("web", 1)
+    before = Replica.objects.get(service__name="web").container_id
+    generation = Service.objects.get(name="web").generation
+    # Another converge holds the service for a few seconds (as one busy with a slow engine
+    # would): the converge that the request queues finds it busy and leaves it.
+    Service.objects.filter(name="web").update(
+        lease_owner="another-worker", lease_until=timezone.now() + timedelta(seconds=3)
+    )
+    response = fleet.api.post("/api/services/web/replicas/1/restart")
+    assert response.status_code == 202, response.content
+    assert Service.objects.get(name="web").generation == generation + 1
+    wait_for(
+        lambda: (
+            (r := Replica.objects.get(service__name="web")).container_id not in ("", before)
+            and r.state == "running"
+        ),
+        30,
+        message="slot 1 to run a fresh container",
+    )
+    fleet.converged("web", 1)
+    assert not Replica.objects.get(service__name="web").restart_requested
+
+
+def test_an_image_that_cannot_be_pulled_is_retried_with_backoff_on_the_same_nodes(fleet):
+    # lab-1 takes no new replicas while the service is made, so its two go to lab-2 and lab-3;
+    # once lab-1 is active again, placing the retries anew would move one there.
+    paused = fleet.api.patch("/api/nodes/lab-1/", {"availability": "pause"}, format="json")
+    assert paused.status_code == 200, paused.content
+    missing = fleet.images["demo_v1"].replace(":1", ":404")
+    created = fleet.create("nopull", replicas=2, image=missing)
+    failed = fleet.wait_deployment(created["current_deployment"]["id"], "failed", timeout=60)
+    assert "cannot pull" in failed["reason"] and missing in failed["reason"]
+    rows = Replica.objects.filter(service__name="nopull")
+    first = {r.slot: r.node.name for r in rows.select_related("node")}
+    assert sorted(first.values()) == ["lab-2", "lab-3"]
+    active = fleet.api.patch("/api/nodes/lab-1/", {"availability": "active"}, format="json")
+    assert active.status_code == 200, active.content
+    wait_for(
+        lambda: all(r.restarts >= 3 for r in rows.all()),
+        60,
+        message="each replica to be retried three times",
+    )
+    assert {r.slot: r.node.name for r in rows.select_related("node")} == first
+    assert all("cannot pull" in r.error for r in rows.filter(state="failed"))
+    assert not Event.objects.filter(kind=EventKind.REPLICA_RESCHEDULED).exists()
+    assert not Event.objects.filter(kind=EventKind.NODE_STATUS_CHANGED, new="down").exists()
+    assert Event.objects.filter(kind=EventKind.REPLICA_CRASH_LOOPING, service_name="nopull")
+    # Backing off (8 s, 16 s, ...): at most one more attempt each in the next 5 s.
+    counts = {r.slot: r.restarts for r in rows.all()}
+    time.sleep(5)
+    assert all(r.restarts <= counts[r.slot] + 1 for r in rows.all())
+    assert {r.slot: r.node.name for r in rows.select_related("node")} == first
+
+
+def test_a_converge_that_lost_its_lease_leaves_the_engines_alone(lab, lab_nodes, api):
+    from fleet import health
+    from fleet.converge import executor
+    from fleet.lease import LEASE, Lease, LeaseLost
+    from fleet.models import Deployment
+    from fleet.spec import default_spec
+    from tests.integration.conftest import clean_fleet
+
+    for node in lab_nodes:
+        health.check_node(node.pk)
+    with clean_fleet(lab, api) as fleet:
+        service = Service.objects.create(name="web", replicas=2)
+        spec = default_spec() | {"image": fleet.images["demo_v1"]}
+        service.current_deployment = Deployment.objects.create(
+            service=service, revision=1, spec=spec
+        )
+        service.save()
+        lease = Lease(service.pk)
+        assert lease.claim()
+        # Held up (in a frozen engine's call, say) past its lease, it was taken over.
+        Service.objects.filter(pk=service.pk).update(
+            lease_owner="another-worker", lease_until=timezone.now() + LEASE
+        )
+        try:
+            with pytest.raises(LeaseLost):
+                executor.look(Service.objects.get(pk=service.pk), lease)
+        finally:
+            lease.release()
+        assert fleet.count("web") == 0
+        assert not Replica.objects.exists()
+        assert Service.objects.get(pk=service.pk).lease_owner == "another-worker"

@@ -1,0 +1,51 @@
+"""Deploy, scale, roll back and heal one service, as idempotent looks.
+
+converge(service_id) claims the service with a lease and looks again and again
+until what runs equals what is desired. Each look reads the desired state
+afresh (so the later of two scale requests wins), syncs the replica rows from
+the nodes, and takes the next steps that the planner (planner.py, pure) names:
+the deployment transitions (transitions.py) and the engine work (executor.py).
+All it needs to go on lives in the database and in the containers' labels, so
+a converge killed at any point is finished by the next one, which the reconcile
+starts within seconds.
+"""
+
+import time
+
+from ..lease import Lease, LeaseLost
+from ..models import Service
+from . import executor
+
+RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
+
+
+def converge(service_id):
+    """Bring one service to its desired state; return a word on how it ended."""
+    lease = Lease(service_id)
+    if not lease.claim():
+        return "busy"
+    try:
+        deadline = time.monotonic() + RUN_LIMIT
+        while time.monotonic() < deadline:
+            lease.ensure()
+            rows = Service.objects.select_related("current_deployment").filter(pk=service_id)
+            service = rows.first()
+            if service is None:
+                return "gone"
+            if service.deleting:
+                executor.teardown(service, lease)
+                return "deleted"
+            settled, pause = executor.look(service, lease)
+            if settled and not changed_since(service_id, service.generation):
+                return "converged"
+            time.sleep(pause)
+        return "continues later"
+    except LeaseLost:
+        return "lease lost"
+    finally:
+        lease.release()
+
+
+def changed_since(service_id, generation):
+    """Whether the desired state changed since it was read (a request came in meanwhile)."""
+    return Service.objects.filter(pk=service_id).exclude(generation=generation).exists()

@@ -1,0 +1,153 @@
+"""The acting half of a converge: look at what runs, ask the planner, do what it says.
+
+One look syncs the replica rows from the nodes, removes orphan containers,
+plans, makes the deployment transitions the plan names, places new replicas and
+does the engine work through fleet.containers, all nodes at once. The lease is
+checked before every batch of engine work, so a converge that lost it never
+acts beside the one that took over.
+"""
+
+from django.utils import timezone
+
+from .. import containers, live, observe, scheduling
+from ..models import Deployment, Event, Node, Replica
+from . import planner, transitions
+from .planner import Transition
+
+ROLLING_OUT = (Deployment.Status.PENDING, Deployment.Status.RUNNING)
+
+
+def node_states(nodes):
+    """The planner's view of the nodes: {id: Node} -> [NodeState]."""
+    return [
+        planner.NodeState(
+            id=node.pk,
+            name=node.name,
+            labels=node.labels,
+            down=node.status == Node.Status.DOWN,
+            schedulable=node.schedulable,
+        )
+        for node in nodes.values()
+    ]
+
+
+def desired_of(service):
+    target = service.current_deployment
+    can_roll_back = target.status in ROLLING_OUT and (
+        Deployment.objects.rollback_target(service, target) is not None
+    )
+    return planner.Desired(
+        replicas=service.replicas,
+        deployment_id=target.pk,
+        status=target.status,
+        spec=target.spec,
+        can_roll_back=can_roll_back,
+    )
+
+
+def look(service, lease):
+    """One look at a service and the steps the planner names; return (settled, pause).
+
+    Settled: nothing was left to do or to wait for. Raises lease.LeaseLost.
+    """
+    target = service.current_deployment
+    nodes = {n.pk: n for n in Node.objects.all()}
+    rows = list(service.replica_set.select_related("deployment", "node"))
+    orphans = observe.sync_replicas(service, rows, nodes)
+    if orphans:
+        lease.ensure()
+        containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
+    now = timezone.now()
+    plan = planner.plan(desired_of(service), rows, node_states(nodes), now)
+    if plan.begin:
+        transitions.begin(target, now)
+    if plan.outcome:
+        halt = plan.outcome.kind
+        if not transitions.fail(service, target, plan.outcome.reason, halt, now):
+            return False, planner.POLL  # someone else decided first: look again
+    for retry in plan.retries:
+        retry.row.retry_at, retry.row.restarts = retry.retry_at, retry.restarts
+        retry.row.save(update_fields=["retry_at", "restarts", "updated_at"])
+    started = act(service, target, plan, nodes, lease)
+    if plan.finish and plan.finish.kind == Transition.SUCCEED:
+        transitions.succeed(service, target, plan.finish.reason, now)
+    elif plan.finish:
+        transitions.progress(target, plan.finish.progress)
+    settled = not (started or plan.removals) and plan.wait is None
+    return settled, plan.pause
+
+
+def act(service, target, plan, nodes, lease):
+    """Remove what goes, then place and start what comes; return whether anything started
+    (False when placement could not be met: then nothing of it is applied)."""
+    if plan.removals:
+        lease.ensure()
+        removals = list({r.pk: r for r in plan.removals}.values())
+        containers.run_parallel([(containers.remove, r) for r in removals])
+    if not (plan.new_slots or plan.restarts):
+        return False
+    try:
+        picks = place(service, target.spec, plan, nodes)
+    except scheduling.PlacementError as exc:
+        transitions.report_placement(service, target, str(exc))
+        return False
+    lease.ensure()
+    calls = []
+    for slot in plan.new_slots:
+        row = Replica.objects.create(
+            service=service, deployment=target, slot=slot, node=picks.pop(0)
+        )
+        row.service, row.deployment = service, target
+        live.broadcast_replica(row)
+        calls.append((containers.start, row))
+    for restart, node in zip(plan.restarts, picks, strict=True):
+        row = restart.row
+        calls.append((containers.replace, row, row.node, row.container_id))
+        row.restarts = restart.restarts
+        if restart.event:
+            Event.objects.record(
+                restart.event,
+                service=service,
+                node=node,
+                old=str(row.node or ""),
+                reason=restart.reason,
+            )
+        containers.reset_for_restart(row, node)
+    containers.run_parallel(calls)
+    return True
+
+
+def place(service, spec, plan, nodes):
+    """A node for each new slot, then for each restart, in the plan's order.
+
+    A restart the planner keeps on its node stays there, unless another service has
+    meanwhile taken a fixed port it needs there; the rest are placed, counting those
+    kept as taken and the replicas on their way out as gone, so they spread evenly.
+    Raises scheduling.PlacementError.
+    """
+    leaving = [r.row for r in plan.restarts] + plan.leaving
+    ports = set(containers.published_ports(spec))
+    views = {v.name: v for v in containers.node_views(nodes, service.pk, leaving)}
+    kept = {}
+    for index, restart in enumerate(plan.restarts):
+        node = nodes.get(restart.node_id)
+        if node is not None and not views[node.name].published & ports:
+            kept[index] = node
+    wanted = len(plan.new_slots) + len(plan.restarts) - len(kept)
+    taken = list(kept.values())
+    picks = containers.place(nodes, service, spec, wanted, leaving, taken)
+    placed = iter(picks)
+    new = [next(placed) for _ in plan.new_slots]
+    return new + [kept.get(i) or next(placed) for i in range(len(plan.restarts))]
+
+
+def teardown(service, lease):
+    """Remove every container of a service being deleted, then the service itself."""
+    nodes = {n.pk: n for n in Node.objects.all()}
+    rows = list(service.replica_set.select_related("node"))
+    orphans = observe.sync_replicas(service, rows, nodes)
+    calls = [(containers.remove, r) for r in rows]
+    calls += [(containers.remove_orphan, *orphan) for orphan in orphans]
+    lease.ensure()
+    containers.run_parallel(calls)
+    service.delete()
