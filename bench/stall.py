@@ -1,0 +1,148 @@
+"""Stalls: an engine that is slow but alive must not be marked down, nor its replicas moved.
+
+A healthy 9-replica service ("good") spread 3/3/3, then, per run:
+  engine stall  a second service ("stalled", 3 replicas) whose image lives on a registry that
+                accepts connections and never answers (a socket on the lab bridge): every
+                engine's pulls hang while it still answers pings. Watched for STALL_S seconds;
+                the bench pings every engine (`/_ping`, 1 s timeout) and times `GET /info`
+                meanwhile, to show the stall was real and the engines alive;
+  short freeze  lab-3's dockerd frozen (SIGSTOP) for SHORT_FREEZE_S seconds, less than
+                FLEET_NODE_DOWN_AFTER's default of 10 s, then thawed and watched AFTER_S more.
+Counted: nodes marked down (a false down in both cases; in the stall, `unreachable` is false
+too, as every engine answered pings) and containers of "good" created after the fault began
+(each one a replica moved or replaced). Aim: 0 of each.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from bench import faults
+from bench.fleetview import start_spread, status_events, wait_ready
+from bench.harness import api, remove_service, row
+
+GOOD, STALLED = "good", "stalled"
+GOOD_REPLICAS, STALLED_REPLICAS = 9, 3
+STALL_S = 40
+SHORT_FREEZE_S = 5
+AFTER_S = 15
+VICTIM = "lab-3"
+
+
+def container_ids(clients, service):
+    """Ids of every container of the service on the engines, any state."""
+    ids = set()
+    for client in clients.values():
+        found = client.api.containers(all=True, filters={"label": f"fleet.service={service}"})
+        ids |= {c["Id"] for c in found}
+    return ids
+
+
+def probe_engines(nodes, until):
+    """Ping and time /info on every engine about twice a second until `until`; per node:
+    pings sent, pings failed, slowest ping and slowest /info (seconds)."""
+    stats = {n["name"]: {"pings": 0, "failed": 0, "ping_max": 0, "info_max": 0} for n in nodes}
+
+    def one(node):
+        seen = stats[node["name"]]
+        ping_s, status = faults.engine_get(node, "/_ping", 1.0)
+        seen["pings"] += 1
+        seen["failed"] += status != 200
+        seen["ping_max"] = max(seen["ping_max"], ping_s)
+        seen["info_max"] = max(seen["info_max"], faults.engine_get(node, "/info", 15)[0])
+
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            list(pool.map(one, nodes))
+            time.sleep(max(0, 0.5 - (time.monotonic() - started)))
+    return stats
+
+
+def outcome(stack, clients, since, before, counted):
+    events = status_events(stack, since)
+    return {
+        "false_downs": sum(1 for e in events if e[3] in counted),
+        "moves": len(container_ids(clients, GOOD) - before),
+        "node_events": events,
+    }
+
+
+def engine_stall(stack, clients):
+    before = container_ids(clients, GOOD)
+    since = datetime.now(UTC)
+    with faults.SilentRegistry() as registry:
+        spec = {
+            "name": STALLED,
+            "image": registry.image(),
+            "replicas": STALLED_REPLICAS,
+            "update": {"monitor": 0},
+        }
+        api(stack, "POST", "/api/services/", spec)
+        probes = probe_engines(stack.lab["nodes"], time.monotonic() + STALL_S)
+        result = outcome(stack, clients, since, before, ("unreachable", "down"))
+        result["held_connections"] = len(registry.held)
+        remove_service(stack, STALLED)
+    result["engines"] = probes
+    return result
+
+
+def short_freeze(stack, clients):
+    before = container_ids(clients, GOOD)
+    since = datetime.now(UTC)
+    faults.apply("freeze", VICTIM)
+    try:
+        time.sleep(SHORT_FREEZE_S)
+    finally:
+        faults.heal("freeze", VICTIM)
+    time.sleep(AFTER_S)
+    return outcome(stack, clients, since, before, ("down",))
+
+
+def measure(stack, clients, runs):
+    details = {"engine_stall": [], "short_freeze": [], "stall_s": STALL_S}
+    details["short_freeze_s"] = SHORT_FREEZE_S
+    for _ in range(runs):
+        wait_ready(stack, list(clients))
+        start_spread(stack, GOOD, GOOD_REPLICAS, stack.lab["images"]["demo_v1"], VICTIM)
+        try:
+            details["engine_stall"].append(engine_stall(stack, clients))
+            wait_ready(stack, list(clients))
+            details["short_freeze"].append(short_freeze(stack, clients))
+        finally:
+            remove_service(stack, GOOD)
+    return details
+
+
+def rows(details, runs):
+    result = []
+    for key, what, counted in (
+        (
+            "engine_stall",
+            f"engine stall: pulls hang on a silent registry, {STALL_S} s, pings answered",
+            "unreachable or down",
+        ),
+        ("short_freeze", f"short freeze: dockerd SIGSTOP {SHORT_FREEZE_S} s", "down"),
+    ):
+        found = details[key]
+        downs = sum(r["false_downs"] for r in found)
+        moves = sum(r["moves"] for r in found)
+        result.append(
+            row(
+                "node loss",
+                f"{what}: false downs ({counted}) over {runs} runs",
+                str(downs),
+                aim="0",
+                met=downs == 0,
+            )
+        )
+        result.append(
+            row(
+                "node loss",
+                f"{what}: replicas of the healthy service moved over {runs} runs",
+                str(moves),
+                aim="0",
+                met=moves == 0,
+            )
+        )
+    return result
