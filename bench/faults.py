@@ -6,14 +6,18 @@ an engine the way an operator would.
              inserted first); no connection is closed, so only timeouts notice; healed by
              deleting the same two rules;
   freeze     SIGSTOP the node's dockerd (its containers run on); healed by SIGCONT;
-  stall      not a node fault: a registry on the lab bridge that accepts connections and never
-             answers, so that pulls of an image from it hang and keep the engines busy while
-             they still answer pings (`SilentRegistry`).
+  stall      SIGSTOP the node's containerd (its dockerd and containers run on): the engine
+             answers `/_ping` and lists containers, but `/info`, creates, starts and stops
+             hang; healed by SIGCONT;
+and, not a node fault, `SilentRegistry`: a registry on the lab bridge that accepts
+connections and never answers, so that pulls of an image from it hang (each until the
+engine's own TLS handshake timeout of 10 s; here that alone does not slow `/info`).
 
 Everything here aims only at the lab's own addresses and namespaces.
 """
 
 import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -23,7 +27,7 @@ from contextlib import suppress
 
 from bench.harness import ENV
 from fleet.lab import Lab
-from fleet.lab.host import host_env
+from fleet.lab.host import find_procs, host_env
 
 KINDS = ("kill", "partition", "freeze")
 DROP = ("-j", "DROP")
@@ -49,8 +53,14 @@ def iptables(name, *args, check=True):
     )
 
 
-def partitioned(name):
-    return iptables(name, "-C", "INPUT", *DROP, check=False).returncode == 0
+def containerd(name):
+    """The pid of the node's containerd (dockerd starts it as a daemon of its own)."""
+    config = f"{lab()._node_of(name).exec_root}/containerd/containerd.toml"  # noqa: SLF001
+    for pid in find_procs([config]):
+        with suppress(OSError):
+            if open(f"/proc/{pid}/comm").read().strip() == "containerd":  # noqa: SIM115
+                return pid
+    raise RuntimeError(f"no containerd found for {name}")
 
 
 def apply(kind, name):
@@ -62,6 +72,8 @@ def apply(kind, name):
             iptables(name, "-I", chain, "1", *DROP)
     elif kind == "freeze":
         lab().kill_node(name, signal.SIGSTOP)
+    elif kind == "stall":
+        os.kill(containerd(name), signal.SIGSTOP)
     else:
         raise ValueError(f"unknown fault {kind!r}")
 
@@ -76,6 +88,9 @@ def heal(kind, name):
                 iptables(name, "-D", chain, *DROP)
     elif kind == "freeze":
         lab().kill_node(name, signal.SIGCONT)
+    elif kind == "stall":
+        with suppress(RuntimeError, ProcessLookupError):
+            os.kill(containerd(name), signal.SIGCONT)
     else:
         raise ValueError(f"unknown fault {kind!r}")
 
@@ -83,7 +98,7 @@ def heal(kind, name):
 def heal_all(names):
     """Whatever a crashed run left: thaw, unpartition and start every node."""
     for name in names:
-        for kind in ("freeze", "partition", "kill"):
+        for kind in ("stall", "freeze", "partition", "kill"):
             heal(kind, name)
 
 

@@ -10,8 +10,9 @@ services: "web" (6 replicas) under repeated rolling deploys, demo:2 and demo:1 i
   partition     every packet of the node's netns dropped, held 20-30 s;
   freeze_long   dockerd SIGSTOP, held 20-30 s, then SIGCONT;
   freeze_short  dockerd SIGSTOP for 3-6 s, shorter than FLEET_NODE_DOWN_AFTER (10 s);
-  stall         a 5-replica service whose image lives on a registry that never answers,
-                for 20-30 s, then deleted (every engine's pulls hang; all answer pings).
+  stall         the node's containerd SIGSTOPped (its API hangs but for pings and
+                listings) and a 5-replica service whose image lives on a registry that
+                never answers (every engine's pulls hang), for 20-30 s, then both undone.
 Checked every second (bench/soak_check.py): no slot with two running containers, no live
 engine marked down. After each fault: for kill, partition and freeze_long, every service at
 full count on the engines that answer within LOSS_BOUND_S of the fault; for every fault,
@@ -107,9 +108,9 @@ def one_fault(stack, checker, rng, kind, victim):
         registry = faults.SilentRegistry().__enter__()
         spec = {"name": STALL_SERVICE, "image": registry.image(), "replicas": STALL_REPLICAS}
         api(stack, "POST", "/api/services/", spec)
-    else:
+    else:  # a stalled engine still answers pings: it is not silenced
         checker.silenced[victim] = kind
-        faults.apply(lab_fault(kind), victim)
+    faults.apply(lab_fault(kind), victim)
     try:
         if kind in LOSES_NODE:
             record["full_after_fault_s"] = time_to(
@@ -117,12 +118,12 @@ def one_fault(stack, checker, rng, kind, victim):
             )
         time.sleep(max(0.0, began + hold - time.monotonic()))
     finally:
+        faults.heal(lab_fault(kind), victim)
         if registry is not None:
             with suppress(Exception):
                 remove_service(stack, STALL_SERVICE, timeout=90)
             registry.__exit__(None, None, None)
         else:
-            faults.heal(lab_fault(kind), victim)
             checker.healed_at[victim] = time.monotonic()
             checker.silenced.pop(victim, None)
     healed = time.monotonic()

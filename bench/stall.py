@@ -1,16 +1,18 @@
 """Stalls: an engine that is slow but alive must not be marked down, nor its replicas moved.
 
 A healthy 9-replica service ("good") spread 3/3/3, then, per run:
-  engine stall  a second service ("stalled", 3 replicas) whose image lives on a registry that
-                accepts connections and never answers (a socket on the lab bridge): every
-                engine's pulls hang while it still answers pings. Watched for STALL_S seconds;
-                the bench pings every engine (`/_ping`, 1 s timeout) and times `GET /info`
-                meanwhile, to show the stall was real and the engines alive;
-  short freeze  lab-3's dockerd frozen (SIGSTOP) for SHORT_FREEZE_S seconds, less than
-                FLEET_NODE_DOWN_AFTER's default of 10 s, then thawed and watched AFTER_S more.
-Counted: nodes marked down (a false down in both cases; in the stall, `unreachable` is false
-too, as every engine answered pings) and containers of "good" created after the fault began
-(each one a replica moved or replaced). Aim: 0 of each.
+  registry stall  a second service ("stalled", 3 replicas) whose image lives on a registry
+                  that accepts connections and never answers (a socket on the lab bridge):
+                  every engine's pulls hang while it answers pings. Watched STALL_S seconds;
+  API stall       lab-3's containerd frozen (SIGSTOP) for STALL_S seconds: its dockerd
+                  answers `/_ping` and lists containers, but `/info`, creates and stops hang;
+  short freeze    lab-3's dockerd frozen (SIGSTOP) for SHORT_FREEZE_S seconds, less than
+                  FLEET_NODE_DOWN_AFTER's default of 10 s, then thawed and watched AFTER_S more.
+Meanwhile the bench pings every engine (`/_ping`, 1 s timeout) and times `GET /info`, to show
+how real each stall was and that the engines stayed alive. Counted: nodes marked down (false
+in every case; in the two stalls `unreachable` is false too, as the engines answered pings)
+and containers of "good" created after the fault began (each one a replica moved or
+replaced). Aim: 0 of each.
 """
 
 import time
@@ -23,7 +25,7 @@ from bench.harness import api, remove_service, row
 
 GOOD, STALLED = "good", "stalled"
 GOOD_REPLICAS, STALLED_REPLICAS = 9, 3
-STALL_S = 40
+STALL_S = 30
 SHORT_FREEZE_S = 5
 AFTER_S = 15
 VICTIM = "lab-3"
@@ -68,7 +70,7 @@ def outcome(stack, clients, since, before, counted):
     }
 
 
-def engine_stall(stack, clients):
+def registry_stall(stack, clients):
     before = container_ids(clients, GOOD)
     since = datetime.now(UTC)
     with faults.SilentRegistry() as registry:
@@ -87,6 +89,20 @@ def engine_stall(stack, clients):
     return result
 
 
+def api_stall(stack, clients):
+    before = container_ids(clients, GOOD)
+    since = datetime.now(UTC)
+    faults.apply("stall", VICTIM)
+    try:
+        probes = probe_engines(stack.lab["nodes"], time.monotonic() + STALL_S)
+    finally:
+        faults.heal("stall", VICTIM)
+    time.sleep(AFTER_S)
+    result = outcome(stack, clients, since, before, ("unreachable", "down"))
+    result["engines"] = probes
+    return result
+
+
 def short_freeze(stack, clients):
     before = container_ids(clients, GOOD)
     since = datetime.now(UTC)
@@ -99,38 +115,51 @@ def short_freeze(stack, clients):
     return outcome(stack, clients, since, before, ("down",))
 
 
+SCENARIOS = {
+    "registry_stall": (
+        registry_stall,
+        f"registry stall: pulls hang on a silent registry {STALL_S} s",
+        "unreachable or down",
+    ),
+    "api_stall": (
+        api_stall,
+        f"API stall: {VICTIM}'s containerd frozen {STALL_S} s, pings answered",
+        "unreachable or down",
+    ),
+    "short_freeze": (
+        short_freeze,
+        f"short freeze: {VICTIM}'s dockerd SIGSTOP {SHORT_FREEZE_S} s",
+        "down",
+    ),
+}
+
+
 def measure(stack, clients, runs):
-    details = {"engine_stall": [], "short_freeze": [], "stall_s": STALL_S}
-    details["short_freeze_s"] = SHORT_FREEZE_S
+    details = {key: [] for key in SCENARIOS}
+    details |= {"stall_s": STALL_S, "short_freeze_s": SHORT_FREEZE_S, "after_s": AFTER_S}
     for _ in range(runs):
         wait_ready(stack, list(clients))
         start_spread(stack, GOOD, GOOD_REPLICAS, stack.lab["images"]["demo_v1"], VICTIM)
         try:
-            details["engine_stall"].append(engine_stall(stack, clients))
-            wait_ready(stack, list(clients))
-            details["short_freeze"].append(short_freeze(stack, clients))
+            for key, (scenario, _, _) in SCENARIOS.items():
+                wait_ready(stack, list(clients))
+                details[key].append(scenario(stack, clients))
         finally:
+            faults.heal_all(list(clients))
             remove_service(stack, GOOD)
     return details
 
 
 def rows(details, runs):
     result = []
-    for key, what, counted in (
-        (
-            "engine_stall",
-            f"engine stall: pulls hang on a silent registry, {STALL_S} s, pings answered",
-            "unreachable or down",
-        ),
-        ("short_freeze", f"short freeze: dockerd SIGSTOP {SHORT_FREEZE_S} s", "down"),
-    ):
+    for key, (_, what, counted) in SCENARIOS.items():
         found = details[key]
         downs = sum(r["false_downs"] for r in found)
         moves = sum(r["moves"] for r in found)
         result.append(
             row(
                 "node loss",
-                f"{what}: false downs ({counted}) over {runs} runs",
+                f"{what}: false downs ({counted}), total of {runs} runs",
                 str(downs),
                 aim="0",
                 met=downs == 0,
@@ -139,7 +168,7 @@ def rows(details, runs):
         result.append(
             row(
                 "node loss",
-                f"{what}: replicas of the healthy service moved over {runs} runs",
+                f"{what}: replicas of the healthy service moved, total of {runs} runs",
                 str(moves),
                 aim="0",
                 met=moves == 0,
