@@ -74,10 +74,24 @@ def time_to(checker, after, bound, ok):
     while (look := checker.wait_look(since, deadline - time.monotonic())) is not None:
         if ok(look):
             return round(look["at"] - after, 1)
+        checker.missed = {k: look[k] for k in ("serving", "visible", "duplicates")}
         since = look["at"] + 0.01
         if since > deadline:
             break
     return None
+
+
+def missed(checker, record, key):
+    """Beside a bound missed, what the last look before it saw."""
+    if record[key] is None and checker.missed:
+        seen = checker.missed
+        record[f"{key}_missed"] = {
+            "serving": seen["serving"],
+            "visible": sorted(seen["visible"]),
+            "duplicates": {
+                f"{svc}.{slot}": held for (svc, slot), held in seen["duplicates"].items()
+            },
+        }
 
 
 def full_without(victim):
@@ -116,6 +130,7 @@ def one_fault(stack, checker, rng, kind, victim):
             record["full_after_fault_s"] = time_to(
                 checker, began, LOSS_BOUND_S, full_without(victim)
             )
+            missed(checker, record, "full_after_fault_s")
         time.sleep(max(0.0, began + hold - time.monotonic()))
     finally:
         faults.heal(lab_fault(kind), victim)
@@ -128,6 +143,7 @@ def one_fault(stack, checker, rng, kind, victim):
             checker.silenced.pop(victim, None)
     healed = time.monotonic()
     record["full_after_heal_s"] = time_to(checker, healed, HEAL_BOUND_S, whole(checker, old_ids))
+    missed(checker, record, "full_after_heal_s")
     events = status_events(stack, since)
     record["node_events"] = events
     # Any down but a lost node's own is false, whether or not a look caught it.

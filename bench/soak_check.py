@@ -45,6 +45,7 @@ class Checker:
         self.silenced = {}  # node -> fault kind while a fault silences it
         self.healed_at = {}  # node -> monotonic time its last fault was healed
         self.latest = None
+        self.missed = None  # the last look that failed a wait of the fault loop
         self.looks = 0
         self.counts = Counter()
         self.violations = []
@@ -80,10 +81,10 @@ class Checker:
                 slots[labels[SERVICE], labels.get(SLOT)].append(
                     (node, labels.get(REVISION), c["Id"][:12])
                 )
-        full = {
-            name: len({slot for (svc, slot) in slots if svc == name}) >= replicas
-            for name, replicas in self.services.items()
+        serving = {
+            name: len({slot for (svc, slot) in slots if svc == name}) for name in self.services
         }
+        full = {name: serving[name] >= replicas for name, replicas in self.services.items()}
         self.latest = {
             "at": now,
             "visible": {n for n, found in listings.items() if found is not None},
@@ -93,6 +94,7 @@ class Checker:
                 if found is not None
             },
             "full": full,
+            "serving": serving,
             "duplicates": {k: v for k, v in slots.items() if len(v) > 1},
         }
         self.judge_slots(now, services)
