@@ -32,8 +32,10 @@ def replica_spread(stack, service):
     return Counter(r["node"] for r in rows if r["state"] == "running")
 
 
-def start_spread(stack, service, replicas, image, victim):
-    """Create the service and wait until it runs, a third of it on the victim."""
+def start_spread(stack, service, replicas, image):
+    """Create the service and wait until it runs; return {node: running replicas}.
+
+    Not asserted even: a node that flapped may be held down by Fleet and take none."""
     spec = {"name": service, "image": image, "replicas": replicas, "update": {"monitor": 0}}
     api(stack, "POST", "/api/services/", spec)
     wait_for(
@@ -42,9 +44,14 @@ def start_spread(stack, service, replicas, image, victim):
         f"{service} to run",
         0.2,
     )
-    before = dict(replica_spread(stack, service))
-    assert before.get(victim) == replicas // 3, f"not spread evenly: {before}"
-    return before
+    return dict(replica_spread(stack, service))
+
+
+def pick_victim(spread, candidates, turn):
+    """The candidate holding the most replicas; ties go round by `turn`, so that no one node
+    takes every fault (and Fleet's flap hold-down is not what a run measures)."""
+    order = candidates[turn % len(candidates) :] + candidates[: turn % len(candidates)]
+    return max(order, key=lambda name: spread.get(name, 0))
 
 
 def status_events(stack, since, node=None):

@@ -4,10 +4,11 @@ A healthy 9-replica service ("good") spread 3/3/3, then, per run:
   registry stall  a second service ("stalled", 3 replicas) whose image lives on a registry
                   that accepts connections and never answers (a socket on the lab bridge):
                   every engine's pulls hang while it answers pings. Watched STALL_S seconds;
-  API stall       lab-3's containerd frozen (SIGSTOP) for STALL_S seconds: its dockerd
+  API stall       a node's containerd frozen (SIGSTOP) for STALL_S seconds: its dockerd
                   answers `/_ping` and lists containers, but `/info`, creates and stops hang;
-  short freeze    lab-3's dockerd frozen (SIGSTOP) for SHORT_FREEZE_S seconds, less than
+  short freeze    a node's dockerd frozen (SIGSTOP) for SHORT_FREEZE_S seconds, less than
                   FLEET_NODE_DOWN_AFTER's default of 10 s, then thawed and watched AFTER_S more.
+The node is lab-3 or lab-2 in turn, whichever holds more of "good".
 Meanwhile the bench pings every engine (`/_ping`, 1 s timeout) and times `GET /info`, to show
 how real each stall was and that the engines stayed alive. Counted: nodes marked down (false
 in every case; in the two stalls `unreachable` is false too, as the engines answered pings)
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from bench import faults
-from bench.fleetview import start_spread, status_events, wait_ready
+from bench.fleetview import pick_victim, start_spread, status_events, wait_ready
 from bench.harness import api, remove_service, row
 
 GOOD, STALLED = "good", "stalled"
@@ -28,7 +29,7 @@ GOOD_REPLICAS, STALLED_REPLICAS = 9, 3
 STALL_S = 30
 SHORT_FREEZE_S = 5
 AFTER_S = 15
-VICTIM = "lab-3"
+VICTIMS = ["lab-3", "lab-2"]
 
 
 def container_ids(clients, service):
@@ -70,7 +71,7 @@ def outcome(stack, clients, since, before, counted):
     }
 
 
-def registry_stall(stack, clients):
+def registry_stall(stack, clients, victim):
     before = container_ids(clients, GOOD)
     since = datetime.now(UTC)
     with faults.SilentRegistry() as registry:
@@ -89,28 +90,28 @@ def registry_stall(stack, clients):
     return result
 
 
-def api_stall(stack, clients):
+def api_stall(stack, clients, victim):
     before = container_ids(clients, GOOD)
     since = datetime.now(UTC)
-    faults.apply("stall", VICTIM)
+    faults.apply("stall", victim)
     try:
         probes = probe_engines(stack.lab["nodes"], time.monotonic() + STALL_S)
     finally:
-        faults.heal("stall", VICTIM)
+        faults.heal("stall", victim)
     time.sleep(AFTER_S)
     result = outcome(stack, clients, since, before, ("unreachable", "down"))
     result["engines"] = probes
     return result
 
 
-def short_freeze(stack, clients):
+def short_freeze(stack, clients, victim):
     before = container_ids(clients, GOOD)
     since = datetime.now(UTC)
-    faults.apply("freeze", VICTIM)
+    faults.apply("freeze", victim)
     try:
         time.sleep(SHORT_FREEZE_S)
     finally:
-        faults.heal("freeze", VICTIM)
+        faults.heal("freeze", victim)
     time.sleep(AFTER_S)
     return outcome(stack, clients, since, before, ("down",))
 
@@ -123,12 +124,12 @@ SCENARIOS = {
     ),
     "api_stall": (
         api_stall,
-        f"API stall: {VICTIM}'s containerd frozen {STALL_S} s, pings answered",
+        f"API stall: a node's containerd frozen {STALL_S} s, pings answered",
         "unreachable or down",
     ),
     "short_freeze": (
         short_freeze,
-        f"short freeze: {VICTIM}'s dockerd SIGSTOP {SHORT_FREEZE_S} s",
+        f"short freeze: a node's dockerd SIGSTOP {SHORT_FREEZE_S} s",
         "down",
     ),
 }
@@ -137,13 +138,15 @@ SCENARIOS = {
 def measure(stack, clients, runs):
     details = {key: [] for key in SCENARIOS}
     details |= {"stall_s": STALL_S, "short_freeze_s": SHORT_FREEZE_S, "after_s": AFTER_S}
-    for _ in range(runs):
+    for n in range(runs):
         wait_ready(stack, list(clients))
-        start_spread(stack, GOOD, GOOD_REPLICAS, stack.lab["images"]["demo_v1"], VICTIM)
+        spread = start_spread(stack, GOOD, GOOD_REPLICAS, stack.lab["images"]["demo_v1"])
+        victim = pick_victim(spread, VICTIMS, n)
         try:
             for key, (scenario, _, _) in SCENARIOS.items():
                 wait_ready(stack, list(clients))
-                details[key].append(scenario(stack, clients))
+                result = scenario(stack, clients, victim)
+                details[key].append({"victim": victim, "spread": spread, **result})
         finally:
             faults.heal_all(list(clients))
             remove_service(stack, GOOD)
