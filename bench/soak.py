@@ -241,6 +241,8 @@ def summary_rows(result):
     ):
         found = counts.get(key, 0)
         rows.append(row("soak", f"{what}, of {looks}", str(found), aim="0", met=found == 0))
+    shown = counts.get("unreachable while answering pings", 0)
+    rows.append(row("soak", f"looks with a live engine shown unreachable, of {looks}", str(shown)))
     final = result["final_whole_s"]
     rows.append(
         row(
