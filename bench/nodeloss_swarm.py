@@ -64,6 +64,7 @@ def measure(stack, clients, kinds, runs):
     names = sorted(clients)
     images = stack.lab["images"]
     details = {"defaults": {}, "tuned": {}, "heartbeat_s": {}}
+    assert_clean(clients)
     try:
         ids = swarm.form(clients, names[0])
         boss = clients[names[0]]
@@ -79,4 +80,15 @@ def measure(stack, clients, kinds, runs):
     finally:
         faults.heal_all(names)
         swarm.leave(engines(stack))
+    assert_clean(engines(stack))
     return details
+
+
+def assert_clean(clients):
+    """No engine in a swarm, none holding a container of one or of Fleet's."""
+    for name, client in clients.items():
+        state = client.info()["Swarm"]["LocalNodeState"]
+        left = client.api.containers(all=True, filters={"label": swarm.SERVICE_LABEL})
+        left += client.api.containers(all=True, filters={"label": "fleet.service"})
+        if state != "inactive" or left:
+            raise RuntimeError(f"{name} not clean after the swarm: {state}, {len(left)} left")
