@@ -199,12 +199,14 @@ class Stack:
         self.start_fleet()
 
     def stop(self):
-        self.stop_fleet()
-        if self.lab is not None:
-            self.manage("lab", "down")
-        if self.redis is not None:
-            self.redis.terminate()
-            self.redis.wait(10)
+        try:
+            self.stop_fleet()
+            if self.lab is not None:
+                self.manage("lab", "down")
+        finally:
+            if self.redis is not None:
+                self.redis.terminate()
+                self.redis.wait(10)
 
 
 @contextmanager
