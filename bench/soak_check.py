@@ -71,8 +71,11 @@ class Checker:
 
     def look(self):
         now = time.monotonic()
+        # Rollouts read before and after the listings: one that ended (or began) meanwhile
+        # still explains an overlap the listings caught.
+        rolling = self.rolling()
         listings = dict(zip(self.nodes, self.pool.map(self.listing, self.nodes), strict=True))
-        services = {s["name"]: s for s in api(self.stack, "GET", "/api/services/", timeout=10)}
+        rolling |= self.rolling()
         statuses = {n["name"]: n["status"] for n in api(self.stack, "GET", "/api/nodes/")}
         slots = defaultdict(list)  # (service, slot) -> [(node, revision, container id)]
         for node, found in listings.items():
@@ -97,15 +100,21 @@ class Checker:
             "serving": serving,
             "duplicates": {k: v for k, v in slots.items() if len(v) > 1},
         }
-        self.judge_slots(now, services)
+        self.judge_slots(now, rolling)
         self.judge_nodes(now, statuses)
         self.looks += 1
 
-    def judge_slots(self, now, services):
+    def rolling(self):
+        """Names of the services with a rollout under way."""
+        return {
+            s["name"]
+            for s in api(self.stack, "GET", "/api/services/", timeout=10)
+            if (s.get("current_deployment") or {}).get("status") in ("pending", "running")
+        }
+
+    def judge_slots(self, now, rolling):
         for (service, slot), held in self.latest["duplicates"].items():
-            deployment = (services.get(service) or {}).get("current_deployment") or {}
-            rolling = deployment.get("status") in ("pending", "running")
-            if rolling and len({rev for _, rev, _ in held}) == len(held):
+            if service in rolling and len({rev for _, rev, _ in held}) == len(held):
                 self.counts["duplicate slot, rollout overlap"] += 1
             elif any(self.excused(node, now) for node, _, _ in held):
                 self.counts["duplicate slot, stale on a healed node"] += 1
