@@ -284,7 +284,7 @@ def main():
         f"\n{len(result['faults'])} faults in {result['minutes']} min, seed {result['seed']}; "
         f"{result['deploys_started']} deploys of {ROLLED}; details in {OUT}"
     )
-    return 0 if all(r["met"] for r in result["rows"]) else 1
+    return 0 if all(r["met"] is not False for r in result["rows"]) else 1
 
 
 if __name__ == "__main__":
