@@ -1,4 +1,4 @@
-.PHONY: run test lint bench
+.PHONY: run test lint bench soak
 
 run:  ## install what is missing and run Fleet at http://127.0.0.1:8000
 	bin/run
@@ -12,3 +12,7 @@ lint:
 bench:  ## run the benchmarks in bench/ against a lab of their own (not part of make test)
 	bin/setup --dev
 	.venv/bin/python -m bench
+
+soak:  ## 15 minutes of random node faults on a 5-node lab of its own, checked every second (not part of make test)
+	bin/setup --dev
+	.venv/bin/python -m bench.soak $(SOAK_ARGS)

@@ -1,7 +1,12 @@
 """A whole Fleet for a benchmark: its own Redis, lab, database, worker, beat, watch and web server.
 
 Kept apart from `make run` (lab "b" on 10.250.9.0/24, Redis on 6391, var/bench.sqlite3),
-so a benchmark never disturbs a running Fleet, and torn down afterwards.
+so a benchmark never disturbs a running Fleet, and torn down afterwards. BENCH_LAB_NAME,
+BENCH_LAB_SUBNET, BENCH_REDIS_URL and BENCH_DATABASE_URL move it elsewhere, for when
+another lab or Redis already holds those.
+
+Fleet runs at its default settings (the Procfile's processes and flags): a benchmark that
+needs another value says so in its rows and passes it to `Stack.reconfigure`.
 """
 
 import json
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -27,15 +33,24 @@ LOGS = ROOT / "var" / "bench-logs"
 
 ENV = {
     "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "REDIS_URL": "redis://127.0.0.1:6391/0",
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6391/0",
     "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL")
     or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}",
-    "FLEET_LAB_NAME": "b",
-    "FLEET_LAB_SUBNET": "10.250.9.0/24",
-    "FLEET_NODE_CHECK_INTERVAL": "2",
-    "FLEET_RECONCILE_INTERVAL": "2",
+    "FLEET_LAB_NAME": os.environ.get("BENCH_LAB_NAME") or "b",
+    "FLEET_LAB_SUBNET": os.environ.get("BENCH_LAB_SUBNET") or "10.250.9.0/24",
     "LOG_LEVEL": "WARNING",
 }
+# Fleet settings a caller's environment may hold (from `make run` or a test run): dropped, so
+# that every benchmark measures the defaults unless it sets a value itself and says so.
+FLEET_SETTING_PREFIX = "FLEET_"
+
+
+def redis_port():
+    """The port of the bench's Redis (127.0.0.1 only: nothing else is started or reached)."""
+    url = urllib.parse.urlsplit(ENV["REDIS_URL"])
+    if url.hostname not in ("127.0.0.1", "localhost"):
+        raise ValueError(f"BENCH_REDIS_URL must be on 127.0.0.1, not {url.hostname}")
+    return url.port or 6379
 
 
 def free_port():
@@ -77,7 +92,10 @@ class Stack:
     """The running processes, the lab, an API token and the server's address."""
 
     def __init__(self):
-        self.env = {**os.environ, **ENV}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(FLEET_SETTING_PREFIX)}
+        self.env = {**inherited, **ENV}
+        self.overrides = {}
+        self.redis = None
         self.procs = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -102,23 +120,24 @@ class Stack:
                 [sys.executable, *args],
                 cwd=ROOT,
                 env=self.env,
-                stdout=open(LOGS / f"{name}.log", "w"),  # noqa: SIM115 - lives as long as the process
+                stdout=open(LOGS / f"{name}.log", "a"),  # noqa: SIM115 - lives as long as the process
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         )
 
     def start(self, nodes=3):
-        if not listening(6391):
-            redis = ["redis-server", "--bind", "127.0.0.1", "--port", "6391", "--save", ""]
-            self.procs.append(
-                subprocess.Popen(redis, stdout=subprocess.DEVNULL, start_new_session=True)
-            )
-            wait_for(lambda: listening(6391), 10, "redis")
+        port = redis_port()
+        if not listening(port):
+            redis = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+            self.redis = subprocess.Popen(redis, stdout=subprocess.DEVNULL, start_new_session=True)
+            wait_for(lambda: listening(port), 10, "redis")
         if ENV["DATABASE_URL"].startswith("sqlite:///"):
             Path(ENV["DATABASE_URL"].removeprefix("sqlite:///")).unlink(missing_ok=True)
         else:
             self.manage("flush", "--noinput")
+        for log in LOGS.glob("*.log"):
+            log.unlink()
         self.manage("migrate", "--noinput")
         self.manage("lab", "up", "--nodes", str(nodes))
         self.lab = json.loads(self.manage("lab", "status", "--json"))
@@ -137,29 +156,25 @@ class Stack:
             capture_output=True,
             text=True,
         ).stdout.strip()
+        self.start_fleet()
+        return self
+
+    def start_fleet(self):
+        """Worker, beat, watch and web server, as the Procfile starts them (log level aside)."""
         self.spawn(
             "worker", "-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-l", "WARNING"
         )
+        beat_schedule = ROOT / "var" / f"bench-beat-{ENV['FLEET_LAB_NAME']}"
         self.spawn(
-            "beat",
-            "-m",
-            "celery",
-            "-A",
-            "fleet",
-            "beat",
-            "-l",
-            "WARNING",
-            "-s",
-            str(ROOT / "var" / "bench-beat"),
+            "beat", "-m", "celery", "-A", "fleet", "beat", "-l", "WARNING", "-s", beat_schedule
         )
-        self.spawn("watch", "manage.py", "watch", "--rescan", "0.5")
+        self.spawn("watch", "manage.py", "watch")
         self.spawn(
             "web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "fleet.asgi:application"
         )
         wait_for(lambda: listening(self.port), 30, "the web server")
-        return self
 
-    def stop(self):
+    def stop_fleet(self):
         for proc in self.procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -168,8 +183,30 @@ class Stack:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        if self.lab is not None:
-            self.manage("lab", "down")
+                proc.wait(10)
+        self.procs = []
+
+    def reconfigure(self, **settings):
+        """Restart Fleet's processes with these settings (str values) on top of the defaults;
+        no arguments: back to the defaults."""
+        if settings == self.overrides:
+            return
+        self.stop_fleet()
+        for key in self.overrides:
+            self.env.pop(key, None)
+        self.overrides = dict(settings)
+        self.env.update(self.overrides)
+        self.start_fleet()
+
+    def stop(self):
+        try:
+            self.stop_fleet()
+            if self.lab is not None:
+                self.manage("lab", "down")
+        finally:
+            if self.redis is not None:
+                self.redis.terminate()
+                self.redis.wait(10)
 
 
 @contextmanager
@@ -294,7 +331,10 @@ def record(name, rows, details):
     if not isinstance(results.get("benchmarks"), dict):
         results = {"benchmarks": {}}
     results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": host_load()}
-    results["settings"] = {k: v for k, v in ENV.items() if k.startswith("FLEET_")}
+    results["settings"] = {
+        **{k: v for k, v in ENV.items() if k.startswith("FLEET_")},
+        "other": "Fleet's defaults, unless a row says otherwise",
+    }
     results["benchmarks"][name] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": rows,

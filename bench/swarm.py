@@ -5,7 +5,7 @@ runs never share the engines with a swarm."""
 import time
 
 import docker
-from docker.types import ServiceMode
+from docker.types import RestartPolicy, ServiceMode
 
 from bench.harness import remove_containers, wait_for
 
@@ -56,8 +56,38 @@ def leave(clients):
         remove_containers(client, {"label": SERVICE_LABEL})
 
 
-def create(boss, name, image, replicas):
-    return boss.services.create(image, name=name, mode=ServiceMode("replicated", replicas))
+SECOND = 1_000_000_000  # the Engine API counts durations in nanoseconds
+DEFAULT_HEARTBEAT = 5 * SECOND
+
+
+def create(boss, name, image, replicas, restart_delay=None):
+    """A replicated service; restart_delay in seconds (None: Swarm's default of 5 s)."""
+    options = {}
+    if restart_delay is not None:
+        options["restart_policy"] = RestartPolicy("any", delay=int(restart_delay * SECOND))
+    return boss.services.create(
+        image, name=name, mode=ServiceMode("replicated", replicas), **options
+    )
+
+
+def set_heartbeat(boss, seconds):
+    """`docker swarm update --dispatcher-heartbeat <seconds>s`."""
+    boss.swarm.reload()
+    boss.swarm.update(dispatcher_heartbeat_period=int(seconds * SECOND))
+    boss.swarm.reload()
+    return boss.swarm.attrs["Spec"]["Dispatcher"]["HeartbeatPeriod"] / SECOND
+
+
+def node_state(boss, node_id):
+    """What the manager says of a node: "ready", "down", "unknown"..."""
+    return boss.api.inspect_node(node_id)["Status"]["State"]
+
+
+def restart_delay(boss, name):
+    """The service's restart delay in seconds as the manager stored it (None: not set)."""
+    policy = boss.api.inspect_service(name)["Spec"]["TaskTemplate"].get("RestartPolicy") or {}
+    delay = policy.get("Delay")
+    return None if delay is None else delay / SECOND
 
 
 def running_tasks(boss, name, node_ids=None):
