@@ -1,6 +1,9 @@
-"""Faults made on the lab for the tests: silent partitions and a registry that never answers."""
+"""Faults made on the lab for the tests: silent partitions, stalled engines and a registry
+that never answers."""
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import threading
@@ -60,3 +63,29 @@ def hanging_registry(lab, port=5001):
         for conn in held:
             conn.close()
         server.close()
+
+
+def containerd_of(lab, name):
+    """The pid of a lab node's containerd, which its dockerd started as a daemon of its own."""
+    config = f"{lab.run}/{lab.name}-{name.rsplit('-', 1)[1]}/containerd/containerd.toml"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                args = handle.read().split(b"\0")
+            if args[0].endswith(b"containerd") and config.encode() in args:
+                return int(entry)
+    raise LookupError(f"no containerd runs for {name} ({config})")
+
+
+@contextlib.contextmanager
+def stalled(lab, name):
+    """Freeze a node's containerd: its dockerd still answers /_ping and lists containers,
+    but /info, creates, starts and stops hang (an engine stuck behind its runtime)."""
+    pid = containerd_of(lab, name)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)

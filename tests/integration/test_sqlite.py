@@ -11,15 +11,14 @@ WRITER = """
 import django, sys
 django.setup()
 from django.db import transaction
-from fleet.health import record_check
-from fleet.engine import EngineInfo
+from django.utils import timezone
+from fleet.health import record_ping
 from fleet.models import Event, EventKind, Node
 
 node_id = Node.objects.get(name="shared").pk
-info = EngineInfo("20.10", 2, 1024, 1)
 for i in range(int(sys.argv[1])):
     # The same shapes of write the real processes make: a locked node update, an event.
-    record_check(node_id, info=info if i % 2 else None, error="" if i % 2 else "boom")
+    record_ping(node_id, timezone.now(), "" if i % 2 else "boom")
     with transaction.atomic():
         Event.objects.record(EventKind.NODE_UPDATED, node="shared", reason=sys.argv[2])
 print("done")
