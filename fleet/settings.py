@@ -56,6 +56,9 @@ try:
     FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", "10.250.7.1:5000/fleet/demo:1")
     # The key that seals services' secret values at rest; derived from SECRET_KEY if unset.
     FLEET_SECRETS_KEY = env.str("FLEET_SECRETS_KEY", "")
+    # Nodes on plain tcp:// (no TLS) are refused unless this is set: whoever reaches such an
+    # engine's port can run any container on that host.
+    FLEET_ALLOW_PLAIN_TCP = env.bool("FLEET_ALLOW_PLAIN_TCP", False)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 

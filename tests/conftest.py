@@ -3,6 +3,10 @@
 Django is set up after conftest files load, so models are imported inside fixtures.
 """
 
+import functools
+import tempfile
+from pathlib import Path
+
 import pytest
 
 
@@ -73,3 +77,15 @@ def api_for(user):
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+@functools.cache
+def tls_material(name="test"):
+    """A node's TLS fields (tls_ca, tls_cert, tls_key): a CA of its own and a client
+    certificate it signed, made once per name."""
+    from fleet.lab.certs import LabCA, node_tls
+
+    with tempfile.TemporaryDirectory() as folder:
+        ca = LabCA(Path(folder), name)
+        ca.ensure({})
+        return node_tls(ca.client_paths())

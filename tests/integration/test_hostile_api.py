@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
 from fleet.spec import ServiceSpecSerializer
+from tests.conftest import tls_material
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,9 @@ def snapshot():
 @pytest.fixture
 def fleet_rows(db):
     """A node, a service with two revisions (the first good), a replica and some events."""
-    node = Node.objects.create(name="n1", endpoint="tcp://192.0.2.1:2375", labels={"zone": "a"})
+    node = Node.objects.create(
+        name="n1", endpoint="tcp://127.0.0.1:1", labels={"zone": "a"}, **tls_material()
+    )
     spec = ServiceSpecSerializer(data={"name": "web", "image": "busybox:1"})
     spec.is_valid(raise_exception=True)
     data = spec.validated_data

@@ -14,6 +14,12 @@ def migrate(target):
     return executor.loader.project_state([("fleet", target)]).apps
 
 
+def latest():
+    """Leave the database as the other tests expect: every migration applied."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("fleet"))
+
+
 def test_specs_stored_before_secrets_existed_get_an_empty_secrets_field():
     old = migrate("0006_event_kind_user_role")
     Service, Deployment = old.get_model("fleet", "Service"), old.get_model("fleet", "Deployment")
@@ -25,4 +31,27 @@ def test_specs_stored_before_secrets_existed_get_an_empty_secrets_field():
     assert stored == {**spec, "secrets": {}}
     migrate("0006_event_kind_user_role")
     assert old.get_model("fleet", "Deployment").objects.get().spec == spec
-    migrate("0007_deployment_spec_secrets")  # leave the database as the other tests expect
+    latest()
+
+
+def raw_tls_key():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tls_key FROM fleet_node")
+        return cursor.fetchone()[0]
+
+
+def test_tls_keys_stored_in_the_clear_are_sealed_and_opened_again_on_the_way_back():
+    from tests.conftest import tls_material
+
+    key = tls_material()["tls_key"]
+    old = migrate("0008_replica_set_names")
+    old.get_model("fleet", "Node").objects.create(
+        name="n1", endpoint="tcp://127.0.0.1:2376", tls_key=key
+    )
+    assert raw_tls_key() == key
+    new = migrate("0011_tls_sealed_keys")
+    assert raw_tls_key().startswith("sealed:v1:") and "PRIVATE KEY" not in raw_tls_key()
+    assert new.get_model("fleet", "Node").objects.get().tls_key == key
+    migrate("0008_replica_set_names")
+    assert raw_tls_key() == key
+    latest()

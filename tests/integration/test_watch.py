@@ -2,11 +2,10 @@
 
 import time
 
-import docker
 import pytest
 
 from fleet.models import Event, EventKind, Node
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import lab_engine, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -28,7 +27,7 @@ def watched_lab(lab, lab_nodes, watch_process):
 
 def test_a_new_container_shows_on_its_node_without_waiting_for_a_check(watched_lab):
     entry = next(n for n in watched_lab.status()["nodes"] if n["name"] == "lab-3")
-    client = docker.DockerClient(base_url=entry["endpoint"], version="auto", timeout=60)
+    client = lab_engine(entry)
     before = Node.objects.get(name="lab-3").containers_running
     container = client.containers.run(watched_lab.status()["images"]["demo_v1"], detach=True)
     try:
