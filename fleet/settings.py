@@ -26,9 +26,23 @@ def _positive(name, reader, default):
     return value
 
 
+def _secret_key_from_file():
+    try:
+        return SECRET_KEY_FILE.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 try:
     DEBUG = env.bool("DEBUG", False)
-    SECRET_KEY = env.str("SECRET_KEY", "" if not DEBUG else "insecure-debug-only-key")
+    # Where `make run` keeps the key it generated, read when SECRET_KEY is not set, so that
+    # every manage.py command works in any shell with nothing exported.
+    SECRET_KEY_FILE = env.path("SECRET_KEY_FILE", VAR_DIR / "secret-key")
+    SECRET_KEY = (
+        env.str("SECRET_KEY", "")
+        or _secret_key_from_file()
+        or ("insecure-debug-only-key" if DEBUG else "")
+    )
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
     HTTPS = env.bool("FLEET_HTTPS", False)
@@ -63,7 +77,10 @@ except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be set when DEBUG is off: export it, or run `make run` once, which "
+        f"generates one into {SECRET_KEY_FILE}."
+    )
 if not isinstance(FLEET_REGISTRY_AUTH, dict) or not all(
     isinstance(v, dict) for v in FLEET_REGISTRY_AUTH.values()
 ):
