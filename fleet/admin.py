@@ -185,6 +185,7 @@ class EventAdmin(ReadOnlyAdmin):
         "new",
         "actor",
         "via",
+        "address",
         "reason",
     ]
     list_filter = [

@@ -5,6 +5,7 @@ fail loudly on a value they cannot parse. Defaults are what `make run` needs on
 a fresh machine: SQLite in var/, Redis on localhost, three lab nodes.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,6 +74,9 @@ try:
     # Nodes on plain tcp:// (no TLS) are refused unless this is set: whoever reaches such an
     # engine's port can run any container on that host.
     FLEET_ALLOW_PLAIN_TCP = env.bool("FLEET_ALLOW_PLAIN_TCP", False)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for the
+    # client's address, in the login lockout and the audit trail; no one's by default.
+    FLEET_TRUSTED_PROXIES = env.list("FLEET_TRUSTED_PROXIES", [])
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
@@ -81,6 +85,10 @@ if not SECRET_KEY:
         f"SECRET_KEY must be set when DEBUG is off: export it, or run `make run` once, which "
         f"generates one into {SECRET_KEY_FILE}."
     )
+try:
+    FLEET_TRUSTED_PROXIES = [ipaddress.ip_network(p, strict=False) for p in FLEET_TRUSTED_PROXIES]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FLEET_TRUSTED_PROXIES: {exc}") from exc
 if not isinstance(FLEET_REGISTRY_AUTH, dict) or not all(
     isinstance(v, dict) for v in FLEET_REGISTRY_AUTH.values()
 ):
@@ -176,6 +184,8 @@ AXES_COOLOFF_TIME = timedelta(seconds=FLEET_LOGIN_COOLOFF)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client's address, through trusted proxies only (FLEET_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "fleet.addresses.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"

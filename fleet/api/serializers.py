@@ -89,4 +89,5 @@ class EventSerializer(serializers.ModelSerializer):
             "reason",
             "actor",
             "via",
+            "address",
         ]
