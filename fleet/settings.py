@@ -77,6 +77,11 @@ try:
     # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for the
     # client's address, in the login lockout and the audit trail; no one's by default.
     FLEET_TRUSTED_PROXIES = env.list("FLEET_TRUSTED_PROXIES", [])
+    # Guard rails for what operators may run (checked when a spec is validated): images only
+    # from these registries (host[:port], docker.io for Docker Hub), and fixed published
+    # host ports only in this range ("8000-8999"). Empty: anything.
+    FLEET_ALLOWED_REGISTRIES = [r.lower() for r in env.list("FLEET_ALLOWED_REGISTRIES", [])]
+    FLEET_PUBLISHED_PORTS = env.str("FLEET_PUBLISHED_PORTS", "")
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
@@ -89,6 +94,21 @@ try:
     FLEET_TRUSTED_PROXIES = [ipaddress.ip_network(p, strict=False) for p in FLEET_TRUSTED_PROXIES]
 except ValueError as exc:
     raise ImproperlyConfigured(f"FLEET_TRUSTED_PROXIES: {exc}") from exc
+if FLEET_PUBLISHED_PORTS:
+    _low, _, _high = FLEET_PUBLISHED_PORTS.partition("-")
+    try:
+        FLEET_PUBLISHED_PORTS = (int(_low), int(_high if _ else _low))
+    except ValueError:
+        FLEET_PUBLISHED_PORTS = None
+    if (
+        FLEET_PUBLISHED_PORTS is None
+        or not 1 <= FLEET_PUBLISHED_PORTS[0] <= FLEET_PUBLISHED_PORTS[1] <= 65535
+    ):
+        raise ImproperlyConfigured(
+            "FLEET_PUBLISHED_PORTS must be a range of host ports such as 8000-8999"
+        )
+else:
+    FLEET_PUBLISHED_PORTS = None
 if not isinstance(FLEET_REGISTRY_AUTH, dict) or not all(
     isinstance(v, dict) for v in FLEET_REGISTRY_AUTH.values()
 ):
