@@ -125,9 +125,9 @@ class Stack:
         script = (
             "import django; django.setup();"
             "from django.contrib.auth.models import User;"
-            "from rest_framework.authtoken.models import Token;"
+            "from fleet.models import ApiToken;"
             "u = User.objects.create_superuser('bench', password='bench-pass-123');"
-            "print(Token.objects.create(user=u).key)"
+            "print(ApiToken.objects.create(user=u, name='bench')[1])"
         )
         self.token = subprocess.run(
             [sys.executable, "-c", script],

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
-from rest_framework.authtoken.models import Token
+from knox.auth import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from fleet.roles import READ_FLEET
 
@@ -16,11 +17,13 @@ SIGNED_OUT, NO_ROLE = 4401, 4403  # the close codes a browser does not retry
 
 
 def user_for_token(key):
-    """The active user a token belongs to, or None."""
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+    """The active user an API token (not expired, not revoked) belongs to, or None: checked
+    as the REST API checks it."""
+    try:
+        user, _ = TokenAuthentication().authenticate_credentials(key.encode())
+    except (AuthenticationFailed, UnicodeError):
         return None
-    return token.user
+    return user
 
 
 def _session_holds(session_key, user):

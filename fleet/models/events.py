@@ -54,6 +54,8 @@ class EventKind(models.TextChoices):
     REPLICA_RESTART_REQUESTED = "replica.restart_requested"
     PLACEMENT_FAILED = "placement.failed"
     USER_ROLE_CHANGED = "user.role_changed"
+    USER_TOKEN_CREATED = "user.token_created"
+    USER_TOKEN_REVOKED = "user.token_revoked"
 
 
 class EventQuerySet(models.QuerySet):

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
 from fleet.spec import ServiceSpecSerializer
-from tests.conftest import tls_material
+from tests.conftest import tls_material, token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -62,12 +62,10 @@ def fleet_rows(db):
 @pytest.fixture
 def token(admin_user):
     """The admin's API token, on a connection the app leaves open between requests."""
-    from rest_framework.authtoken.models import Token
-
     # As Django's test client does: the test's transaction must outlive each request.
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
-    yield Token.objects.create(user=admin_user).key
+    yield token_for(admin_user)
     for signal in (request_started, request_finished):
         signal.connect(close_old_connections)
 

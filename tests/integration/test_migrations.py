@@ -55,3 +55,30 @@ def test_tls_keys_stored_in_the_clear_are_sealed_and_opened_again_on_the_way_bac
     migrate("0008_replica_set_names")
     assert raw_tls_key() == key
     latest()
+
+
+def test_plain_tokens_of_drf_authtoken_carry_over_hashed_and_the_plain_table_goes(
+    admin_user,
+):
+    from rest_framework.test import APIClient
+
+    migrate("0012_tls_event_address")
+    key = "0123456789abcdef0123456789abcdef01234567"
+    with connection.cursor() as cursor:  # the table DRF's authtoken app kept
+        cursor.execute(
+            "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, "
+            "created timestamp NOT NULL, user_id integer NOT NULL)"
+        )
+        cursor.execute(
+            "INSERT INTO authtoken_token VALUES (%s, %s, %s)",
+            [key, "2026-01-02 03:04:05", admin_user.pk],
+        )
+    latest()
+    assert "authtoken_token" not in connection.introspection.table_names()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT digest, token_key, name FROM fleet_apitoken")
+        (digest, prefix, name) = cursor.fetchone()
+    assert key not in digest and name == "from before hashing"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/nodes/").status_code == 200  # it goes on working

@@ -14,7 +14,7 @@ from fleet import roles, services
 from fleet.asgi import application
 from fleet.models import Deployment, Event, Node, Replica, Service
 from fleet.spec import ServiceSpecSerializer
-from tests.conftest import api_for, tls_material, user_with_role
+from tests.conftest import api_for, tls_material, token_for, user_with_role
 
 IMAGE = "10.250.8.1:5000/fleet/demo:1"
 TLS = tls_material()
@@ -297,9 +297,7 @@ async def answer(socket):
 
 def socket_as(user):
     """A live socket that will authenticate as the user, by token (not yet connected)."""
-    from rest_framework.authtoken.models import Token
-
-    key = Token.objects.get_or_create(user=user)[0].key
+    key = token_for(user)
     headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
     return WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
 

@@ -11,11 +11,12 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from rest_framework.test import APIClient
 
 from dashboard import consumers
 from fleet import roles
 from fleet.asgi import application
-from tests.conftest import api_for
+from tests.conftest import api_for, token_for
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,16 +26,12 @@ ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 TICKING = {"command": ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]}
 
 
-def token_for(user):
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.get_or_create(user=user)[0].key
-
-
 def revoke(key):
-    from rest_framework.authtoken.models import Token
-
-    Token.objects.filter(key=key).delete()
+    """Revoke a token as its owner does, through the API, with the token itself."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    (mine,) = client.get("/api/auth/tokens/").json()
+    assert client.delete(f"/api/auth/tokens/{mine['id']}/").status_code == 204
 
 
 def by_token(key):
