@@ -5,11 +5,14 @@ carry over hashed: each goes on working, under the name "from before hashing"; t
 table is dropped with the plain keys in it. There is no way back to plain keys.
 """
 
+import datetime
 import uuid
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from knox.crypto import hash_token
 from knox.settings import CONSTANTS
 
@@ -32,6 +35,10 @@ def hash_legacy_tokens(apps, schema_editor):
             id=uuid.uuid4(),
             name="from before hashing",
         )
+        if isinstance(created, str):  # SQLite hands back text
+            created = parse_datetime(created)
+        if timezone.is_naive(created):
+            created = timezone.make_aware(created, datetime.UTC)
         ApiToken.objects.filter(digest=hash_token(key)).update(created=created)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {LEGACY}")
