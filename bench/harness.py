@@ -144,9 +144,9 @@ class Stack:
         script = (
             "import django; django.setup();"
             "from django.contrib.auth.models import User;"
-            "from rest_framework.authtoken.models import Token;"
+            "from fleet.models import ApiToken;"
             "u = User.objects.create_superuser('bench', password='bench-pass-123');"
-            "print(Token.objects.create(user=u).key)"
+            "print(ApiToken.objects.create(user=u, name='bench')[1])"
         )
         self.token = subprocess.run(
             [sys.executable, "-c", script],
@@ -255,10 +255,19 @@ def api(stack, method, path, body=None, timeout=30):
 
 def engines(stack, timeout=30):
     """A Docker client per lab node, by name."""
-    return {
-        n["name"]: docker.DockerClient(base_url=n["endpoint"], version="auto", timeout=timeout)
-        for n in stack.lab["nodes"]
-    }
+
+    class LabTLS(docker.tls.TLSConfig):
+        def configure_client(self, client):
+            super().configure_client(client)
+            client.trust_env = False  # REQUESTS_CA_BUNDLE would take the lab CA's place
+
+    def client(n):
+        tls = LabTLS(
+            client_cert=(n["tls"]["cert"], n["tls"]["key"]), ca_cert=n["tls"]["ca"], verify=True
+        )
+        return docker.DockerClient(base_url=n["endpoint"], version="auto", timeout=timeout, tls=tls)
+
+    return {n["name"]: client(n) for n in stack.lab["nodes"]}
 
 
 def count_containers(clients, filters, names=None):

@@ -138,14 +138,19 @@ def time_page(client, path, requests):
 def measure(requests=20):
     setup_django()
     from django.test import Client
-    from rest_framework.authtoken.models import Token
+
+    from fleet.models import ApiToken
 
     details = {}
     for nodes, replicas in SIZES:
         user = fill(nodes, replicas)
         browser = Client()
         browser.force_login(user)
-        program = Client(headers={"authorization": f"Token {Token.objects.create(user=user).key}"})
+        program = Client(
+            headers={
+                "authorization": f"Token {ApiToken.objects.create(user=user, name='bench')[1]}"
+            }
+        )
         size = f"{nodes}/{replicas}"
         details[size] = {}
         for page, path in PAGES.items():

@@ -14,9 +14,17 @@ from fleet.api.service_serializers import ServiceSerializer
 from fleet.models import Node, Service
 from fleet.roles import READ_FLEET
 
+from .auth import NO_ROLE, SIGNED_OUT, login_ended
+
 LOG_TAIL = 100
 # How stale a socket's knowledge of its user's role may be while it only receives.
 RECHECK_SECONDS = 5
+# How often an open socket checks, even when nothing happens, that its login still holds
+# (not logged out, token not revoked, role not taken away): it closes within this.
+LOGIN_CHECK_SECONDS = 2
+# What one socket may ask of the server: logs followed at once, and snapshots on request.
+MAX_LOGS = 4
+RESYNC_SECONDS = 1.0
 # What each message a client may send needs, as in the pages and the API.
 ACTION_PERMISSIONS = {
     "resync": READ_FLEET,
@@ -54,23 +62,40 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
     """One dashboard (or program) following the fleet."""
 
     async def connect(self):
+        self.log_streams, self.login_watch = {}, None
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=SIGNED_OUT)
             return
         if not await allowed(user.pk, READ_FLEET):
-            await self.close(code=4403)  # logged in, but no role that may read the fleet
+            await self.close(code=NO_ROLE)  # logged in, but no role that may read the fleet
             return
         self.user_pk = user.pk
         self.checked_at = time.monotonic()
-        self.log_stream = None
+        self.resynced_at = -RESYNC_SECONDS
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
         await self.accept()
+        self.login_watch = asyncio.create_task(self.watch_login())
         await self.send_json(await database_sync_to_async(snapshot)())
 
     async def disconnect(self, code):
         self.stop_logs()
+        if getattr(self, "login_watch", None) is not None:
+            self.login_watch.cancel()
         await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+
+    async def watch_login(self):
+        """Close the socket, log tails and all, once its login ends or its role goes."""
+        while True:
+            await asyncio.sleep(LOGIN_CHECK_SECONDS)
+            code = await database_sync_to_async(login_ended)(self.scope, self.user_pk)
+            if code is not None:
+                await self.end(code)
+                return
+
+    async def end(self, code):
+        self.stop_logs()
+        await self.close(code=code)
 
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
@@ -79,19 +104,29 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         elif not await allowed(self.user_pk, ACTION_PERMISSIONS[kind]):
             await self.send_error(f"not allowed: {kind}", about=content.get("replica"))
         elif kind == "resync":
-            await self.send_json(await database_sync_to_async(snapshot)())
+            await self.resync()
         elif kind == "logs.follow":
             await self.follow_logs(content.get("replica"))
         else:
-            self.stop_logs()
+            self.stop_logs(content.get("replica"))
+
+    async def resync(self):
+        # A snapshot costs the server a read of the whole fleet: one a second per socket.
+        wait = self.resynced_at + RESYNC_SECONDS - time.monotonic()
+        if wait > 0:
+            await self.send_error(
+                f"resync refused: at most one every {RESYNC_SECONDS:g} s; try again in {wait:.1f} s"
+            )
+            return
+        self.resynced_at = time.monotonic()
+        await self.send_json(await database_sync_to_async(snapshot)())
 
     async def fleet_message(self, event):
-        # A role taken away (or the user deactivated) ends the socket within a few seconds,
-        # even one that never sends anything: checked at most every RECHECK_SECONDS.
+        # A role taken away (or the user deactivated) ends the socket at once when a change
+        # arrives for it: checked at most every RECHECK_SECONDS (watch_login does the rest).
         if time.monotonic() - self.checked_at > RECHECK_SECONDS:
             if not await allowed(self.user_pk, READ_FLEET):
-                self.stop_logs()
-                await self.close(code=4403)
+                await self.end(NO_ROLE)
                 return
             self.checked_at = time.monotonic()
         await self.send_json(event["message"])
@@ -101,23 +136,34 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             {"type": "error", "id": about, "seq": None, "data": {"detail": detail}}
         )
 
-    def stop_logs(self):
-        stream, self.log_stream = getattr(self, "log_stream", None), None
-        if stream is not None:
-            stream.close()
+    def stop_logs(self, pk=None):
+        """Stop following one replica's log, or every log when pk is None."""
+        streams = getattr(self, "log_streams", {})
+        for key in [pk] if pk is not None else list(streams):
+            stream = streams.pop(key, None)
+            if stream is not None:
+                stream.close()
 
     async def follow_logs(self, pk):
-        """Stream a replica's log lines to this socket until stopped or replaced."""
-        self.stop_logs()
+        """Stream a replica's log lines to this socket until stopped (or followed afresh)."""
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            await self.send_error("no such replica with a container", about=pk)
+            return
+        self.stop_logs(pk)
+        if len(self.log_streams) >= MAX_LOGS:
+            await self.send_error(
+                f"already following {MAX_LOGS} logs, the most one socket may; "
+                'stop one first ({"type": "logs.stop", "replica": ID})',
+                about=pk,
+            )
+            return
         try:
-            if not isinstance(pk, int) or isinstance(pk, bool):
-                raise logs.LogsUnavailable("no such replica with a container")
             # Not thread-sensitive: a slow engine must not hold the thread every query shares.
             stream = await database_sync_to_async(logs.follow, thread_sensitive=False)(pk, LOG_TAIL)
         except logs.LogsUnavailable as exc:
             await self.send_error(str(exc), about=pk)
             return
-        self.log_stream = stream
+        self.log_streams[pk] = stream
         loop = asyncio.get_running_loop()
 
         def pump():

@@ -58,6 +58,7 @@ class NodeAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "status",
+        "transport",
         "availability",
         "engine_version",
         "cpus",
@@ -70,6 +71,7 @@ class NodeAdmin(admin.ModelAdmin):
     search_fields = ["name", "endpoint"]
     readonly_fields = [
         "status",
+        "transport",
         "engine_version",
         "cpus",
         "memory",
@@ -90,6 +92,12 @@ class NodeAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
         return readonly if self.has_change_permission(request, obj) else [*readonly, "tls_key_set"]
+
+    @admin.display(description="transport")
+    def transport(self, node):
+        if node.insecure:
+            return "insecure: plain TCP"
+        return "TLS" if node.uses_tls else node.endpoint.split(":", 1)[0]
 
     @admin.display(description="TLS client key")
     def tls_key_set(self, node):
@@ -184,6 +192,7 @@ class EventAdmin(ReadOnlyAdmin):
         "new",
         "actor",
         "via",
+        "address",
         "reason",
     ]
     list_filter = [

@@ -5,9 +5,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
-from . import roles
+from . import roles, tokens
 from .admin import ReadOnlyAdmin
-from .models import Actor
+from .models import Actor, ApiToken
 
 User = get_user_model()
 
@@ -57,3 +57,35 @@ admin.site.unregister(User)
 admin.site.register(User, FleetUserAdmin)
 admin.site.unregister(Group)
 admin.site.register(Group, RoleGroupAdmin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens as an admin sees them: whose, what for, since and until when. Only hashes
+    are stored, so no one can read a token here; an admin may revoke (delete) one."""
+
+    list_display = ["name", "user", "created", "expiry"]
+    list_filter = ["user"]
+    fields = ["name", "user", "created", "expiry"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # made by their owner, with a password (POST /api/auth/token/)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # revoke records who did it
+        return actions
+
+    def delete_model(self, request, obj):
+        tokens.revoke(obj, Actor.of_request(request, "admin"))
+
+    @admin.action(description="Revoke selected tokens", permissions=["delete"])
+    def revoke(self, request, queryset):
+        for token in queryset.select_related("user"):
+            tokens.revoke(token, Actor.of_request(request, "admin"))
+        self.message_user(request, "Token(s) revoked.", messages.SUCCESS)

@@ -11,12 +11,11 @@ import os
 import re
 import secrets
 import socket
-import tempfile
+import ssl
 import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import docker
 import redis
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 
 _clients = {}
 _clients_lock = threading.Lock()
-_tls_dir = None
 
 
 class EngineError(Exception):
@@ -86,28 +84,64 @@ def failure(exc, timeout=None):
     return (EngineUnreachable if unreachable else EngineError)(describe(exc, timeout))
 
 
-def _write_tls_files(node):
-    """Certificates must be files for the SDK; keep them private to this process."""
-    global _tls_dir
-    if _tls_dir is None:
-        _tls_dir = Path(tempfile.mkdtemp(prefix="fleet-tls-"))
-    digest = hashlib.sha256(f"{node.tls_ca}|{node.tls_cert}|{node.tls_key}".encode()).hexdigest()
-    folder = _tls_dir / digest[:16]
-    folder.mkdir(mode=0o700, exist_ok=True)
-    paths = {}
-    for name in ("tls_ca", "tls_cert", "tls_key"):
-        pem = getattr(node, name)
-        if pem:
-            path = folder / f"{name}.pem"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(pem)
-            paths[name] = str(path)
-    return TLSConfig(
-        client_cert=(paths["tls_cert"], paths["tls_key"]) if "tls_cert" in paths else None,
-        ca_cert=paths.get("tls_ca"),
-        verify=bool(paths.get("tls_ca")),
-    )
+class _ContextAdapter(requests.adapters.HTTPAdapter):
+    """HTTPS through one SSL context, which holds the node's CA and client certificate."""
+
+    def __init__(self, context):
+        self.context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, ssl_context=self.context, **kwargs)
+
+    def cert_verify(self, conn, url, verify, cert):
+        # Always verify, against the context's CA alone: requests would add its own bundle.
+        conn.cert_reqs, conn.ca_certs, conn.ca_cert_dir = "CERT_REQUIRED", None, None
+
+
+class _ContextTLS(TLSConfig):
+    """The SDK's TLS hook, given a loaded context instead of file paths to read again."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def configure_client(self, client):
+        client.verify = True
+        client.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies: the node's CA only
+        client.mount("https://", _ContextAdapter(self.context))
+
+
+def _pem_file(pem):
+    """An anonymous in-memory file holding pem, for the moment ssl reads it: ssl loads a
+    client certificate only from a path, and key material must never rest in a file."""
+    fd = os.memfd_create("fleet-tls", os.MFD_CLOEXEC)
+    os.write(fd, pem.encode())
+    return fd
+
+
+def _tls_context(node):
+    """The node's SSL context: its engine verified against the node's CA (never without one),
+    Fleet's client certificate loaded once, so every new connection uses it as it is."""
+    if not node.tls_ca:
+        raise EngineError("TLS without the engine's CA certificate is refused: set tls_ca")
+    if node.tls_key and "-----BEGIN" not in node.tls_key:
+        raise EngineError(
+            "the node's TLS key cannot be opened with the current FLEET_SECRETS_KEY "
+            "(or SECRET_KEY); set the key again"
+        )
+    fds = []
+    try:
+        context = ssl.create_default_context(cadata=node.tls_ca)
+        if node.tls_cert:
+            fds.append(_pem_file(node.tls_cert))
+            fds.append(_pem_file(node.tls_key))
+            context.load_cert_chain(*(f"/proc/self/fd/{fd}" for fd in fds))
+    except (ssl.SSLError, ValueError) as exc:
+        raise EngineError(f"unusable TLS material: {exc}") from exc
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return context
 
 
 def _cache_key(node, timeout):
@@ -127,7 +161,7 @@ def client(node, timeout):
             base_url=node.endpoint,
             version="auto",
             timeout=timeout,
-            tls=_write_tls_files(node) if node.uses_tls else False,
+            tls=_ContextTLS(_tls_context(node)) if node.uses_tls else False,
         )
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise failure(exc, timeout) from exc

@@ -24,9 +24,10 @@ OPERATE = ["fleet.add_service", "fleet.change_service", "fleet.delete_service"]
 PERMISSIONS = {
     VIEWER: READ,
     OPERATOR: READ + OPERATE,
-    # Every permission of these apps: nodes, services, events, users, groups, tokens,
-    # and login lockouts (to lift one early).
-    ADMIN: ["fleet.*", "auth.*", "authtoken.*", "axes.*"],
+    # Every permission of these apps: nodes, services, events, API tokens (to revoke
+    # anyone's; never to read one: only hashes are kept), users, groups, and login
+    # lockouts (to lift one early).
+    ADMIN: ["fleet.*", "auth.*", "axes.*"],
 }
 
 # What the dashboard needs before it shows anything.

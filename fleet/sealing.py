@@ -1,5 +1,5 @@
 """Secret values at rest: sealed with Fernet (AES-128-CBC and HMAC-SHA256), opened only
-to start a container.
+to start a container (services' secrets) or to reach an engine (nodes' TLS keys).
 
 The key comes from FLEET_SECRETS_KEY, or is derived from SECRET_KEY when that is
 unset; changing the key that sealed a value makes it unreadable, which `open_value`
@@ -11,6 +11,7 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+from django.db import models
 
 PREFIX = "sealed:v1:"
 MASK = "********"
@@ -58,3 +59,25 @@ def open_all(sealed: dict) -> dict:
 def masked(values: dict) -> dict:
     """What anyone is shown of secret values: their names."""
     return dict.fromkeys(values, MASK)
+
+
+class SealedTextField(models.TextField):
+    """Text that is sealed in the database and open in memory (a node's TLS key).
+
+    A stored value this key cannot open is left sealed in memory: saved back unchanged,
+    and refused by validation and by the engine with a message that says why.
+    """
+
+    def from_db_value(self, value, expression, connection):
+        if not value or not value.startswith(PREFIX):
+            return value
+        try:
+            return open_value(value)
+        except SealError:
+            return value
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if not value or value.startswith(PREFIX):
+            return value
+        return seal(value)

@@ -5,6 +5,7 @@ fail loudly on a value they cannot parse. Defaults are what `make run` needs on
 a fresh machine: SQLite in var/, Redis on localhost, three lab nodes.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,9 +27,23 @@ def _positive(name, reader, default):
     return value
 
 
+def _secret_key_from_file():
+    try:
+        return SECRET_KEY_FILE.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 try:
     DEBUG = env.bool("DEBUG", False)
-    SECRET_KEY = env.str("SECRET_KEY", "" if not DEBUG else "insecure-debug-only-key")
+    # Where `make run` keeps the key it generated, read when SECRET_KEY is not set, so that
+    # every manage.py command works in any shell with nothing exported.
+    SECRET_KEY_FILE = env.path("SECRET_KEY_FILE", VAR_DIR / "secret-key")
+    SECRET_KEY = (
+        env.str("SECRET_KEY", "")
+        or _secret_key_from_file()
+        or ("insecure-debug-only-key" if DEBUG else "")
+    )
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
     HTTPS = env.bool("FLEET_HTTPS", False)
@@ -72,11 +87,44 @@ try:
     FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", "10.250.7.1:5000/fleet/demo:1")
     # The key that seals services' secret values at rest; derived from SECRET_KEY if unset.
     FLEET_SECRETS_KEY = env.str("FLEET_SECRETS_KEY", "")
+    # Nodes on plain tcp:// (no TLS) are refused unless this is set: whoever reaches such an
+    # engine's port can run any container on that host.
+    FLEET_ALLOW_PLAIN_TCP = env.bool("FLEET_ALLOW_PLAIN_TCP", False)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for the
+    # client's address, in the login lockout and the audit trail; no one's by default.
+    FLEET_TRUSTED_PROXIES = env.list("FLEET_TRUSTED_PROXIES", [])
+    # Guard rails for what operators may run (checked when a spec is validated): images only
+    # from these registries (host[:port], docker.io for Docker Hub), and fixed published
+    # host ports only in this range ("8000-8999"). Empty: anything.
+    FLEET_ALLOWED_REGISTRIES = [r.lower() for r in env.list("FLEET_ALLOWED_REGISTRIES", [])]
+    FLEET_PUBLISHED_PORTS = env.str("FLEET_PUBLISHED_PORTS", "")
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be set when DEBUG is off: export it, or run `make run` once, which "
+        f"generates one into {SECRET_KEY_FILE}."
+    )
+try:
+    FLEET_TRUSTED_PROXIES = [ipaddress.ip_network(p, strict=False) for p in FLEET_TRUSTED_PROXIES]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FLEET_TRUSTED_PROXIES: {exc}") from exc
+if FLEET_PUBLISHED_PORTS:
+    _low, _, _high = FLEET_PUBLISHED_PORTS.partition("-")
+    try:
+        FLEET_PUBLISHED_PORTS = (int(_low), int(_high if _ else _low))
+    except ValueError:
+        FLEET_PUBLISHED_PORTS = None
+    if (
+        FLEET_PUBLISHED_PORTS is None
+        or not 1 <= FLEET_PUBLISHED_PORTS[0] <= FLEET_PUBLISHED_PORTS[1] <= 65535
+    ):
+        raise ImproperlyConfigured(
+            "FLEET_PUBLISHED_PORTS must be a range of host ports such as 8000-8999"
+        )
+else:
+    FLEET_PUBLISHED_PORTS = None
 if not isinstance(FLEET_REGISTRY_AUTH, dict) or not all(
     isinstance(v, dict) for v in FLEET_REGISTRY_AUTH.values()
 ):
@@ -93,7 +141,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -172,6 +220,8 @@ AXES_COOLOFF_TIME = timedelta(seconds=FLEET_LOGIN_COOLOFF)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client's address, through trusted proxies only (FLEET_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "fleet.addresses.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
@@ -230,7 +280,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that anonymous requests get 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["fleet.api.permissions.ActionPermission"],
@@ -238,6 +288,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": None,
 }
+
+# API tokens (django-rest-knox): only a hash is stored; Fleet's model adds a name and a
+# public id. No expiry unless the client asks for one when it makes the token.
+KNOX_TOKEN_MODEL = "fleet.ApiToken"
+REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
+# Knox's own migrations make its default token table even when the model is swapped for
+# ours: an unused table whose key to users blocks PostgreSQL's flush. Without migrations
+# the app makes no table, since its one model is swapped out.
+MIGRATION_MODULES = {"knox": None}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fleet API",

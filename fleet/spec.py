@@ -46,6 +46,15 @@ FAILURE_ACTIONS = ("rollback", "pause")
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
 
 
+def registry_of(image):
+    """The registry an image is pulled from: its first part if Docker reads it as a host
+    (a dot, a port or localhost), else Docker Hub."""
+    first = image.split("/", 1)[0] if "/" in image else ""
+    if "." in first or ":" in first or first == "localhost":
+        return first.lower()
+    return "docker.io"
+
+
 def validate_image(value):
     """An image reference: [registry[:port]/]path[:tag][@sha256:digest], path in lowercase."""
     if any(char.isspace() for char in value):
@@ -57,6 +66,12 @@ def validate_image(value):
         raise serializers.ValidationError(
             "Use an image reference such as busybox, library/nginx:1.25 or "
             "registry.example:5000/team/app:1, with a lowercase path."
+        )
+    allowed = getattr(settings, "FLEET_ALLOWED_REGISTRIES", [])
+    if allowed and registry_of(value) not in allowed:
+        raise serializers.ValidationError(
+            f"Images may come only from {', '.join(allowed)} (FLEET_ALLOWED_REGISTRIES); "
+            f"this one is from {registry_of(value)}."
         )
 
 
@@ -232,6 +247,15 @@ class PortSerializer(StrictSerializer):
     container = IntegerField(min_value=1, max_value=65535)
     published = IntegerField(min_value=1, max_value=65535, allow_null=True, default=None)
     protocol = serializers.ChoiceField(choices=PROTOCOLS, default="tcp")
+
+    def validate_published(self, value):
+        span = getattr(settings, "FLEET_PUBLISHED_PORTS", None)
+        if value is not None and span and not span[0] <= value <= span[1]:
+            raise serializers.ValidationError(
+                f"Services may publish host ports {span[0]}-{span[1]} only "
+                "(FLEET_PUBLISHED_PORTS); leave it out to have Docker pick one."
+            )
+        return value
 
 
 class HealthcheckSerializer(StrictSerializer):

@@ -4,7 +4,11 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ValidationError
+
+from .sealing import PREFIX as SEALED
 
 # A node or service name, also what one can look like in a URL: anything else is a 404 at
 # once, before it reaches a database that may refuse it (PostgreSQL refuses NUL in text).
@@ -14,6 +18,7 @@ LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
 _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(\.{_HOST_LABEL})*$")
 ENDPOINT_SCHEMES = ("unix", "tcp", "ssh")
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def validate_dns_label(value):
@@ -101,3 +106,52 @@ def validate_pem(value):
     """A PEM block, as a TLS certificate or key is given."""
     if value and "-----BEGIN " not in value:
         raise ValidationError("Paste the PEM text, starting with -----BEGIN.", code="invalid")
+
+
+def _certificates(value):
+    try:
+        return x509.load_pem_x509_certificates(value.encode())
+    except ValueError as exc:
+        raise ValidationError(
+            "Not a PEM certificate (-----BEGIN CERTIFICATE-----) that can be read.",
+            code="invalid",
+        ) from exc
+
+
+def validate_certificate(value):
+    """One or more PEM X.509 certificates (a CA bundle, or a certificate and its chain)."""
+    if value:
+        validate_pem(value)
+        _certificates(value)
+
+
+def validate_private_key(value):
+    """An unencrypted PEM private key."""
+    if not value:
+        return
+    if value.startswith(SEALED):  # stored under a key that is no longer the current one
+        raise ValidationError(
+            "The stored TLS key cannot be opened with the current FLEET_SECRETS_KEY "
+            "(or SECRET_KEY); send the key again.",
+            code="unreadable",
+        )
+    validate_pem(value)
+    try:
+        serialization.load_pem_private_key(value.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            "Not an unencrypted PEM private key that can be read.", code="invalid"
+        ) from exc
+
+
+def validate_key_pair(cert, key):
+    """The client certificate (the first of its chain) and the key are one pair."""
+    try:
+        public = _certificates(cert)[0].public_key().public_bytes(*_SPKI)
+        private = serialization.load_pem_private_key(key.encode(), password=None)
+    except (ValidationError, ValueError, TypeError):
+        return  # each is reported on its own field
+    if private.public_key().public_bytes(*_SPKI) != public:
+        raise ValidationError(
+            "The TLS client key does not belong to the client certificate.", code="mismatch"
+        )

@@ -3,6 +3,10 @@
 Django is set up after conftest files load, so models are imported inside fixtures.
 """
 
+import functools
+import tempfile
+from pathlib import Path
+
 import pytest
 
 
@@ -64,12 +68,30 @@ def anon_api():
     return APIClient()
 
 
+def token_for(user, name="test"):
+    """A new API token of the user, as its owner would get it (made without an event, to
+    keep the tests' event counts about what they do)."""
+    from fleet.models import ApiToken
+
+    return ApiToken.objects.create(user=user, expiry=None, name=name)[1]
+
+
 def api_for(user):
-    """An API client that sends this user's token."""
-    from rest_framework.authtoken.models import Token
+    """An API client that sends a token of this user."""
     from rest_framework.test import APIClient
 
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
+
+
+@functools.cache
+def tls_material(name="test"):
+    """A node's TLS fields (tls_ca, tls_cert, tls_key): a CA of its own and a client
+    certificate it signed, made once per name."""
+    from fleet.lab.certs import LabCA, node_tls
+
+    with tempfile.TemporaryDirectory() as folder:
+        ca = LabCA(Path(folder), name)
+        ca.ensure({})
+        return node_tls(ca.client_paths())

@@ -10,11 +10,17 @@ from ..spec import StrictMixin
 class NodeSerializer(StrictMixin, serializers.ModelSerializer):
     """A node as the API shows it; TLS material can be written but is never read back."""
 
+    insecure = serializers.BooleanField(
+        read_only=True,
+        help_text="Reached over plain TCP, without TLS (accepted only with FLEET_ALLOW_PLAIN_TCP).",
+    )
+
     class Meta:
         model = Node
         fields = [
             "name",
             "endpoint",
+            "insecure",
             "labels",
             "availability",
             "status",
@@ -65,7 +71,8 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
         for field, value in attrs.items():
             setattr(candidate, field, value)
         try:
-            candidate.clean()
+            # Whole, stored fields too: a stored key that can no longer be opened is a 400.
+            candidate.full_clean(validate_unique=False, validate_constraints=False)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
         return attrs
@@ -90,4 +97,5 @@ class EventSerializer(serializers.ModelSerializer):
             "reason",
             "actor",
             "via",
+            "address",
         ]

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from .auth import ObtainToken
+from .auth import ObtainToken, TokenViewSet
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
 
@@ -22,6 +22,7 @@ router.register("nodes", NodeViewSet)
 router.register("events", EventViewSet)
 router.register("services", ServiceViewSet, basename="service")
 router.register("deployments", DeploymentViewSet)
+router.register("auth/tokens", TokenViewSet, basename="token")
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),

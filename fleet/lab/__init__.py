@@ -3,10 +3,13 @@
 Layout of Lab("lab", "10.250.7.0/24"):
   host bridge flb-lab with 10.250.7.1/24, docker-registry on 10.250.7.1:5000;
   node lab-<i>: netns fleet-lab-<i>, veth flv-lab-<i> <-> eth0 with 10.250.7.(10+i),
-    dockerd on unix:///run/fleet-lab/lab/lab-<i>.sock and tcp://10.250.7.(10+i):2375;
-  state in /var/lib/fleet-lab/lab (state.json, registry/, lab-<i>/), runtime in /run/fleet-lab/lab.
+    dockerd on unix:///run/fleet-lab/lab/lab-<i>.sock and, with mutual TLS only,
+    tcp://10.250.7.(10+i):2376 (certificates from the lab's own CA in tls/, see certs.py);
+  state in /var/lib/fleet-lab/lab (state.json, registry/, tls/, lab-<i>/), runtime in
+  /run/fleet-lab/lab.
 
-Standard library only: it runs ip, iptables, nsenter, dockerd, docker-registry and the docker CLI.
+Standard library (and `cryptography` for the certificates): it runs ip, iptables, nsenter,
+dockerd, docker-registry and the docker CLI.
 Every step copes with what an earlier or crashed run left behind.
 """
 
@@ -26,9 +29,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
 
+from .certs import LabCA, node_tls
 from .host import (
     LabError,
     alive,
+    cmdline,
     docker_cli,
     find_procs,
     host_env,
@@ -45,10 +50,10 @@ from .host import (
 )
 from .image import build_and_push
 
-__all__ = ["Lab", "LabError"]
+__all__ = ["Lab", "LabError", "node_tls"]
 
 STATE_BASE, RUN_BASE, NETNS = Path("/var/lib/fleet-lab"), Path("/run/fleet-lab"), Path("/run/netns")
-REGISTRY_PORT, ENGINE_PORT, ENGINE_TIMEOUT = 5000, 2375, 60.0
+REGISTRY_PORT, ENGINE_PORT, ENGINE_TIMEOUT = 5000, 2376, 60.0
 PACKAGES = "docker.io docker-registry busybox-static iproute2 iptables util-linux"
 
 
@@ -69,6 +74,7 @@ class Lab:
         self.gateway = str(self.net.network_address + 1)
         self.registry = f"{self.gateway}:{REGISTRY_PORT}"
         self.images = {f"demo_v{v}": f"{self.registry}/fleet/demo:{v}" for v in (1, 2)}
+        self.ca = LabCA(self.root / "tls", name)
 
     @classmethod
     def from_env(cls) -> Lab:
@@ -138,7 +144,8 @@ class Lab:
         return [f"lab-{i}" for i in range(1, self._configured() + 1)]
 
     def status(self) -> dict:
-        """Registry, image refs and, per configured node, its endpoints and dockerd pid or None."""
+        """Registry, image refs and, per configured node, its endpoints, the paths of the client
+        TLS material that reaches it, and its dockerd pid or None."""
         nodes = [self._n(i) for i in range(1, self._configured() + 1)]
         return {
             "registry": self.registry,
@@ -147,6 +154,7 @@ class Lab:
                 {
                     "name": n.name,
                     "endpoint": f"tcp://{n.addr}:{ENGINE_PORT}",
+                    "tls": self.ca.client_paths() if self.ca.ready() else None,
                     "address": n.addr,
                     "pid": self._pid(n),
                     "socket": str(n.sock),
@@ -172,6 +180,7 @@ class Lab:
             wanted = [self._n(i) for i in range(1, nodes + 1)]
             for n in wanted:
                 self._setup_node_net(n)
+            self.ca.ensure({n.key: n.addr for n in wanted})
             self._start_registry()
             self._start_engines(wanted)
             self._ensure_images()
@@ -183,6 +192,7 @@ class Lab:
         with self._lock():
             self._setup_bridge()
             self._setup_node_net(n)
+            self.ca.ensure({n.key: n.addr})
             self._start_engines([n])
 
     def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -216,7 +226,7 @@ class Lab:
                 run("ip", "link", "del", self.bridge)
             self._unmount_under([self.root, self.run])
             shutil.rmtree(self.run, ignore_errors=True)
-            for name in ("registry", "build", "docker-cli"):
+            for name in ("registry", "build", "docker-cli", "tls"):
                 shutil.rmtree(self.root / name, ignore_errors=True)
             for name in ("state.json", "lock"):
                 (self.root / name).unlink(missing_ok=True)
@@ -333,11 +343,16 @@ class Lab:
         # An own config file also keeps a host /etc/docker/daemon.json away from the nodes.
         config = {"deprecated-key-path": str(n.dir / "key.json")} if needs_key_path() else {}
         (n.dir / "daemon.json").write_text(json.dumps(config))
-        # An own UTS namespace, so `docker info` and swarm show the node's name, not the host's;
-        # --tls=false says "no TLS on purpose", else dockerd sleeps 15 s before listening on TCP.
+        # An own UTS namespace, so `docker info` and swarm show the node's name, not the host's.
         hostname = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', n.name]
-        argv = ["nsenter", f"--net={n.netns}", *hostname, "dockerd", "--tls=false"]
+        # Mutual TLS: anything on the lab's network (a container an operator deploys, say)
+        # could otherwise start a privileged container through the engine's API.
+        argv = ["nsenter", f"--net={n.netns}", *hostname, "dockerd", "--tlsverify"]
+        cert, key = self.ca.server_paths(n.key)
         for flag, value in (
+            ("tlscacert", self.ca.ca),
+            ("tlscert", cert),
+            ("tlskey", key),
             ("config-file", n.dir / "daemon.json"),
             ("host", f"unix://{n.sock}"),
             ("host", f"tcp://{n.addr}:{ENGINE_PORT}"),
@@ -359,6 +374,9 @@ class Lab:
         for n in nodes:
             if (pid := self._pid(n)) is not None and proc_state(pid) == "T":
                 os.kill(pid, signal.SIGCONT)  # frozen by kill_node(name, SIGSTOP)
+            if pid is not None and "--tlsverify" not in cmdline(pid):
+                terminate([pid])  # an engine of an older lab, on plain TCP
+                pid = None
             pids[n.name] = pid if pid is not None else self._spawn_engine(n)
         deadline = time.monotonic() + ENGINE_TIMEOUT
         for n in nodes:

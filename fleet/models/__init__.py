@@ -3,10 +3,12 @@
 from .events import SYSTEM, Actor, Event, EventKind
 from .nodes import Node, next_status
 from .services import Deployment, Replica, Service
+from .tokens import ApiToken
 
 __all__ = [
     "SYSTEM",
     "Actor",
+    "ApiToken",
     "Deployment",
     "Event",
     "EventKind",

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from django.db import models
 from django.utils import timezone
 
+from ..addresses import client_address
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -12,17 +14,19 @@ class Actor:
 
     name: str = "system"
     via: str = "system"
+    address: str = ""  # where a person's request came from; none for Fleet's own work
 
     @classmethod
-    def of(cls, user, via):
-        return cls(name=user.get_username(), via=via)
+    def of(cls, user, via, address=""):
+        return cls(name=user.get_username(), via=via, address=address)
 
     @classmethod
     def of_request(cls, request, door):
-        """The user behind a request through a door ("web", "api", "admin"); an API request
-        authenticated by a token rather than a session comes "via" "token"."""
+        """The user behind a request through a door ("web", "api", "admin"), and the client's
+        address; an API request authenticated by a token rather than a session comes "via"
+        "token"."""
         token = door == "api" and getattr(request, "auth", None) is not None
-        return cls.of(request.user, "token" if token else door)
+        return cls.of(request.user, "token" if token else door, client_address(request))
 
 
 SYSTEM = Actor()
@@ -50,6 +54,8 @@ class EventKind(models.TextChoices):
     REPLICA_RESTART_REQUESTED = "replica.restart_requested"
     PLACEMENT_FAILED = "placement.failed"
     USER_ROLE_CHANGED = "user.role_changed"
+    USER_TOKEN_CREATED = "user.token_created"
+    USER_TOKEN_REVOKED = "user.token_revoked"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.
@@ -91,6 +97,7 @@ class EventQuerySet(models.QuerySet):
             reason=reason[:2000],
             actor=actor.name,
             via=actor.via,
+            address=actor.address or None,
         )
         live.broadcast("event", event.pk)
         return event
@@ -109,6 +116,8 @@ class Event(models.Model):
     reason = models.TextField(blank=True)
     actor = models.CharField(max_length=150, default="system", db_index=True)
     via = models.CharField(max_length=16, default="system")
+    # The client's address (through trusted proxies only: fleet.addresses).
+    address = models.GenericIPAddressField(null=True, blank=True)
 
     objects = EventQuerySet.as_manager()
 

@@ -7,11 +7,27 @@ once it has not answered for FLEET_NODE_DOWN_AFTER seconds.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from ..validation import validate_dns_label, validate_endpoint, validate_labels, validate_pem
+from ..sealing import SealedTextField
+from ..validation import (
+    validate_certificate,
+    validate_dns_label,
+    validate_endpoint,
+    validate_key_pair,
+    validate_labels,
+    validate_private_key,
+)
+
+PLAIN_TCP = (
+    "A tcp:// endpoint without TLS lets anyone who reaches that port run containers as root "
+    "on the host. Give the engine's CA certificate (tls_ca) and a client certificate and key "
+    "(tls_cert, tls_key; Docker's TLS port is 2376), or set FLEET_ALLOW_PLAIN_TCP=1 to accept "
+    "nodes on plain TCP."
+)
 
 
 class Node(models.Model):
@@ -30,9 +46,12 @@ class Node(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
     endpoint = models.CharField(max_length=255, unique=True, validators=[validate_endpoint])
-    tls_ca = models.TextField("TLS CA certificate", blank=True, validators=[validate_pem])
-    tls_cert = models.TextField("TLS client certificate", blank=True, validators=[validate_pem])
-    tls_key = models.TextField("TLS client key", blank=True, validators=[validate_pem])
+    tls_ca = models.TextField("TLS CA certificate", blank=True, validators=[validate_certificate])
+    tls_cert = models.TextField(
+        "TLS client certificate", blank=True, validators=[validate_certificate]
+    )
+    # Sealed at rest like services' secrets; open only in memory.
+    tls_key = SealedTextField("TLS client key", blank=True, validators=[validate_private_key])
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     availability = models.CharField(
         max_length=8, choices=Availability.choices, default=Availability.ACTIVE
@@ -67,11 +86,24 @@ class Node(models.Model):
 
     def clean(self):
         errors = {}
-        uses_tls = self.tls_ca or self.tls_cert or self.tls_key
-        if uses_tls and not self.endpoint.startswith("tcp://"):
+        tcp = self.endpoint.startswith("tcp://")
+        if (self.tls_ca or self.tls_cert or self.tls_key) and not tcp:
             errors["endpoint"] = "TLS certificates apply only to tcp:// endpoints."
+        elif tcp and not self.tls_ca and not settings.FLEET_ALLOW_PLAIN_TCP:
+            errors["endpoint"] = PLAIN_TCP
         if bool(self.tls_cert) != bool(self.tls_key):
             errors["tls_key"] = "A TLS client certificate and its key go together."
+        elif self.tls_cert:
+            try:
+                validate_key_pair(self.tls_cert, self.tls_key)
+            except ValidationError as exc:
+                errors["tls_key"] = exc.messages[0]
+        if (self.tls_cert or self.tls_key) and not self.tls_ca:
+            # Fleet never speaks TLS to an engine it has not verified.
+            errors["tls_ca"] = (
+                "A client certificate needs the CA certificate that signed the engine's "
+                "certificate: Fleet never uses TLS without verifying the server."
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -83,6 +115,11 @@ class Node(models.Model):
     def held(self):
         """Whether the node is held out of placement after flapping."""
         return self.held_until is not None and self.held_until > timezone.now()
+
+    @property
+    def insecure(self) -> bool:
+        """Reached over plain TCP: whoever reaches the port controls the engine."""
+        return self.endpoint.startswith("tcp://") and not self.tls_ca
 
     @property
     def schedulable(self):

@@ -203,6 +203,8 @@ function followLogs(replicaId, slot) {
   panel.hidden = false;
   document.getElementById("log-slot").textContent = slot;
   document.getElementById("log-lines").textContent = "";
+  // The page shows one log: stop the others first (a socket may follow only a few at once).
+  socket?.send(JSON.stringify({ type: "logs.stop" }));
   socket?.send(JSON.stringify({ type: "logs.follow", replica: replicaId }));
   panel.scrollIntoView({ block: "nearest" });
 }

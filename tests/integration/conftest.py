@@ -164,31 +164,47 @@ def watch_process(process_env):
     _stop([proc])
 
 
+def lab_engine(entry, timeout=60):
+    """A Docker client for a lab node, over mutual TLS as Fleet reaches it."""
+    import docker
+
+    class LabTLS(docker.tls.TLSConfig):
+        def configure_client(self, client):
+            super().configure_client(client)
+            client.trust_env = False  # REQUESTS_CA_BUNDLE would take the lab CA's place
+
+    tls = LabTLS(
+        client_cert=(entry["tls"]["cert"], entry["tls"]["key"]),
+        ca_cert=entry["tls"]["ca"],
+        verify=True,
+    )
+    return docker.DockerClient(base_url=entry["endpoint"], version="auto", timeout=timeout, tls=tls)
+
+
+def lab_node(entry):
+    """An unsaved Node for a lab entry, with the lab's TLS material."""
+    from fleet.lab import node_tls
+    from fleet.models import Node
+
+    return Node(name=entry["name"], endpoint=entry["endpoint"], **node_tls(entry["tls"]))
+
+
 @pytest.fixture
 def lab_nodes(lab, redis_server, transactional_db):
     """The lab's engines registered as nodes in the test database."""
     from fleet import nodes
-    from fleet.models import Node
 
-    registered = []
-    for entry in lab.status()["nodes"]:
-        registered.append(nodes.register(Node(name=entry["name"], endpoint=entry["endpoint"])))
-    return registered
+    return [nodes.register(lab_node(entry)) for entry in lab.status()["nodes"]]
 
 
 class LabFleet:
     """A test's view of Fleet and of the lab's engines, both real."""
 
     def __init__(self, lab, api):
-        import docker
-
         self.lab, self.api = lab, api
         status = lab.status()
         self.images = status["images"]
-        self.engines = {
-            n["name"]: docker.DockerClient(base_url=n["endpoint"], version="auto", timeout=60)
-            for n in status["nodes"]
-        }
+        self.engines = {n["name"]: lab_engine(n) for n in status["nodes"]}
         self.addresses = {n["name"]: n["address"] for n in status["nodes"]}
 
     def create(self, name, **spec):

@@ -3,14 +3,16 @@
 import pytest
 
 from fleet.models import Event, EventKind, Node
-from tests.conftest import api_for
+from tests.conftest import api_for, tls_material
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"name": "edge-1", "endpoint": "tcp://127.0.0.1:2375", "labels": {"zone": "a"}}
+TLS = tls_material()
+VALID = {"name": "edge-1", "endpoint": "tcp://127.0.0.1:2376", "labels": {"zone": "a"}, **TLS}
 NODE_FIELDS = {
     "name",
     "endpoint",
+    "insecure",
     "labels",
     "availability",
     "status",
@@ -27,8 +29,8 @@ NODE_FIELDS = {
 }
 
 
-def make_node(name="edge-1", endpoint="tcp://127.0.0.1:2375", **fields):
-    return Node.objects.create(name=name, endpoint=endpoint, **fields)
+def make_node(name="edge-1", endpoint="tcp://127.0.0.1:2376", **fields):
+    return Node.objects.create(name=name, endpoint=endpoint, **{**TLS, **fields})
 
 
 @pytest.mark.parametrize(
@@ -103,7 +105,9 @@ def test_it_registers_a_node_with_exactly_the_documented_fields(api):
         ({**VALID, "status": "ready"}, "status"),
         ({**VALID, "colour": "blue"}, "colour"),
         ({**VALID, "tls_cert": "not pem"}, "tls_cert"),
-        ({**VALID, "endpoint": "ssh://me@127.0.0.1", "tls_ca": "-----BEGIN X"}, "endpoint"),
+        ({**VALID, "tls_ca": "-----BEGIN X"}, "tls_ca"),
+        ({**VALID, "tls_key": TLS["tls_key"].replace("MI", "XX")}, "tls_key"),
+        ({**VALID, "endpoint": "ssh://me@127.0.0.1"}, "endpoint"),
         ({"name": "edge-1"}, "endpoint"),
     ],
 )
@@ -151,22 +155,21 @@ def test_a_node_cannot_be_renamed_or_have_its_status_set(api):
 
 
 def test_tls_material_is_accepted_but_never_returned(api):
-    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    key = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n"
-    payload = {**VALID, "endpoint": "tcp://127.0.0.1:2376", "tls_cert": pem, "tls_key": key}
-    response = api.post("/api/nodes/", payload, format="json")
+    response = api.post("/api/nodes/", {**VALID, "tls_key": TLS["tls_key"] + "\n"}, format="json")
     assert response.status_code == 201, response.json()
-    assert "secret" not in response.content.decode()
-    assert "secret" not in api.get("/api/nodes/edge-1/").content.decode()
-    assert Node.objects.get().tls_key == key.strip()
+    assert response.json()["insecure"] is False
+    key_body = TLS["tls_key"].splitlines()[1]
+    for shown in (response, api.get("/api/nodes/edge-1/"), api.get("/api/nodes/")):
+        assert key_body not in shown.content.decode()
+        assert "PRIVATE KEY" not in shown.content.decode()
+    assert Node.objects.get().tls_key == TLS["tls_key"]
 
 
 def test_a_certificate_without_its_key_is_refused(api):
-    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    payload = {**VALID, "tls_cert": pem}
-    response = api.post("/api/nodes/", payload, format="json")
+    response = api.post("/api/nodes/", {**VALID, "tls_key": ""}, format="json")
     assert response.status_code == 400
     assert "tls_key" in response.json()
+    assert not Node.objects.exists()
 
 
 def test_drain_and_activate_change_availability_and_write_events(api):

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
 from fleet.spec import ServiceSpecSerializer
+from tests.conftest import tls_material, token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,9 @@ def snapshot():
 @pytest.fixture
 def fleet_rows(db):
     """A node, a service with two revisions (the first good), a replica and some events."""
-    node = Node.objects.create(name="n1", endpoint="tcp://192.0.2.1:2375", labels={"zone": "a"})
+    node = Node.objects.create(
+        name="n1", endpoint="tcp://127.0.0.1:1", labels={"zone": "a"}, **tls_material()
+    )
     spec = ServiceSpecSerializer(data={"name": "web", "image": "busybox:1"})
     spec.is_valid(raise_exception=True)
     data = spec.validated_data
@@ -59,12 +62,10 @@ def fleet_rows(db):
 @pytest.fixture
 def token(admin_user):
     """The admin's API token, on a connection the app leaves open between requests."""
-    from rest_framework.authtoken.models import Token
-
     # As Django's test client does: the test's transaction must outlive each request.
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
-    yield Token.objects.create(user=admin_user).key
+    yield token_for(admin_user)
     for signal in (request_started, request_finished):
         signal.connect(close_old_connections)
 

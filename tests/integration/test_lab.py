@@ -8,10 +8,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import docker
 import pytest
 
 from fleet.models import Node
+from tests.integration.conftest import lab_engine
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +37,18 @@ def entry_of(lab, name):
 def test_status_reports_registry_images_and_live_engines_as_json(lab):
     status = json.loads(manage("lab", "status", "--json"))
     assert set(status) == {"registry", "images", "nodes"}
-    assert status["registry"] == "10.250.8.1:5000"
+    base = lab.net.network_address  # 10.250.8.0 unless FLEET_LAB_SUBNET says otherwise
+    assert status["registry"] == f"{base + 1}:5000"
     assert status["images"] == {
-        "demo_v1": "10.250.8.1:5000/fleet/demo:1",
-        "demo_v2": "10.250.8.1:5000/fleet/demo:2",
+        "demo_v1": f"{base + 1}:5000/fleet/demo:1",
+        "demo_v2": f"{base + 1}:5000/fleet/demo:2",
     }
     assert [n["name"] for n in status["nodes"]] == ["lab-1", "lab-2", "lab-3"]
-    for node in status["nodes"]:
-        assert set(node) == {"name", "endpoint", "pid"}
+    for i, node in enumerate(status["nodes"], 1):
+        assert set(node) == {"name", "endpoint", "tls", "pid"}
+        assert node["endpoint"] == f"tcp://{base + 10 + i}:2376"
+        assert set(node["tls"]) == {"ca", "cert", "key"}
+        assert all(Path(path).is_file() for path in node["tls"].values())
         assert Path(f"/proc/{node['pid']}/cmdline").read_bytes().startswith(b"dockerd")
 
 
@@ -56,7 +60,10 @@ def test_up_again_changes_nothing_and_registers_the_nodes(lab, process_env, tran
     assert lab.status()["nodes"] == before["nodes"]
     names = sorted(Node.objects.values_list("name", flat=True))
     assert names == ["lab-1", "lab-2", "lab-3"]
-    assert Node.objects.get(name="lab-2").endpoint == "tcp://10.250.8.12:2375"
+    node = Node.objects.get(name="lab-2")
+    assert node.endpoint == f"tcp://{lab.net.network_address + 12}:2376"
+    assert node.tls_ca.startswith("-----BEGIN CERTIFICATE-----") and not node.insecure
+    assert "PRIVATE KEY" in node.tls_key  # open in memory, sealed in the database
 
 
 def test_up_restarts_an_engine_that_died(lab):
@@ -70,7 +77,7 @@ def test_up_restarts_an_engine_that_died(lab):
 @pytest.mark.parametrize(("node", "tag", "port"), [("lab-2", "1", 18081), ("lab-3", "2", 18082)])
 def test_any_node_pulls_the_demo_image_and_serves_its_version(lab, node, tag, port):
     entry = entry_of(lab, node)
-    client = docker.DockerClient(base_url=entry["endpoint"], version="auto", timeout=60)
+    client = lab_engine(entry)
     image = lab.status()["images"][f"demo_v{tag}"]
     container = client.containers.run(image, detach=True, ports={"80/tcp": port})
     try:

@@ -4,12 +4,12 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from rest_framework.authtoken.models import Token
 
 from fleet import live
 from fleet.asgi import application
 from fleet.models import Node, Replica, Service
 from fleet.spec import ServiceSpecSerializer
+from tests.conftest import token_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -40,7 +40,7 @@ in_thread = database_sync_to_async
 
 @pytest.fixture
 def token(admin_user, redis_server):
-    return Token.objects.create(user=admin_user).key
+    return token_for(admin_user)
 
 
 def auth(key):

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 from fleet.models import Node, Replica
 from tests.browser import conftest as browser
+from tests.conftest import token_for
 from tests.integration.conftest import _start, _stop, clean_fleet, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
@@ -151,7 +151,7 @@ def test_after_a_redis_restart_sockets_resync_and_no_accepted_work_is_lost(
     process_env,
     admin_user,
 ):
-    dashboard = Dashboard(server, Token.objects.get_or_create(user=admin_user)[0].key)
+    dashboard = Dashboard(server, token_for(admin_user))
     fleet.create("web", replicas=2, update={"monitor": 0})
     fleet.converged("web", 2)
     dashboard.connect()
@@ -239,7 +239,9 @@ def test_after_a_postgresql_restart_every_process_carries_on(
     # Web: the API, served by daphne, scales.
     import urllib.request
 
-    token = Token.objects.get(user__username="root").key
+    from django.contrib.auth.models import User
+
+    token = token_for(User.objects.get(username="root"))
     request = urllib.request.Request(
         f"{server}/api/services/web/scale",
         data=json.dumps({"replicas": 4}).encode(),

@@ -14,9 +14,10 @@ from fleet import roles, services
 from fleet.asgi import application
 from fleet.models import Deployment, Event, Node, Replica, Service
 from fleet.spec import ServiceSpecSerializer
-from tests.conftest import api_for, user_with_role
+from tests.conftest import api_for, tls_material, token_for, user_with_role
 
 IMAGE = "10.250.8.1:5000/fleet/demo:1"
+TLS = tls_material()
 RANK = {None: 0, "viewer": 1, "operator": 2, "admin": 3}
 ROLES = list(RANK)
 
@@ -24,8 +25,8 @@ ROLES = list(RANK)
 def setup_fleet():
     """Two nodes, and a service with a succeeded revision 1, a current revision 2 and a
     replica in slot 1, so that every action has something to act on."""
-    edge = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2401")
-    Node.objects.create(name="spare", endpoint="tcp://127.0.0.1:2402")
+    edge = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2401", **TLS)
+    Node.objects.create(name="spare", endpoint="tcp://127.0.0.1:2402", **TLS)
     spec = ServiceSpecSerializer(data={"name": "web", "image": IMAGE, "replicas": 1})
     spec.is_valid(raise_exception=True)
     service = services.create(spec.validated_data)
@@ -75,7 +76,13 @@ API_ACTIONS = [
     ("operator", "post", "/api/services/web/rollback", {}, 202),
     ("operator", "post", "/api/services/web/replicas/1/restart", {}, 202),
     ("operator", "delete", "/api/services/web/", None, 202),
-    ("admin", "post", "/api/nodes/", {"name": "new", "endpoint": "tcp://127.0.0.1:2403"}, 201),
+    (
+        "admin",
+        "post",
+        "/api/nodes/",
+        {"name": "new", "endpoint": "tcp://127.0.0.1:2403", **TLS},
+        201,
+    ),
     ("admin", "patch", "/api/nodes/edge-1/", {"labels": {"zone": "a"}}, 200),
     ("admin", "post", "/api/nodes/edge-1/drain", {}, 200),
     ("admin", "patch", "/api/nodes/spare/", {"availability": "pause"}, 200),
@@ -191,6 +198,7 @@ def admin_requests(service):
                 "endpoint": "tcp://127.0.0.1:2404",
                 "labels": "{}",
                 "availability": "active",
+                **TLS,
             },
         ),
         "list users": ("admin", "get", "/admin/auth/user/", {}),
@@ -289,9 +297,7 @@ async def answer(socket):
 
 def socket_as(user):
     """A live socket that will authenticate as the user, by token (not yet connected)."""
-    from rest_framework.authtoken.models import Token
-
-    key = Token.objects.get_or_create(user=user)[0].key
+    key = token_for(user)
     headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
     return WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
 

@@ -44,18 +44,34 @@ def test_a_bad_value_stops_start_up_with_its_name(env, message):
     assert message in result.stderr
 
 
-def test_a_secret_key_is_required_when_debug_is_off():
+def test_a_secret_key_is_required_when_debug_is_off(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     result = subprocess.run(
         [sys.executable, "-c", "import fleet.settings"],
         cwd=ROOT,
-        env={**env, "DEBUG": "false"},
+        env={**env, "DEBUG": "false", "SECRET_KEY_FILE": str(tmp_path / "none")},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr and "make run" in result.stderr
+
+
+def test_without_secret_key_set_the_key_is_read_from_the_file_make_run_wrote(tmp_path):
+    (tmp_path / "secret-key").write_text("from-the-file\n")
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings as s; print(s.SECRET_KEY)"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "fleet.settings"}
+        | {"SECRET_KEY_FILE": str(tmp_path / "secret-key")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "from-the-file"
 
 
 def test_the_deploy_checklist_is_clean_with_production_settings():

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from fleet import nodes
-from fleet.lab import Lab, LabError
+from fleet.lab import Lab, LabError, node_tls
 from fleet.models import Node
 
 
@@ -53,11 +53,12 @@ class Command(BaseCommand):
             self.stdout.write(f"  image {ref}")
 
     def register(self, entry):
+        wanted = {"endpoint": entry["endpoint"], **node_tls(entry["tls"])}
         node = Node.objects.filter(name=entry["name"]).first()
         if node is None:
-            nodes.register(Node(name=entry["name"], endpoint=entry["endpoint"]))
-        elif node.endpoint != entry["endpoint"]:
-            nodes.update(node, {"endpoint": entry["endpoint"]})
+            nodes.register(Node(name=entry["name"], **wanted))
+        elif any(getattr(node, field) != value for field, value in wanted.items()):
+            nodes.update(node, wanted)
         else:
             nodes.request_check([node])
 
@@ -68,8 +69,7 @@ class Command(BaseCommand):
                 "registry": state["registry"],
                 "images": state["images"],
                 "nodes": [
-                    {"name": n["name"], "endpoint": n["endpoint"], "pid": n["pid"]}
-                    for n in state["nodes"]
+                    {k: n[k] for k in ("name", "endpoint", "tls", "pid")} for n in state["nodes"]
                 ],
             }
             self.stdout.write(json.dumps(public, indent=2))

@@ -1,0 +1,154 @@
+"""The README's shell examples work as written, in a fresh shell after `make run`.
+
+Every command in a ```sh block of the README is either run here, in a bash with nothing of
+Fleet exported (no SECRET_KEY: the settings read var/secret-key, as `make run` leaves it),
+or named below with the reason it is not; a new example fails this test until someone
+decides which. The only variables set point the commands at the tests' own database,
+Redis and lab, never at what a `make run` on this machine uses.
+"""
+
+import json
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import free_port
+from tests.integration.conftest import ROOT, _start, _stop, wait_for
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+README = ROOT / "README.md"
+RUN = [
+    r"TOKEN=\$\(curl -s -X POST localhost:8000/api/auth/token/ ",
+    r'curl -H "Authorization: Token \$TOKEN" localhost:8000/api/nodes/$',
+    r"curl -H \"Authorization: Token \$TOKEN\" 'localhost:8000/api/events/\?node=web-3'$",
+    r"\.venv/bin/python manage\.py role ann operator ",
+    r"\.venv/bin/python manage\.py lab status --json",
+]
+NOT_RUN = {
+    r"make (run|test) ": "starts everything, or the whole suite this test is part of",
+    r"jq -n --rawfile ca ca\.pem": "needs an engine's TLS files, on a host outside the lab",
+    r"curl .*/api/nodes/web-3/drain$": "acts on web-3, which only the example above registers",
+    r"curl .*/api/services/": "deploys containers: test_api_services does, through this API",
+    r"\.venv/bin/python manage\.py lab (up|stop|down)": "changes the lab every test shares",
+}
+
+
+def commands(text):
+    """Each command of each ```sh block: continued lines joined, quoted newlines kept."""
+    found = []
+    for _indent, block in re.findall(r"^( *)```sh\n(.*?)^\1```", text, re.M | re.S):
+        pending = ""
+        for line in textwrap.dedent(block).splitlines():
+            pending += line + "\n"
+            try:
+                shlex.split(pending, comments=True)
+            except ValueError:
+                continue  # inside a quoted string that spans lines
+            if pending.rstrip().endswith(("\\", "|")):
+                continue
+            if pending.strip() and not pending.lstrip().startswith("#"):
+                found.append(pending.strip())
+            pending = ""
+    return found
+
+
+def test_every_example_is_either_run_or_skipped_for_a_stated_reason():
+    found = commands(README.read_text())
+    assert len(found) > 10
+    for command in found:
+        runs = any(re.match(p, command) for p in RUN)
+        skipped = [reason for p, reason in NOT_RUN.items() if re.match(p, command)]
+        assert runs != bool(skipped), f"decide whether this README command runs here: {command}"
+
+
+@pytest.fixture
+def secret_key_file():
+    """var/secret-key as `make run` leaves it; made (and removed afterwards) if missing."""
+    path = ROOT / "var" / "secret-key"
+    made = not path.exists()
+    if made:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50) + "\n")
+        path.chmod(0o600)
+    yield path
+    if made:
+        path.unlink()
+
+
+@pytest.fixture
+def fresh_env(process_env, secret_key_file):
+    """A new shell's environment, plus where the tests keep their database, Redis and lab."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    isolation = ("DATABASE_URL", "REDIS_URL", "FLEET_LAB_NAME", "FLEET_LAB_SUBNET")
+    env |= {k: process_env[k] for k in isolation if k in process_env}
+    return env
+
+
+@pytest.fixture
+def web(fresh_env):
+    port = free_port()
+    proc = _start(
+        "web",
+        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "fleet.asgi:application"],
+        fresh_env,
+    )
+
+    def up():
+        return (
+            subprocess.run(["curl", "-s", "-o", "/dev/null", f"127.0.0.1:{port}/"]).returncode == 0
+        )
+
+    wait_for(up, 30, message="daphne to listen")
+    yield port
+    _stop([proc])
+
+
+def sh(command, env):
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"{command}\n{result.stderr}"
+    return result.stdout
+
+
+def test_the_readmes_safe_examples_work_in_a_fresh_shell(lab_nodes, fresh_env, web):
+    from django.contrib.auth.models import User
+
+    assert "SECRET_KEY" not in fresh_env and "SECRET_KEY_FILE" not in fresh_env
+    password = secrets.token_urlsafe(12)
+    User.objects.create_superuser("admin", password=password)
+    User.objects.create_user("ann", password=secrets.token_urlsafe(12))
+    run = [c for c in commands(README.read_text()) if any(re.match(p, c) for p in RUN)]
+    out = {}
+    for command in run:
+        shown = command.replace("localhost:8000", f"127.0.0.1:{web}")
+        shown = shown.replace('"password": "..."', f'"password": "{password}"')
+        if shown.startswith("TOKEN="):
+            fresh_env = {**fresh_env, "TOKEN": sh(f'{shown}\nprintf %s "$TOKEN"', fresh_env)}
+        else:
+            out[command] = sh(shown, fresh_env)
+    assert len(fresh_env.get("TOKEN", "")) >= 20
+    texts = iter(out.values())
+    nodes = json.loads(next(texts))
+    assert [(n["name"], n["insecure"]) for n in nodes] == [
+        ("lab-1", False),
+        ("lab-2", False),
+        ("lab-3", False),
+    ]
+    assert json.loads(next(texts))["results"] == []  # no events of web-3
+    assert next(texts).strip() == "ann: operator"
+    status = json.loads(next(texts))
+    assert all(Path(n["tls"]["ca"]).is_file() for n in status["nodes"])
+    assert next(texts).strip() == status["nodes"][0]["tls"]["ca"]
