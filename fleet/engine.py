@@ -1,24 +1,20 @@
 """The one seam to the Docker SDK: a client per node, timeouts, TLS and error translation.
 
 Nothing else in Fleet imports `docker`. Callers get plain values back and see
-one exception type, EngineError, whose message is fit to show an operator.
+one exception type, EngineError, whose message is fit to show an operator. Its
+Docker-free parts live beside it: engine_errors.py (what goes wrong, and how a
+failed pull reads), engine_tls.py (the SSL context) and engine_pulls.py (pull slots).
 """
 
 import hashlib
 import json
-import logging
-import os
 import re
-import secrets
 import socket
-import ssl
 import threading
 import time
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import docker
-import redis
 import requests
 from django.conf import settings
 from docker.errors import DockerException, ImageNotFound, NotFound
@@ -26,23 +22,33 @@ from docker.tls import TLSConfig
 from docker.types import CancellableStream
 from docker.utils import parse_repository_tag
 
+from .engine_errors import (  # noqa: F401 - callers catch and read these as engine.*
+    PULL_BUSY,
+    PULL_NOT_FOUND,
+    PULL_OTHER,
+    PULL_TIMED_OUT,
+    PULL_UNAUTHORIZED,
+    PULL_UNREACHABLE,
+    EngineError,
+    EngineUnreachable,
+    PullError,
+    pull_failure,
+    registry_of,
+)
+from .engine_pulls import pull_slot
+from .engine_tls import ContextAdapter, tls_context
+
 # Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
 CALL_TIMEOUT = 60
+# The Engine API version Fleet speaks (Docker 20.10 and later). Fixed, not negotiated: the
+# SDK's "auto" asks /version for every new client, and a daemon stuck behind its runtime
+# (containerd) never answers that, so a ping through a fresh client would fail on an
+# engine that answers pings at once.
+API_VERSION = "1.41"
 SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
-
-log = logging.getLogger(__name__)
 
 _clients = {}
 _clients_lock = threading.Lock()
-
-
-class EngineError(Exception):
-    """A Docker engine could not be reached or refused a request."""
-
-
-class EngineUnreachable(EngineError):
-    """The engine did not answer at all (refused connection, timeout): the node's fault,
-    not the request's."""
 
 
 @dataclass(frozen=True)
@@ -84,21 +90,6 @@ def failure(exc, timeout=None):
     return (EngineUnreachable if unreachable else EngineError)(describe(exc, timeout))
 
 
-class _ContextAdapter(requests.adapters.HTTPAdapter):
-    """HTTPS through one SSL context, which holds the node's CA and client certificate."""
-
-    def __init__(self, context):
-        self.context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, ssl_context=self.context, **kwargs)
-
-    def cert_verify(self, conn, url, verify, cert):
-        # Always verify, against the context's CA alone: requests would add its own bundle.
-        conn.cert_reqs, conn.ca_certs, conn.ca_cert_dir = "CERT_REQUIRED", None, None
-
-
 class _ContextTLS(TLSConfig):
     """The SDK's TLS hook, given a loaded context instead of file paths to read again."""
 
@@ -108,40 +99,7 @@ class _ContextTLS(TLSConfig):
     def configure_client(self, client):
         client.verify = True
         client.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies: the node's CA only
-        client.mount("https://", _ContextAdapter(self.context))
-
-
-def _pem_file(pem):
-    """An anonymous in-memory file holding pem, for the moment ssl reads it: ssl loads a
-    client certificate only from a path, and key material must never rest in a file."""
-    fd = os.memfd_create("fleet-tls", os.MFD_CLOEXEC)
-    os.write(fd, pem.encode())
-    return fd
-
-
-def _tls_context(node):
-    """The node's SSL context: its engine verified against the node's CA (never without one),
-    Fleet's client certificate loaded once, so every new connection uses it as it is."""
-    if not node.tls_ca:
-        raise EngineError("TLS without the engine's CA certificate is refused: set tls_ca")
-    if node.tls_key and "-----BEGIN" not in node.tls_key:
-        raise EngineError(
-            "the node's TLS key cannot be opened with the current FLEET_SECRETS_KEY "
-            "(or SECRET_KEY); set the key again"
-        )
-    fds = []
-    try:
-        context = ssl.create_default_context(cadata=node.tls_ca)
-        if node.tls_cert:
-            fds.append(_pem_file(node.tls_cert))
-            fds.append(_pem_file(node.tls_key))
-            context.load_cert_chain(*(f"/proc/self/fd/{fd}" for fd in fds))
-    except (ssl.SSLError, ValueError) as exc:
-        raise EngineError(f"unusable TLS material: {exc}") from exc
-    finally:
-        for fd in fds:
-            os.close(fd)
-    return context
+        client.mount("https://", ContextAdapter(self.context))
 
 
 def _cache_key(node, timeout):
@@ -159,9 +117,9 @@ def client(node, timeout):
     try:
         made = docker.DockerClient(
             base_url=node.endpoint,
-            version="auto",
+            version=API_VERSION,
             timeout=timeout,
-            tls=_ContextTLS(_tls_context(node)) if node.uses_tls else False,
+            tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
         )
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise failure(exc, timeout) from exc
@@ -177,11 +135,14 @@ def ping(node, timeout):
     answer `info` or a listing while it answers a ping at once. Raises EngineUnreachable
     when nothing answers within `timeout`, EngineError when it answers but not OK.
     """
+    # One client for every ping, the timeout given per call: the watch shortens the ping
+    # that reaches a down deadline, and a client per timeout would pile up.
+    api = client(node, CALL_TIMEOUT).api
     try:
-        answered = client(node, timeout).api.ping()
+        answered = api._result(api._get(api._url("/_ping"), timeout=timeout))
     except SDK_ERRORS as exc:
         raise failure(exc, timeout) from exc
-    if not answered:
+    if answered != "OK":
         raise EngineError("engine answered its ping with something other than OK")
 
 
@@ -320,119 +281,6 @@ def _auth_for(image):
     return settings.FLEET_REGISTRY_AUTH.get(registry_of(image))
 
 
-def registry_of(image):
-    """The registry an image reference names (docker.io when it names none)."""
-    registry = image.split("/", 1)[0] if "/" in image else ""
-    if "." not in registry and ":" not in registry and registry != "localhost":
-        registry = "docker.io"
-    return registry
-
-
-class PullError(EngineError):
-    """An image could not be pulled: the service's problem, never the node's.
-
-    `reason` is one of the PULL_* values below, so callers can back off without
-    parsing the message.
-    """
-
-    def __init__(self, message, reason):
-        super().__init__(message)
-        self.reason = reason
-
-
-PULL_UNREACHABLE, PULL_NOT_FOUND, PULL_UNAUTHORIZED = "unreachable", "not-found", "unauthorized"
-PULL_TIMED_OUT, PULL_BUSY, PULL_OTHER = "timed-out", "busy", "other"
-
-# What the engine says when a pull fails, by what went wrong; the first match wins.
-_PULL_REASONS = (
-    (PULL_UNAUTHORIZED, ("unauthorized", "authentication required", "denied", "no basic auth")),
-    (PULL_NOT_FOUND, ("not found", "manifest unknown", "does not exist", "name unknown")),
-    (
-        PULL_UNREACHABLE,
-        (
-            "dial tcp",
-            "connection refused",
-            "no such host",
-            "i/o timeout",
-            "timeout",
-            "deadline exceeded",
-            "request canceled",
-            "no route to host",
-            "network is unreachable",
-            "connection reset",
-            "eof",
-        ),
-    ),
-)
-
-
-def pull_failure(image, detail):
-    """The PullError for an engine's message about a failed pull of `image`."""
-    text = detail.strip() or "the engine gave no reason"
-    lowered = text.lower()
-    reason = next(
-        (reason for reason, words in _PULL_REASONS if any(w in lowered for w in words)), PULL_OTHER
-    )
-    registry = registry_of(image)
-    summary = {
-        PULL_UNAUTHORIZED: f"registry {registry} refused access (check FLEET_REGISTRY_AUTH)",
-        PULL_NOT_FOUND: f"registry {registry} does not have it",
-        PULL_UNREACHABLE: f"registry {registry} cannot be reached from the node",
-        PULL_OTHER: "the pull failed",
-    }[reason]
-    return PullError(f"cannot pull {image}: {summary}: {text}", reason)
-
-
-# Slots of a node's concurrent pulls, shared by every process through Redis: a sorted
-# set of slot tokens scored by when they lapse (so a crashed holder frees its slot).
-_TAKE_PULL_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
-  return 1
-end
-return 0
-"""
-_redis_client = None
-
-
-@contextmanager
-def _pull_slot(node, image, deadline):
-    """Hold one of the node's FLEET_PULL_CONCURRENCY pull slots until the block ends.
-
-    Without Redis the pull goes ahead unlimited (logged): a limit must not stop work.
-    """
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-    key, token = f"fleet:pulls:{node.endpoint}", secrets.token_hex(8)
-    limit, lapse = settings.FLEET_PULL_CONCURRENCY, settings.FLEET_PULL_TIMEOUT + 30
-    held = False
-    while not held:
-        now = time.time()
-        try:
-            args = (now, limit, now + lapse, token, int(lapse))
-            held = bool(_redis_client.eval(_TAKE_PULL_SLOT, 1, key, *args))
-        except redis.RedisError as exc:
-            log.warning("pull of %s on %s not limited: %s", image, node, exc)
-            break
-        if not held and time.monotonic() > deadline:
-            raise PullError(
-                f"cannot pull {image}: {limit} other pulls on {node} took all "
-                f"{settings.FLEET_PULL_TIMEOUT:g} s",
-                PULL_BUSY,
-            )
-        if not held:
-            time.sleep(0.5)
-    try:
-        yield
-    finally:
-        if held:
-            with suppress(redis.RedisError):
-                _redis_client.zrem(key, token)
-
-
 def ensure_image(node, image):
     """Pull the image unless the node has it; PullError says why a pull failed.
 
@@ -451,7 +299,7 @@ def ensure_image(node, image):
         raise failure(exc, timeout) from exc
     deadline = time.monotonic() + timeout
     repository, tag = parse_repository_tag(image)
-    with _pull_slot(node, image, deadline):
+    with pull_slot(node, image, deadline):
         try:
             last_error = ""
             lines = api.pull(

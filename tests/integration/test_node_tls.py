@@ -122,7 +122,7 @@ def test_fleet_reaches_a_lab_engine_over_verified_tls_and_leaves_no_key_in_any_f
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     before = set(Path("/tmp").glob("fleet-tls-*"))
     node = lab_node(lab_entry)
-    info = engine.probe(node, 10)
+    info = engine.info(node, 10)
     assert info.engine_version
     client = engine.client(node, 10)
     client.api.close()  # every pooled connection gone: the next one handshakes afresh
@@ -142,7 +142,7 @@ def test_an_engine_whose_certificate_another_ca_signed_is_refused(lab_entry):
     node = lab_node(lab_entry)
     node.tls_ca = tls_material("stranger")["tls_ca"]
     with pytest.raises(engine.EngineUnreachable, match="certificate verify failed"):
-        engine.probe(node, 5)
+        engine.info(node, 5)
 
 
 @pytest.mark.lab

@@ -1,0 +1,68 @@
+"""How many pulls run at once on a node: FLEET_PULL_CONCURRENCY slots, shared by every
+process through Redis.
+
+Part of the Docker seam (fleet.engine.ensure_image holds a slot while it pulls);
+it imports nothing of Docker's.
+"""
+
+import logging
+import secrets
+import time
+from contextlib import contextmanager, suppress
+
+import redis
+from django.conf import settings
+
+from .engine_errors import PULL_BUSY, PullError
+
+log = logging.getLogger(__name__)
+
+
+# Slots of a node's concurrent pulls, shared by every process through Redis: a sorted
+# set of slot tokens scored by when they lapse (so a crashed holder frees its slot).
+_TAKE_PULL_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  return 1
+end
+return 0
+"""
+_redis_client = None
+
+
+@contextmanager
+def pull_slot(node, image, deadline):
+    """Hold one of the node's FLEET_PULL_CONCURRENCY pull slots until the block ends.
+
+    Without Redis the pull goes ahead unlimited (logged): a limit must not stop work.
+    """
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    key, token = f"fleet:pulls:{node.endpoint}", secrets.token_hex(8)
+    limit, lapse = settings.FLEET_PULL_CONCURRENCY, settings.FLEET_PULL_TIMEOUT + 30
+    held = False
+    while not held:
+        now = time.time()
+        try:
+            args = (now, limit, now + lapse, token, int(lapse))
+            held = bool(_redis_client.eval(_TAKE_PULL_SLOT, 1, key, *args))
+        except redis.RedisError as exc:
+            log.warning("pull of %s on %s not limited: %s", image, node, exc)
+            break
+        if not held and time.monotonic() > deadline:
+            raise PullError(
+                f"cannot pull {image}: {limit} other pulls on {node} took all "
+                f"{settings.FLEET_PULL_TIMEOUT:g} s",
+                PULL_BUSY,
+            )
+        if not held:
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        if held:
+            with suppress(redis.RedisError):
+                _redis_client.zrem(key, token)
