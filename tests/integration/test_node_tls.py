@@ -130,7 +130,8 @@ def test_fleet_reaches_a_lab_engine_over_verified_tls_and_leaves_no_key_in_any_f
     context = client.api.get_adapter(client.api.base_url).context
     assert context.check_hostname  # the engine's certificate must name its address
     trusted = context.get_ca_certs()
-    assert [ca["subject"] for ca in trusted] == [((("commonName", "fleet lab tt"),),)]
+    lab_name = os.environ.get("FLEET_LAB_NAME", "lab")
+    assert [ca["subject"] for ca in trusted] == [((("commonName", f"fleet lab {lab_name}"),),)]
     assert set(Path("/tmp").glob("fleet-tls-*")) == before
     assert memfds() == []
 
