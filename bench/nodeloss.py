@@ -57,8 +57,14 @@ VICTIMS = ["lab-3", "lab-2"]  # lab-1 is Swarm's manager
 LIMIT_S = 90  # a fault lasts at most this long
 
 
+# Each run starts with no node held out of placement: the earlier runs' faults make the
+# victims flap, and Fleet would (rightly, in a real fleet) stop giving them replicas.
+LIFT_HOLDS = "from fleet.models import Node; Node.objects.update(held_until=None, hold_reason='')"
+
+
 def fleet_run(stack, clients, kind, turn):
     """One loss of a node by `kind`; seconds to 9 running on the survivors, and more."""
+    stack.manage("shell", "-c", LIFT_HOLDS)
     before = start_spread(stack, SERVICE, REPLICAS, stack.lab["images"]["demo_v1"])
     victim = pick_victim(before, VICTIMS, turn)
     if not before.get(victim):  # both held down by Fleet after flapping: nothing to lose

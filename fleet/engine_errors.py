@@ -15,11 +15,12 @@ class EngineUnreachable(EngineError):
 
 
 def registry_of(image):
-    """The registry an image reference names (docker.io when it names none)."""
-    registry = image.split("/", 1)[0] if "/" in image else ""
-    if "." not in registry and ":" not in registry and registry != "localhost":
-        registry = "docker.io"
-    return registry
+    """The registry an image is pulled from: its first part if Docker reads it as a host
+    (a dot, a port or localhost), else Docker Hub. Spec validation uses it too."""
+    first = image.split("/", 1)[0] if "/" in image else ""
+    if "." in first or ":" in first or first == "localhost":
+        return first.lower()
+    return "docker.io"
 
 
 class PullError(EngineError):

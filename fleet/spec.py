@@ -8,6 +8,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from . import sealing
+from .engine_errors import registry_of
 from .scheduling import parse_constraint
 from .validation import validate_dns_label
 
@@ -44,15 +45,6 @@ RESTART_POLICIES = ("any", "on-failure", "none")
 UPDATE_ORDERS = ("start-first", "stop-first")
 FAILURE_ACTIONS = ("rollback", "pause")
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
-
-
-def registry_of(image):
-    """The registry an image is pulled from: its first part if Docker reads it as a host
-    (a dot, a port or localhost), else Docker Hub."""
-    first = image.split("/", 1)[0] if "/" in image else ""
-    if "." in first or ":" in first or first == "localhost":
-        return first.lower()
-    return "docker.io"
 
 
 def validate_image(value):
