@@ -20,6 +20,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -103,16 +104,23 @@ def heal_all(names):
 
 
 def address(node):
-    """host:port of a node's engine from its lab entry ({"endpoint": "tcp://a:2375", ...})."""
+    """host:port of a node's engine from its lab entry ({"endpoint": "tcp://a:2376", ...})."""
     return node["endpoint"].removeprefix("tcp://")
 
 
 def engine_get(node, path, timeout):
     """(seconds, HTTP status) of GET path on the node's engine over TCP, status None if no
-    answer in time; TCP, as Fleet reaches it, so that a partition shows."""
+    answer in time; TCP (and TLS where the lab gives it), as Fleet reaches it, so that a
+    partition shows."""
     host, port = address(node).rsplit(":", 1)
     started = time.perf_counter()
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    tls = node.get("tls")
+    if tls:
+        context = ssl.create_default_context(cafile=tls["ca"])
+        context.load_cert_chain(tls["cert"], tls["key"])
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         conn.request("GET", path)
         status = conn.getresponse().status

@@ -20,10 +20,8 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-import docker
-
 from bench import faults
-from bench.harness import api
+from bench.harness import api, engines
 
 HEAL_GRACE_S = 10
 LIST_TIMEOUT_S = 2
@@ -36,12 +34,7 @@ class Checker:
     def __init__(self, stack, services, started):
         self.stack, self.services, self.started = stack, services, started
         self.nodes = {n["name"]: n for n in stack.lab["nodes"]}
-        self.clients = {
-            name: docker.DockerClient(
-                base_url=n["endpoint"], version="auto", timeout=LIST_TIMEOUT_S
-            )
-            for name, n in self.nodes.items()
-        }
+        self.clients = engines(stack, timeout=LIST_TIMEOUT_S)
         self.silenced = {}  # node -> fault kind while a fault silences it
         self.healed_at = {}  # node -> monotonic time its last fault was healed
         self.latest = None
