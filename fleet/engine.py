@@ -45,6 +45,7 @@ CALL_TIMEOUT = 60
 # (containerd) never answers that, so a ping through a fresh client would fail on an
 # engine that answers pings at once.
 API_VERSION = "1.41"
+LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
 SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
 
 _clients = {}
@@ -266,10 +267,13 @@ def _observed(row):
 def list_containers(node, label):
     """Every container on the node carrying `label` ("key" or "key=value"), running or not.
 
-    A listing is cheap, so it gets the health check's short timeout: a frozen
-    engine must not hold a reconcile or a converge for long.
+    A listing is cheap, so it gets a short timeout of its own (LIST_TIMEOUT): a converge
+    that began listing a node just before the node went silent waits this long before
+    it can move the node's replicas, and a node that did not answer in time is only
+    left unknown for that look. (It once shared `info`'s 10 s, and replicas of a node
+    partitioned just after a look began moved up to 10 s after it was marked down.)
     """
-    timeout = settings.FLEET_NODE_CHECK_TIMEOUT
+    timeout = LIST_TIMEOUT
     try:
         rows = client(node, timeout).api.containers(all=True, filters={"label": label})
     except SDK_ERRORS as exc:

@@ -53,8 +53,8 @@ try:
 
     # Node liveness (see the README's "Node health"): a node is alive iff it answers a
     # cheap GET /_ping within FLEET_NODE_PING_TIMEOUT. The watch pings every node every
-    # FLEET_NODE_PING_INTERVAL; beat checks every node (ping, then its engine's info,
-    # listings with FLEET_NODE_CHECK_TIMEOUT) every FLEET_NODE_CHECK_INTERVAL. A node that
+    # FLEET_NODE_PING_INTERVAL; beat checks every node (ping, then its engine's info with
+    # FLEET_NODE_CHECK_TIMEOUT) every FLEET_NODE_CHECK_INTERVAL. A node that
     # stops answering is unreachable, and down once it has not answered for
     # FLEET_NODE_DOWN_AFTER seconds.
     FLEET_NODE_CHECK_INTERVAL = _positive("FLEET_NODE_CHECK_INTERVAL", env.float, 5.0)
