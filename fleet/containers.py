@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from . import engine, labels, live, scheduling, sealing
 from .models import Node, Replica
-from .spec import docker_healthcheck
 from .threads import close_thread_connections
 
 log = logging.getLogger(__name__)
@@ -220,3 +219,21 @@ def reservations(node_ids=None):
         totals[node_id][1] += limits.get("memory_bytes") or 0
         totals[node_id][2] += 1
     return {node_id: tuple(total) for node_id, total in totals.items()}
+
+
+def docker_healthcheck(hc: dict | None) -> dict | None:
+    """A validated healthcheck in the Engine API's form, durations in nanoseconds."""
+    if hc is None:
+        return None
+    return {
+        "test": list(hc["command"]),
+        "interval": _nanoseconds(hc["interval"]),
+        "timeout": _nanoseconds(hc["timeout"]),
+        "retries": hc["retries"],
+        "start_period": _nanoseconds(hc["start_period"]),
+    }
+
+
+def _nanoseconds(seconds):
+    # Rounded, not truncated: 1.001 * 1e9 is 1000999999.9999999 in floating point.
+    return round(seconds * 1_000_000_000)

@@ -381,21 +381,3 @@ def comparable(spec: dict) -> dict:
 def shown(spec: dict) -> dict:
     """The spec as anyone may see it: secret values masked."""
     return {**spec, "secrets": sealing.masked(spec.get("secrets") or {})}
-
-
-def docker_healthcheck(hc: dict | None) -> dict | None:
-    """A validated healthcheck in the Engine API's form, durations in nanoseconds."""
-    if hc is None:
-        return None
-    return {
-        "test": list(hc["command"]),
-        "interval": _nanoseconds(hc["interval"]),
-        "timeout": _nanoseconds(hc["timeout"]),
-        "retries": hc["retries"],
-        "start_period": _nanoseconds(hc["start_period"]),
-    }
-
-
-def _nanoseconds(seconds):
-    # Rounded, not truncated: 1.001 * 1e9 is 1000999999.9999999 in floating point.
-    return round(seconds * 1_000_000_000)

@@ -2,11 +2,11 @@
 
 import pytest
 
+from fleet.containers import docker_healthcheck
 from fleet.spec import (
     SPEC_FIELDS,
     ServiceSpecSerializer,
     default_spec,
-    docker_healthcheck,
     merge,
 )
 
