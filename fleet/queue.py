@@ -24,17 +24,18 @@ CONVERGE_NODE_SERVICES = "fleet.tasks.converge_node_services"
 RECONCILE = "fleet.tasks.run_reconcile"
 
 
-def send(task, *args):
-    """Queue `task` with `args` now; a broker outage is logged, not raised."""
+def send(task, *args, countdown=None):
+    """Queue `task` with `args` now (to run `countdown` seconds on); a broker outage is
+    logged, not raised."""
     try:
-        current_app.send_task(task, args=args)
+        current_app.send_task(task, args=args, countdown=countdown)
     except OperationalError as exc:
         log.warning("could not queue %s%r (%s); the next reconcile or check will", task, args, exc)
 
 
-def on_commit(task, *args):
+def on_commit(task, *args, countdown=None):
     """Queue `task` with `args` once the current transaction commits."""
-    transaction.on_commit(lambda: send(task, *args))
+    transaction.on_commit(lambda: send(task, *args, countdown=countdown))
 
 
 def converge(service_id):
@@ -42,9 +43,9 @@ def converge(service_id):
     on_commit(CONVERGE_SERVICE, service_id)
 
 
-def check_node(node_id):
-    """Probe a node now rather than at beat's next tick."""
-    on_commit(CHECK_NODE, node_id)
+def check_node(node_id, after=None):
+    """Probe a node now (or `after` seconds from now) rather than at beat's next tick."""
+    on_commit(CHECK_NODE, node_id, countdown=after)
 
 
 def move_off(node_id):

@@ -43,8 +43,9 @@ def test_registered_nodes_report_their_engine(ready_lab):
 
 
 def test_a_killed_engine_is_unreachable_then_down_once_silent_long_enough_then_back(ready_lab):
-    """Beat alone (no watch): checks every FLEET_NODE_CHECK_INTERVAL, so down comes within
-    FLEET_NODE_DOWN_AFTER plus one interval, and never before FLEET_NODE_DOWN_AFTER."""
+    """Beat alone (no watch): checks every FLEET_NODE_CHECK_INTERVAL, and a node found
+    unreachable is pinged again when FLEET_NODE_DOWN_AFTER is up; so down comes within
+    FLEET_NODE_DOWN_AFTER plus one interval of the kill, and never before."""
     ready_lab.kill_node("lab-2")
     killed_at = time.monotonic()
     try:
@@ -56,6 +57,12 @@ def test_a_killed_engine_is_unreachable_then_down_once_silent_long_enough_then_b
         assert limit <= took < limit + settings.FLEET_NODE_CHECK_INTERVAL + 3, f"after {took:.1f}s"
         down = Event.objects.get(kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2", new="down")
         assert down.old == "unreachable"
+        # Once unreachable, down comes when it is due, not at the beat tick after it.
+        silent = Event.objects.get(
+            kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2", new="unreachable"
+        )
+        due = (down.created_at - silent.created_at).total_seconds()
+        assert limit - 0.5 <= due < limit + 2, f"down {due:.1f}s after unreachable"
         assert down.actor == "system"
         assert "cannot connect" in down.reason
         assert Node.objects.get(name="lab-2").last_error
