@@ -17,11 +17,12 @@ from fleet.roles import READ_FLEET
 from .auth import NO_ROLE, SIGNED_OUT, login_ended
 
 LOG_TAIL = 100
-# How stale a socket's knowledge of its user's role may be while it only receives.
-RECHECK_SECONDS = 5
-# How often an open socket checks, even when nothing happens, that its login still holds
-# (not logged out, token not revoked, role not taken away): it closes within this.
-LOGIN_CHECK_SECONDS = 2
+# A login ended through Fleet (logged out, token revoked, role or account changed) is pushed
+# to its user's sockets (fleet.live.login_changed), which close at once. Each socket also
+# checks its login this often, for the ways Fleet does not see: a session that expired or
+# was deleted from the database, a password changed from the command line. (Checked every
+# 2 s by each of 500 sockets, that alone kept the server's database thread busy.)
+LOGIN_CHECK_SECONDS = 30
 # What one socket may ask of the server: logs followed at once, and snapshots on request.
 MAX_LOGS = 4
 RESYNC_SECONDS = 1.0
@@ -71,9 +72,9 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=NO_ROLE)  # logged in, but no role that may read the fleet
             return
         self.user_pk = user.pk
-        self.checked_at = time.monotonic()
         self.resynced_at = -RESYNC_SECONDS
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
+        await self.channel_layer.group_add(live.login_group(user.pk), self.channel_name)
         await self.accept()
         self.login_watch = asyncio.create_task(self.watch_login())
         await self.send_json(await database_sync_to_async(snapshot)())
@@ -83,15 +84,26 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "login_watch", None) is not None:
             self.login_watch.cancel()
         await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+        if hasattr(self, "user_pk"):
+            await self.channel_layer.group_discard(
+                live.login_group(self.user_pk), self.channel_name
+            )
 
     async def watch_login(self):
         """Close the socket, log tails and all, once its login ends or its role goes."""
-        while True:
+        while not await self.check_login():
             await asyncio.sleep(LOGIN_CHECK_SECONDS)
-            code = await database_sync_to_async(login_ended)(self.scope, self.user_pk)
-            if code is not None:
-                await self.end(code)
-                return
+
+    async def fleet_login_changed(self, event):
+        """A login of this socket's user may have ended: see whether it was this one's."""
+        await self.check_login()
+
+    async def check_login(self):
+        """End the socket if its login no longer holds; True if it ended."""
+        code = await database_sync_to_async(login_ended)(self.scope, self.user_pk)
+        if code is not None:
+            await self.end(code)
+        return code is not None
 
     async def end(self, code):
         self.stop_logs()
@@ -122,13 +134,6 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await database_sync_to_async(snapshot)())
 
     async def fleet_message(self, event):
-        # A role taken away (or the user deactivated) ends the socket at once when a change
-        # arrives for it: checked at most every RECHECK_SECONDS (watch_login does the rest).
-        if time.monotonic() - self.checked_at > RECHECK_SECONDS:
-            if not await allowed(self.user_pk, READ_FLEET):
-                await self.end(NO_ROLE)
-                return
-            self.checked_at = time.monotonic()
         await self.send_json(event["message"])
 
     async def send_error(self, detail, about=None):

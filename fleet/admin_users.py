@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
-from . import roles, tokens
+from . import live, roles, tokens
 from .admin import ReadOnlyAdmin
 from .models import Actor, ApiToken
 
@@ -47,6 +47,17 @@ class FleetUserAdmin(UserAdmin):
     @admin.display(description="role")
     def role(self, user):
         return roles.role_of(user) or "—"
+
+    # Every change the admin saves to a user (deactivated, password set, deleted) may end
+    # their logins: their open sockets check theirs at once.
+    def log_change(self, request, obj, message):
+        live.login_changed(obj.pk)
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for user in queryset:
+            live.login_changed(user.pk)
+        return super().log_deletions(request, queryset)
 
 
 class RoleGroupAdmin(ReadOnlyAdmin, GroupAdmin):

@@ -24,6 +24,7 @@ import threading
 import time
 
 import redis
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
@@ -56,6 +57,27 @@ def register_view(kind, view, render):
 def broadcast(kind, key):
     """Tell every open dashboard that this object changed (once the transaction commits)."""
     transaction.on_commit(lambda: _enqueue(kind, key))
+
+
+def login_group(user_pk):
+    """The group every open socket of one user joins, to hear that a login of theirs ended."""
+    return f"login-{user_pk}"
+
+
+def login_changed(user_pk):
+    """Tell the user's open sockets (once the transaction commits) that a login of theirs
+    may have ended: logged out, a token revoked, the role or the account changed. Each
+    socket checks its own login then, and closes if that is what ended."""
+    transaction.on_commit(lambda: _send_login_changed(user_pk))
+
+
+def _send_login_changed(user_pk):
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            login_group(user_pk), {"type": "fleet.login_changed"}
+        )
+    except Exception:  # the sockets' own periodic check still ends them, only later
+        log.exception("could not tell the sockets of user %s that a login changed", user_pk)
 
 
 def broadcast_replica(replica):

@@ -14,6 +14,8 @@ A logged-in user with no role sees nothing but a page that says so.
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
+from . import live
+
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
 GROUP_NAMES = {VIEWER: "Viewers", OPERATOR: "Operators", ADMIN: "Admins"}
@@ -83,12 +85,16 @@ def assign(user, role, actor=None):
         del user._perm_cache
     if hasattr(user, "_group_perm_cache"):
         del user._group_perm_cache
-    if old != role_of(user):
+    new = role_of(user)
+    if old != new:
+        # Queued first: the user's sockets check their role before the news of the change
+        # itself is pushed to them (a viewer who lost the role must not see it).
+        live.login_changed(user.pk)
         Event.objects.record(
             EventKind.USER_ROLE_CHANGED,
             actor=actor or SYSTEM,
             old=old or "",
-            new=role_of(user) or "",
+            new=new or "",
             reason=f"user {user.get_username()}",
         )
     return user

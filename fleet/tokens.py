@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.db import transaction
 
+from . import live
 from .models import SYSTEM, ApiToken, Event, EventKind
 
 REVOKE_ANY = "fleet.delete_apitoken"
@@ -44,3 +45,4 @@ def revoke(token, actor=SYSTEM):
     """End a token at once: requests and sockets that use it are refused from now on."""
     Event.objects.record(EventKind.USER_TOKEN_REVOKED, actor=actor, reason=_about(token))
     token.delete()
+    live.login_changed(token.user_id)
