@@ -212,6 +212,11 @@ class _Planner:
         halted = self.status == Status.FAILED
         if not new:
             self.plan.removals += old[1:]  # older leftovers of the slot: one old replica is enough
+            if self.lost_with_its_node(old[0]) and not halted:
+                # Moved at once, as outside a rollout: waiting for its turn in the update
+                # would leave the service one short for as long as the slots before it take.
+                self.heal(old[0])
+                return False
             if halted and self.broken(old[0]):
                 self.heal(old[0])  # the update is halted: keep the old revision alive
             return not halted
@@ -245,6 +250,11 @@ class _Planner:
 
     # --- healing ------------------------------------------------------------------------
 
+    def lost_with_its_node(self, row):
+        """Whether the replica's container went with its node (down or removed)."""
+        node = self.nodes.get(row.node_id)
+        return row.state == State.MISSING and (node is None or node.down)
+
     def heal(self, row):
         """Start a broken replica again, following the restart policy and backing off."""
         policy = self.spec["restart_policy"] if row.deployment_id == self.target else "any"
@@ -252,8 +262,7 @@ class _Planner:
             policy == "none" or (policy == "on-failure" and row.exit_code == 0)
         ):
             return
-        node = self.nodes.get(row.node_id)
-        if row.state == State.MISSING and (node is None or node.down):
+        if self.lost_with_its_node(row):
             # Its node is gone: move it at once.
             self.plan.restarts.append(
                 Restart(
@@ -326,6 +335,9 @@ class _Planner:
             return
         # A new container cannot bind a fixed host port beside the old one on its node.
         stop_first = self.update["order"] == "stop-first" or publishes_fixed_ports(self.spec)
+        # Slots whose old replica cannot serve (crashed, exited) go first: updating them
+        # brings the service back to its count as well.
+        candidates = sorted(candidates, key=lambda slot: not self.broken(by_slot[slot][0]))
         for slot in candidates[:room]:
             self.plan.new_slots.append(slot)
             if stop_first:

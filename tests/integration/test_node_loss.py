@@ -56,3 +56,40 @@ def test_a_killed_engine_s_replicas_are_back_elsewhere_in_seconds(fleet, watch_p
         fleet.lab.start_node("lab-2")
     wait_for(lambda: Node.objects.get(name="lab-2").status == "ready", 20, message="lab-2 back")
     fleet.converged("web", 9)
+
+
+def test_a_node_lost_during_a_rolling_update_has_its_old_replicas_back_elsewhere_in_seconds(
+    fleet, watch_process
+):
+    fleet.create("web", replicas=6, update={"monitor": 0})
+    fleet.converged("web", 6)
+    # One slot at a time, each new replica proven for a minute: the update is under way
+    # throughout, and the lost node's slots would wait their turn for minutes.
+    response = fleet.api.post(
+        "/api/services/web/deploy",
+        {"image": fleet.images["demo_v2"], "update": {"parallelism": 1, "monitor": 60}},
+        format="json",
+    )
+    assert response.status_code == 202
+    lost = Replica.objects.get(service__name="web", slot=6).node.name
+    fleet.lab.kill_node(lost)
+    try:
+        wait_for(lambda: Node.objects.get(name=lost).status == "down", 30, message="down")
+        down = time.monotonic()
+        wait_for(
+            lambda: (
+                {r.slot for r in Replica.objects.exclude(node__name=lost) if r.serving}
+                == set(range(1, 7))
+            ),
+            10,
+            message=f"every slot to run off {lost}",
+        )
+        assert time.monotonic() - down <= 3, f"back {time.monotonic() - down:.1f}s after down"
+        assert fleet.deployment(response.json()["id"])["status"] == "running"
+        # A quicker deploy ends the slow one, on the survivors.
+        fleet.api.post("/api/services/web/deploy", {"update": {"monitor": 0}}, format="json")
+        fleet.converged("web", 6, skip={lost})
+    finally:
+        fleet.lab.start_node(lost)
+    wait_for(lambda: Node.objects.get(name=lost).status == "ready", 20, message=f"{lost} back")
+    fleet.converged("web", 6)

@@ -370,6 +370,27 @@ def test_a_replica_of_a_down_node_moves_at_once():
     )
 
 
+def test_an_old_replica_of_a_down_node_moves_at_once_during_a_rollout_not_when_its_turn_comes():
+    nodes = [NODES[0], NodeState(2, "lab-2", {}, down=True, schedulable=False), NODES[2]]
+    lost = replica(3, OLD, state=R.MISSING, node=2, error="node lab-2 is down")
+    rows = [replica(1, serving_for=1), replica(1, OLD), replica(2, OLD), lost]
+    result = plan(desired(status=S.RUNNING, update={"parallelism": 1}), rows, nodes, NOW)
+    [restart] = result.restarts
+    assert (restart.row, restart.node_id, restart.event) == (
+        lost,
+        None,
+        EventKind.REPLICA_RESCHEDULED,
+    )
+    assert result.new_slots == []  # slot 1 is still in flight: the update itself waits
+    assert result.finish.kind == Transition.PROGRESS
+
+
+def test_a_rollout_updates_the_slots_that_cannot_serve_first():
+    rows = [replica(1, OLD), replica(2, OLD), replica(3, OLD, state=R.EXITED, exit_code=1)]
+    result = plan(desired(status=S.RUNNING, update={"parallelism": 1}), rows, NODES, NOW)
+    assert result.new_slots == [3]
+
+
 def test_a_replica_of_a_removed_node_moves_at_once():
     lost = replica(1, state=R.MISSING, node=None, error="node 9 is down or removed")
     assert [r.row for r in plan(desired(1), [lost], NODES, NOW).restarts] == [lost]
