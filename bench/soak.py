@@ -58,6 +58,8 @@ LONG_HOLD_S = (20, 30)
 # Fleet's aim after a lost node: down within FLEET_NODE_DOWN_AFTER (10 s) + 2 s, replicas
 # running elsewhere 3 s after that (issue 9, item 5).
 LOSS_BOUND_S = 15
+# How long one look may take: its listings' timeout and Fleet's API calls (10 s each).
+LOOK_TAKES_AT_MOST_S = 25
 HEAL_BOUND_S = 15
 PAUSE_S = (3, 8)
 
@@ -69,15 +71,21 @@ def lab_fault(kind):
 
 def time_to(checker, after, bound, ok):
     """Seconds from `after` to the first look begun since then for which ok(look) holds;
-    None if none did within `bound` seconds."""
+    None if none did within `bound` seconds.
+
+    A look begun within the bound counts however late it ends: one that waits out a lost
+    engine's listing timeout (and Fleet's API, on a loaded machine) would otherwise make
+    the bound look missed when the look before the deadline saw it met.
+    """
     deadline, since = after + bound, after
-    while (look := checker.wait_look(since, deadline - time.monotonic())) is not None:
+    while since <= deadline:
+        look = checker.wait_look(since, deadline - time.monotonic() + LOOK_TAKES_AT_MOST_S)
+        if look is None or look["at"] > deadline:
+            break
         if ok(look):
             return round(look["at"] - after, 1)
         checker.missed = {k: look[k] for k in ("serving", "visible", "duplicates")}
         since = look["at"] + 0.01
-        if since > deadline:
-            break
     return None
 
 
