@@ -80,7 +80,7 @@ class NodeAdmin(admin.ModelAdmin):
         "last_error",
         "failures",
     ]
-    actions = ["drain", "activate", "check_now"]
+    actions = ["drain", "activate", "release_hold", "check_now"]
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
@@ -134,6 +134,17 @@ class NodeAdmin(admin.ModelAdmin):
     @admin.action(description="Activate selected nodes", permissions=["change"])
     def activate(self, request, queryset):
         self._set_availability(request, queryset, Node.Availability.ACTIVE)
+
+    @admin.action(description="Lift the hold-down of selected nodes", permissions=["change"])
+    def release_hold(self, request, queryset):
+        lifted = []
+        for node in queryset:
+            try:
+                lifted.append(nodes.release_hold(node, Actor.of_request(request, "admin")).name)
+            except nodes.NotHeld as exc:
+                self.message_user(request, str(exc), level=messages.WARNING)
+        if lifted:
+            self.message_user(request, f"Hold lifted: {', '.join(lifted)}.", messages.SUCCESS)
 
     @admin.action(description="Check selected nodes now", permissions=["change"])
     def check_now(self, request, queryset):

@@ -1,4 +1,4 @@
-"""What people do to nodes: register, change, remove, drain and activate.
+"""What people do to nodes: register, change, remove, drain, activate and lift a hold.
 
 The API, the admin and the dashboard all call these, so every door writes the
 same Event and queues the same follow-up work.
@@ -66,6 +66,29 @@ def set_availability(node, availability, actor=SYSTEM, reason=""):
         old=old,
         new=availability,
         reason=reason,
+    )
+    live.broadcast("node", node.name)
+    return node
+
+
+class NotHeld(ValueError):
+    """The node is not held out of placement: there is no hold to lift."""
+
+
+@transaction.atomic
+def release_hold(node, actor=SYSTEM):
+    """Lift the hold-down of a node that flapped, so that it takes new replicas at once.
+
+    Nothing moves back to it by itself: it takes new replicas from now on.
+    """
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    if not node.held:
+        raise NotHeld(f"{node.name} is not held out of placement; there is no hold to lift.")
+    reason = node.hold_reason
+    node.held_until, node.hold_reason = None, ""
+    node.save(update_fields=["held_until", "hold_reason", "updated_at"])
+    Event.objects.record(
+        EventKind.NODE_UPDATED, actor=actor, node=node, reason=f"hold lifted (was: {reason})"
     )
     live.broadcast("node", node.name)
     return node

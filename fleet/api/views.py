@@ -4,7 +4,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -30,6 +30,7 @@ class NodeViewSet(viewsets.ModelViewSet):
         "partial_update": "fleet.change_node",
         "drain": "fleet.change_node",
         "activate": "fleet.change_node",
+        "release_hold": "fleet.change_node",
         "destroy": "fleet.delete_node",
     }
 
@@ -63,6 +64,17 @@ class NodeViewSet(viewsets.ModelViewSet):
     def activate(self, request, name=None):
         """Place work on this node again."""
         return self._set_availability(request, Node.Availability.ACTIVE)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"], url_path="release-hold", serializer_class=NodeSerializer)
+    def release_hold(self, request, name=None):
+        """Lift the hold-down of a node that flapped: it takes new replicas again at once.
+        400 when the node is not held."""
+        try:
+            node = nodes.release_hold(self.get_object(), Actor.of_request(request, "api"))
+        except nodes.NotHeld as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(self.get_serializer(node).data, status=status.HTTP_200_OK)
 
 
 class EventPagination(CursorPagination):

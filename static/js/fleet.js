@@ -252,6 +252,9 @@ document.addEventListener("click", async (event) => {
     case "restart":
       await act(button, button.dataset.url, {}, `Restarting replica ${button.dataset.slot}…`);
       break;
+    case "release-hold":
+      await act(button, button.dataset.url, {}, `Lifting the hold on ${button.dataset.node}…`);
+      break;
     case "logs":
       followLogs(Number(button.dataset.replica), button.dataset.slot);
       break;

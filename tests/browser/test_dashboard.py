@@ -122,6 +122,20 @@ def test_an_operator_drains_and_activates_a_node_in_place(page, fleet):
     page.wait_for_selector("tr#node-lab-1 td:nth-child(3):has-text('active')")
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
     assert Node.objects.get(name="lab-1").availability == "active"
+    # Held out of placement after flapping: the hold shows up live, and is lifted in place.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from fleet import live
+
+    until = timezone.now() + timedelta(minutes=10)
+    Node.objects.filter(name="lab-1").update(held_until=until, hold_reason="went down 4 times")
+    live.broadcast("node", "lab-1")
+    page.click("#node-summary-lab-1 button[data-act=release-hold]")
+    page.wait_for_selector("#node-summary-lab-1 dt:has-text('Held')", state="detached")
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    assert not Node.objects.get(name="lab-1").held
 
 
 def test_a_replica_restarts_from_its_node_page(page, fleet):

@@ -189,6 +189,31 @@ def test_draining_twice_writes_one_event(api):
     assert Event.objects.count() == 1
 
 
+def test_lifting_a_hold_lets_a_flapping_node_take_replicas_again_and_says_so(api, operator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    held = {"held_until": timezone.now() + timedelta(minutes=5), "hold_reason": "went down 4x"}
+    make_node(status=Node.Status.READY, **held)
+    assert not Node.objects.get().schedulable
+    assert api_for(operator).post("/api/nodes/edge-1/release-hold").status_code == 403
+    assert Node.objects.get().held
+    lifted = api.post("/api/nodes/edge-1/release-hold")
+    assert lifted.status_code == 200
+    assert (lifted.json()["held_until"], lifted.json()["hold_reason"]) == (None, "")
+    node = Node.objects.get()
+    assert not node.held and node.schedulable
+    [event] = Event.objects.all()
+    assert (event.kind, event.node_name) == (EventKind.NODE_UPDATED, "edge-1")
+    assert event.reason == "hold lifted (was: went down 4x)"
+    # Nothing to lift: a clear 400, and nothing more is written.
+    again = api.post("/api/nodes/edge-1/release-hold")
+    assert again.status_code == 400
+    assert "edge-1 is not held out of placement" in again.json()["detail"]
+    assert Event.objects.count() == 1
+
+
 def test_delete_removes_the_node_and_keeps_its_history(api):
     make_node()
     api.post("/api/nodes/edge-1/drain")
