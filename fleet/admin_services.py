@@ -45,6 +45,10 @@ class ServiceForm(forms.ModelForm):
         # A user who may only view gets a form without fields: the admin shows values instead.
         if self.instance.pk and "name" in self.fields:
             self.fields["name"].disabled = True
+            # The count as loaded goes back with the form, so that saving a page with the
+            # count untouched does not undo a scale made meanwhile (changed_data compares
+            # with it, not with the count as it is by then).
+            self.fields["replicas"].show_hidden_initial = True
             spec = self.instance.spec
             self.initial["image"] = spec.get("image", "")
             self.initial["revision"] = getattr(self.instance.current_deployment, "revision", None)
@@ -120,7 +124,8 @@ class ServiceAdmin(admin.ModelAdmin):
         try:
             revision = form.cleaned_data.get("revision")
             services.deploy(stored, spec, actor, base_revision=revision)
-            services.scale(stored, spec["replicas"], actor)
+            if "replicas" in form.changed_data:
+                services.scale(stored, spec["replicas"], actor)
         except services.ServiceError as exc:
             messages.error(request, str(exc))
 

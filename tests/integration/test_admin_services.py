@@ -87,6 +87,7 @@ def loaded_form(client, service):
         "name": service.name,
         "image": form.initial["image"],
         "replicas": str(service.replicas),
+        "initial-replicas": str(service.replicas),
         "options": json.dumps(form.initial["options"]),
         "revision": str(form.initial["revision"]),
     }
@@ -114,6 +115,21 @@ def test_a_change_page_loaded_from_the_current_revision_deploys(admin_client_):
     response = admin_client_.post(change, {**posted, "image": IMAGE[:-1] + "2"})
     assert response.status_code == 302
     assert Service.objects.get().current_deployment.revision == 2
+
+
+def test_saving_a_page_with_its_count_untouched_keeps_a_scale_made_meanwhile(admin_client_):
+    add(admin_client_)
+    service = Service.objects.get()
+    change, posted = loaded_form(admin_client_, service)
+    services.scale(service, 5)  # elsewhere, after the page was loaded
+    response = admin_client_.post(change, {**posted, "image": IMAGE[:-1] + "2"})
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert (service.replicas, service.current_deployment.revision) == (5, 2)
+    # A count the admin did change is applied.
+    change, posted = loaded_form(admin_client_, service)
+    assert admin_client_.post(change, {**posted, "replicas": "1"}).status_code == 302
+    assert Service.objects.get().replicas == 1
 
 
 def test_a_whole_spec_from_an_older_revision_is_refused_under_the_lock(admin_client_):
