@@ -190,7 +190,11 @@ def _check_services(now):
         incident = current.get(service.name)
         short = rules.degraded(service)
         serving = f"{service.healthy_replicas} of {service.replicas} replicas serving"
-        if short and incident is None and service.name not in others:
+        if short and service.name in others:
+            # Another incident of the service (a crash loop, a failed deploy) says so already.
+            if incident is not None and incident.state == Incident.State.PENDING:
+                _move(incident, *rules.on_clear(incident.state), now)
+        elif short and incident is None:
             Incident.objects.create(
                 kind=rules.DEGRADED,
                 subject=service.name,
