@@ -110,3 +110,25 @@ def test_a_bad_url_on_the_page_is_refused_and_changes_nothing(client, admin_user
     assert Event.objects.filter(kind=EventKind.ALERT_CHANNEL_CHANGED).count() == 1
     assert client.post(f"/alerts/channels/{channel.pk}/", {"delete": "1"}).status_code == 302
     assert AlertChannel.objects.count() == 0
+
+
+def test_the_admin_never_shows_a_channel_url_and_refuses_a_bad_one(client, admin_user, viewer):
+    channel = AlertChannel.objects.create(name="ops", url=f"json://u:{SECRET}@127.0.0.1:9/x")
+    change = f"/admin/fleet/alertchannel/{channel.pk}/change/"
+    for user in (admin_user, viewer):  # the viewer's page is read-only
+        client.force_login(user)
+        for page in ("/admin/fleet/alertchannel/", change):
+            response = client.get(page)
+            assert response.status_code == 200, page
+            html = response.content.decode()
+            assert SECRET not in html and "json://127.0.0.1:9/…" in html, page
+    client.force_login(admin_user)
+    bad = {"name": "ops", "url": "bogus://x", "events": ["node.down"], "enabled": "on"}
+    refused = client.post(change, bad)
+    assert refused.status_code == 200 and "Unknown scheme" in refused.content.decode()
+    kept = {"name": "ops2", "url": "", "events": ["node.down"], "enabled": "on"}
+    assert client.post(change, kept).status_code == 302
+    channel.refresh_from_db()
+    assert (channel.name, channel.url) == ("ops2", f"json://u:{SECRET}@127.0.0.1:9/x")
+    audit = Event.objects.get(kind=EventKind.ALERT_CHANNEL_CHANGED)
+    assert SECRET not in audit.reason and audit.via == "admin"
