@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -41,9 +41,12 @@ def _cursor():
 
 
 def anything_new():
-    """Whether an event past the cursor exists: the one query of a quiet tick."""
-    last = AlertCursor.objects.filter(pk=1).values("last_event_id")[:1]
-    return not last.exists() or Event.objects.filter(pk__gt=last).exists()
+    """Whether an event past the cursor exists (or there is no cursor yet): the one query
+    of a quiet tick, by primary key."""
+    newer = Event.objects.filter(pk__gt=OuterRef("last_event_id"))
+    cursor = AlertCursor.objects.filter(pk=1).annotate(new=Exists(newer))
+    found = cursor.values_list("new", flat=True).first()
+    return found is None or found
 
 
 def process_events(now=None):

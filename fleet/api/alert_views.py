@@ -4,6 +4,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -18,6 +19,16 @@ class NewestFirst(CursorPagination):
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def decode_cursor(self, request):
+        # The cursor's position is the client's text: one that is not an id is a 404 here,
+        # not a failed query.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            position = cursor.position
+            if not (position.isascii() and position.isdigit() and len(position) < 19):
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 class AlertChannelViewSet(viewsets.ModelViewSet):
@@ -75,7 +86,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
 
 class DeliveryFilter(django_filters.FilterSet):
-    incident = django_filters.NumberFilter(field_name="alert__incident")
+    incident = django_filters.NumberFilter(
+        field_name="alert__incident", min_value=0, max_value=2**63 - 1
+    )
     channel = django_filters.CharFilter(field_name="channel__name")
     outcome = django_filters.ChoiceFilter(choices=Delivery.Outcome.choices)
 

@@ -170,3 +170,22 @@ def test_a_slow_channel_is_given_up_on_within_the_timeout(inbox):
     took = (timezone.now() - started).total_seconds()
     assert row.outcome == "failed" and row.final
     assert took < settings.FLEET_ALERT_TIMEOUT * 2 + 1, took
+
+
+@pytest.mark.parametrize("position", ["garbage", "\x00", "1e9", "99999999999999999999"])
+@pytest.mark.parametrize("path", ["/api/incidents/", "/api/deliveries/"])
+def test_a_forged_cursor_is_a_404_not_a_crash(api, path, position):
+    import base64
+    from urllib.parse import urlencode
+
+    cursor = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    response = api.get(path, {"cursor": cursor})
+    assert response.status_code == 404
+    assert api.get(path, {"incident": "99999999999999999999999"}).status_code in (200, 400)
+
+
+def test_a_quiet_tick_costs_one_query(django_assert_num_queries):
+    Event.objects.record(EventKind.SERVICE_SCALED, service="web", old="1", new="2")
+    incidents.process_events()
+    with django_assert_num_queries(1):
+        assert incidents.process_events() == 0
