@@ -125,7 +125,9 @@ def _move(incident, state, say, at, text=""):
             live.broadcast("incidents", "open")
         return
     incident.state = state
-    incident.clearing_since = at if state == rules.RESOLVING else None
+    # The quiet period runs from when it first cleared, not from the latest look.
+    resolving = state == rules.RESOLVING
+    incident.clearing_since = (incident.clearing_since or at) if resolving else None
     if state == rules.RESOLVED:
         incident.resolved_at = at
         incident.resolution = text[:2000]
@@ -214,7 +216,7 @@ def _check_services(now):
                 _move(incident, rules.OPENED, rules.SAY_OPENED, incident.opened_at, text)
             elif incident.state == Incident.State.RESOLVING:
                 _move(incident, *rules.on_open(incident.state), now)
-        elif not short and incident is not None:
+        elif not short and incident is not None and incident.state != Incident.State.RESOLVING:
             _move(incident, *rules.on_clear(incident.state), now, serving)
     gone = live_rows.filter(kind=rules.DEGRADED).exclude(subject__in=Service.objects.values("name"))
     for incident in gone:
