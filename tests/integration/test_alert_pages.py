@@ -132,3 +132,19 @@ def test_the_admin_never_shows_a_channel_url_and_refuses_a_bad_one(client, admin
     assert (channel.name, channel.url) == ("ops2", f"json://u:{SECRET}@127.0.0.1:9/x")
     audit = Event.objects.get(kind=EventKind.ALERT_CHANNEL_CHANGED)
     assert SECRET not in audit.reason and audit.via == "admin"
+
+
+def test_the_alert_pages_keep_the_strict_policy(admin_client, incident):
+    from tests.integration.test_csp import STRICT, inline_code, policy
+
+    channel = AlertChannel.objects.get()
+    for path in (
+        "/alerts/",
+        "/alerts/channels/",
+        f"/alerts/channels/{channel.pk}/",
+        "/admin/fleet/alertchannel/add/",
+    ):
+        response = admin_client.get(path)
+        assert response.status_code == 200, path
+        assert policy(response) == STRICT
+        assert inline_code(response.content.decode()) == [], path
