@@ -52,7 +52,10 @@ def resolved(kind, subject, opened_at, at, occurrences, text):
     return title, "\n".join(lines)
 
 
-NOTICE_TITLES = {"deployment.succeeded": "deployment of {subject} succeeded"}
+NOTICE_TITLES = {
+    "deployment.succeeded": "deployment of {subject} succeeded",
+    "deployment.rolled_back": "{subject} was rolled back",
+}
 
 
 def notice(topic, subject, text, at):

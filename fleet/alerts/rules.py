@@ -70,6 +70,10 @@ def signals(event):
         return [Signal(RESOLVE, NODE_DOWN, node, node=node, text="the node was removed")]
     elif kind == "replica.crash_looping":
         return [Signal(OPEN, CRASH_LOOPING, service, CRASH_LOOPING, node, service, text)]
+    elif kind == "deployment.rolled_back" and event.via != "system":
+        # Someone chose to go back: news for whoever asked, not a failure to resolve.
+        what = f"{event.old} -> {event.new}, by {event.actor}" + (f": {text}" if text else "")
+        return [Signal(NOTICE, kind, service, service=service, text=what)]
     elif kind in ("deployment.failed", "deployment.rolled_back"):
         what = f"{event.old}: {text}" if event.old else text
         return [Signal(OPEN, DEPLOYMENT_FAILED, service, kind, service=service, text=what)]

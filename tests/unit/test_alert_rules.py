@@ -8,9 +8,16 @@ from fleet.alerts import messages, rules
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def event(kind, node="", service="", old="", new="", reason=""):
+def event(kind, node="", service="", old="", new="", reason="", actor="system", via="system"):
     return SimpleNamespace(
-        kind=kind, node_name=node, service_name=service, old=old, new=new, reason=reason
+        kind=kind,
+        node_name=node,
+        service_name=service,
+        old=old,
+        new=new,
+        reason=reason,
+        actor=actor,
+        via=via,
     )
 
 
@@ -58,6 +65,20 @@ def test_failed_and_rolled_back_deployments_share_one_incident_with_their_own_to
     assert failed.subject == back.subject == "web"
     assert (failed.topic, back.topic) == ("deployment.failed", "deployment.rolled_back")
     assert back.text.startswith("revision 3")
+
+
+def test_a_rollback_someone_asked_for_is_a_notice_not_a_failure():
+    asked = event("deployment.rolled_back", service="web", old="revision 3", new="revision 2")
+    asked.actor, asked.via = "ann", "api"
+    [signal] = rules.signals(asked)
+    assert (signal.action, signal.kind, signal.subject) == (
+        "notice",
+        "deployment.rolled_back",
+        "web",
+    )
+    assert "by ann" in signal.text
+    title, _ = messages.notice(signal.kind, signal.subject, signal.text, T0)
+    assert title == "[Fleet] web was rolled back"
 
 
 def test_a_succeeded_deployment_resolves_the_failure_and_is_a_notice():
