@@ -159,7 +159,7 @@ def announce(incident, phase, topics, title, body):
     alert = Alert.objects.create(
         incident=incident, phase=phase, topics=topics, title=title[:255], body=body
     )
-    channels = rules.recipients(AlertChannel.objects.all(), topics)
+    channels = rules.recipients(AlertChannel.objects.only("name", "events", "enabled"), topics)
     for channel in channels:
         queue.deliver(alert.pk, channel.pk)
     log.info("alert %r to %d channel(s)", alert.title, len(channels))
@@ -178,7 +178,6 @@ def check_conditions(now=None):
             if rules.quiet_over(incident.state, incident.clearing_since, now, _quiet()):
                 text = f"clear since {incident.clearing_since:%H:%M:%S} UTC"
                 _move(incident, *rules.on_resolve(incident.state), now, text)
-        AlertCursor.objects.filter(pk=1).update(checked_at=now)
 
 
 def _quiet():

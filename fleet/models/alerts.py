@@ -173,7 +173,6 @@ class AlertCursor(models.Model):
     """How far the alert processor has read the Event rows (one row)."""
 
     last_event_id = models.BigIntegerField(default=0)
-    checked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"events read up to {self.last_event_id}"
