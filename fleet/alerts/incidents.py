@@ -155,11 +155,14 @@ def _resolution_topics(incident):
 
 
 def announce(incident, phase, topics, title, body):
-    """Record an alert and queue one delivery per channel that asked for its topics."""
+    """Record an alert and queue one delivery per channel that asked for its topics (a
+    notice nobody asked for is not recorded: it is in the events already)."""
+    channels = rules.recipients(AlertChannel.objects.only("name", "events", "enabled"), topics)
+    if phase == Alert.Phase.NOTICE and not channels:
+        return None
     alert = Alert.objects.create(
         incident=incident, phase=phase, topics=topics, title=title[:255], body=body
     )
-    channels = rules.recipients(AlertChannel.objects.only("name", "events", "enabled"), topics)
     for channel in channels:
         queue.deliver(alert.pk, channel.pk)
     log.info("alert %r to %d channel(s)", alert.title, len(channels))

@@ -116,13 +116,21 @@ def test_a_deleted_service_resolves_its_incidents_at_once():
 
 
 def test_a_deployment_that_succeeds_is_a_notice_and_resolves_the_failed_one():
+    AlertChannel.objects.create(
+        name="deploys", url="json://127.0.0.1:9/c", events=["deployment.succeeded"]
+    )
     incidents.process_events()
+    record(EventKind.DEPLOYMENT_SUCCEEDED, service="api", new="revision 1")
     record(EventKind.DEPLOYMENT_FAILED, service="web", old="revision 2", reason="cannot pull")
     record(EventKind.DEPLOYMENT_FAILED, service="web", old="revision 3", reason="cannot pull")
     record(EventKind.DEPLOYMENT_SUCCEEDED, service="web", new="revision 4")
     assert phases() == [
+        ("notice", "[Fleet] deployment of api succeeded"),
         ("opened", "[Fleet] deployment of web failed"),
         ("resolved", "[Fleet] Resolved: deployment of web succeeded"),
         ("notice", "[Fleet] deployment of web succeeded"),
     ]
     assert Incident.objects.get().occurrences == 2
+    AlertChannel.objects.all().delete()
+    record(EventKind.DEPLOYMENT_SUCCEEDED, service="api", new="revision 2")
+    assert len(phases()) == 4  # a notice nobody asked for is not recorded
