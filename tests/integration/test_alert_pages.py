@@ -148,3 +148,16 @@ def test_the_alert_pages_keep_the_strict_policy(admin_client, incident):
         assert response.status_code == 200, path
         assert policy(response) == STRICT
         assert inline_code(response.content.decode()) == [], path
+
+
+def test_the_socket_carries_incidents_deliveries_and_the_tile_as_the_pages_render_them(incident):
+    from fleet import live
+
+    row = live.envelope("incident", incident.pk)
+    assert row["data"]["subject"] == "lab-2" and 'data-live="incident"' in row["html"]
+    tile = live.envelope("incidents", "open")
+    assert tile["data"] == {"open": 1} and 'data-live="incidents"' in tile["html"]
+    sent = live.envelope("delivery", Delivery.objects.get().pk)
+    assert sent["data"]["channel"] == "ops" and SECRET not in str(sent)
+    Incident.objects.update(state="pending")  # not told yet: not shown
+    assert live.envelope("incident", incident.pk)["data"] is None
