@@ -120,9 +120,9 @@ def _move(incident, state, say, at, text=""):
     """Put an incident in `state`, saying so when `say`; None forgets a pending one."""
     if state is None:
         if incident.pk:
+            pk = incident.pk  # delete() forgets it
             incident.delete()
-            live.broadcast("incident", incident.pk)
-            live.broadcast("incidents", "open")
+            live.broadcast("incident", pk)
         return
     incident.state = state
     # The quiet period runs from when it first cleared, not from the latest look.
