@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 
 HIDDEN = "…"
+MAX_URL = 2000
 KINDS = {
     "failure": apprise.NotifyType.FAILURE,
     "success": apprise.NotifyType.SUCCESS,
@@ -69,6 +70,8 @@ def check(url):
     url = (url or "").strip()
     if not url:
         raise BadURL("Give an Apprise URL, such as json://host/path or mailto://user:pass@host.")
+    if len(url) > MAX_URL:
+        raise BadURL(f"An Apprise URL of at most {MAX_URL} characters, please.")
     if any(c.isspace() for c in url) or "," in url:
         raise BadURL("One Apprise URL per channel (no spaces or commas); add a channel per URL.")
     if url.endswith(HIDDEN):

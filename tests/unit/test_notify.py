@@ -26,6 +26,7 @@ def test_it_accepts_urls_apprise_can_send_to(url):
         ("json://", "cannot use this json:// URL"),
         ("json://a/x, json://b/y", "One Apprise URL per channel"),
         ("json://127.0.0.1:8080/…", "redacted form"),
+        ("json://127.0.0.1/" + "x" * 2000, "at most 2000 characters"),
     ],
 )
 def test_it_refuses_urls_apprise_cannot_use_and_says_why(url, why):
