@@ -8,6 +8,7 @@ taken, or the alert already sent, and does nothing.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,6 +19,10 @@ from ..models.alerts import Alert, AlertChannel, Delivery
 from . import messages, rules
 
 log = logging.getLogger(__name__)
+
+# A delivery task is killed at 90 s (its time limit): an attempt still "sending" after this
+# was abandoned by a worker that died, and its task, given again, finds the row taken.
+ABANDONED_AFTER = timedelta(seconds=120)
 
 KIND = {
     Alert.Phase.OPENED: "failure",
@@ -67,6 +72,19 @@ def deliver(alert_id, channel_id, attempt=1):
         "" if sent else f" ({error})",  # redacted by notify
     )
     return row
+
+
+def retry_abandoned(now):
+    """Fail the attempts a dead worker left "sending" and queue their next attempt: at least
+    once, so a message the worker had sent just before it died goes out twice."""
+    stale = Delivery.objects.filter(
+        outcome=Delivery.Outcome.SENDING, started_at__lt=now - ABANDONED_AFTER
+    )
+    for row in stale.select_related("alert", "channel"):
+        final = row.attempt > settings.FLEET_ALERT_RETRIES
+        _finish(row, False, "the worker stopped during this attempt", final)
+        if not final:
+            queue.deliver(row.alert_id, row.channel_id, row.attempt + 1)
 
 
 def _finish(row, sent, error, final):

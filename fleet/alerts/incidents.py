@@ -21,7 +21,7 @@ from django.utils import timezone
 from .. import live, queue
 from ..models import AlertCursor, Event, Incident, Service
 from ..models.alerts import Alert, AlertChannel
-from . import messages, rules
+from . import delivery, messages, rules
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ def announce(incident, phase, topics, title, body):
 
 
 def check_conditions(now=None):
-    """What time decides: degraded services, crash loops that ended, quiet periods over."""
+    """What time decides: degraded services, crash loops that ended, quiet periods over,
+    deliveries a dead worker abandoned."""
     with transaction.atomic():
         _cursor()  # the lock: one processor at a time
         now = now or timezone.now()
@@ -181,6 +182,7 @@ def check_conditions(now=None):
             if rules.quiet_over(incident.state, incident.clearing_since, now, _quiet()):
                 text = f"clear since {incident.clearing_since:%H:%M:%S} UTC"
                 _move(incident, *rules.on_resolve(incident.state), now, text)
+        delivery.retry_abandoned(now)
 
 
 def _quiet():

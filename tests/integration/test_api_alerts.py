@@ -189,3 +189,16 @@ def test_a_quiet_tick_costs_one_query(django_assert_num_queries):
     incidents.process_events()
     with django_assert_num_queries(1):
         assert incidents.process_events() == 0
+
+
+def test_an_attempt_a_dead_worker_left_sending_is_failed_and_tried_again(inbox):
+    channel = AlertChannel.objects.create(name="ops", url=inbox.json_url(), events=["node.down"])
+    alert = Alert.objects.create(phase="opened", topics=["node.down"], title="t", body="b")
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Delivery.objects.create(alert=alert, channel=channel, attempt=1, started_at=long_ago)
+    Delivery.objects.create(alert=alert, channel=channel, attempt=9, started_at=timezone.now())
+    incidents.check_conditions()
+    rows = dict(Delivery.objects.values_list("attempt", "outcome"))
+    assert rows == {1: "failed", 9: "sending"}  # the recent one may still be running
+    assert Delivery.objects.get(attempt=1).error == "the worker stopped during this attempt"
+    assert delivery.deliver(alert.pk, channel.pk, 2).outcome == "sent"  # what the queue runs
