@@ -6,6 +6,7 @@ register() tells fleet.live how to render each kind; the dashboard's app calls i
 from django.template.loader import render_to_string
 
 from fleet import live
+from fleet.api.alert_serializers import DeliverySerializer, IncidentSerializer
 from fleet.api.serializers import EventSerializer, NodeSerializer
 from fleet.api.service_serializers import (
     DeploymentSerializer,
@@ -13,7 +14,7 @@ from fleet.api.service_serializers import (
     ServiceSerializer,
 )
 from fleet.containers import reservations
-from fleet.models import Deployment, Event, Node, Replica, Service
+from fleet.models import Delivery, Deployment, Event, Incident, Node, Replica, Service
 
 
 def with_reservations(nodes):
@@ -102,6 +103,35 @@ def event(pk):
     return EventSerializer(found).data, html
 
 
+def open_incidents():
+    """How many incidents are open (alerted, not yet resolved): the overview's alert tile."""
+    return Incident.objects.filter(
+        state__in=[Incident.State.OPEN, Incident.State.RESOLVING]
+    ).count()
+
+
+def incident(pk):
+    found = Incident.objects.filter(pk=pk).first()
+    if found is None or found.state == Incident.State.PENDING:
+        return None, ""
+    html = render_to_string("dashboard/fragments/incident_row.html", {"incident": found})
+    return IncidentSerializer(found).data, html
+
+
+def incidents_tile(key):
+    count = open_incidents()
+    html = render_to_string("dashboard/fragments/incidents_tile.html", {"incidents_open": count})
+    return {"open": count}, html
+
+
+def delivery(pk):
+    found = Delivery.objects.select_related("alert", "channel").filter(pk=pk).first()
+    if found is None:
+        return None, ""
+    html = render_to_string("dashboard/fragments/delivery_row.html", {"delivery": found})
+    return DeliverySerializer(found).data, html
+
+
 def register():
     """Tell fleet.live how the dashboard shows each kind of object."""
     live.register("node", node)
@@ -110,3 +140,6 @@ def register():
     live.register("replica", replica)
     live.register("deployment", deployment)
     live.register("event", event)
+    live.register("incident", incident)
+    live.register("incidents", incidents_tile)
+    live.register("delivery", delivery)

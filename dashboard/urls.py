@@ -4,7 +4,7 @@ from django.urls import path, register_converter
 
 from fleet.validation import NAME_IN_URL
 
-from . import views
+from . import alerts, views
 
 
 class NameConverter:
@@ -25,6 +25,14 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.OverviewView.as_view(), name="overview"),
     path("events/", views.EventsView.as_view(), name="events"),
+    path("alerts/", alerts.AlertsView.as_view(), name="alerts"),
+    path("alerts/channels/", alerts.ChannelsView.as_view(), name="alert-channels"),
+    path("alerts/channels/<int:pk>/", alerts.ChannelEditView.as_view(), name="alert-channel"),
+    path(
+        "alerts/channels/<int:pk>/test/",
+        alerts.ChannelTestView.as_view(),
+        name="alert-channel-test",
+    ),
     path("nodes/<name:name>/", views.NodeDetailView.as_view(), name="node-detail"),
     path("services/<name:name>/", views.ServiceDetailView.as_view(), name="service-detail"),
     path(

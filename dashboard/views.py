@@ -15,7 +15,7 @@ from fleet.filters import EventFilter
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
-from . import overview
+from . import fragments, overview
 from .fragments import with_reservations, with_strips
 
 RECENT_EVENTS = 20  # lines of a feed, repeats folded
@@ -60,6 +60,7 @@ class OverviewView(FleetReadMixin, TemplateView):
             node_filter=node_filter,
             service_filter=service_filter,
             events=Event.objects.folded(RECENT_EVENTS),
+            incidents_open=fragments.open_incidents(),
             **kwargs,
         )
 

@@ -56,3 +56,11 @@ def move_off(node_id):
 def reconcile():
     """Run the safety net now (e.g. a node came back with stale containers)."""
     on_commit(RECONCILE)
+
+
+DELIVER_ALERT = "fleet.tasks.deliver_alert"
+
+
+def deliver(alert_id, channel_id, attempt=1, after=None):
+    """Send one alert to one channel (attempt `attempt`, `after` seconds from now)."""
+    on_commit(DELIVER_ALERT, alert_id, channel_id, attempt, countdown=after)

@@ -4,9 +4,10 @@ Every door checks the same permissions: the pages and the API through
 `has_perm`, the socket on connect and per action, the admin through its own
 per-model checks. A role is a group, so Django's admin manages who has which.
 
-- viewer: reads everything (pages, API, live socket, logs, the admin read-only);
+- viewer: reads everything (pages, API, live socket, logs, the admin read-only), alerts
+  included: incidents, deliveries and the channels (whose URLs are always redacted);
 - operator: also creates, deploys, scales, restarts, rolls back and deletes services;
-- admin: everything, including nodes and users.
+- admin: everything, including nodes, users and alert channels.
 
 A logged-in user with no role sees nothing but a page that says so.
 """
@@ -21,7 +22,8 @@ ROLES = (VIEWER, OPERATOR, ADMIN)
 GROUP_NAMES = {VIEWER: "Viewers", OPERATOR: "Operators", ADMIN: "Admins"}
 
 FLEET_MODELS = ("node", "service", "deployment", "replica", "event")
-READ = [f"fleet.view_{model}" for model in FLEET_MODELS]
+ALERT_MODELS = ("alertchannel", "incident", "alert", "delivery")
+READ = [f"fleet.view_{model}" for model in FLEET_MODELS + ALERT_MODELS]
 OPERATE = ["fleet.add_service", "fleet.change_service", "fleet.delete_service"]
 PERMISSIONS = {
     VIEWER: READ,

@@ -98,9 +98,21 @@ try:
     # host ports only in this range ("8000-8999"). Empty: anything.
     FLEET_ALLOWED_REGISTRIES = [r.lower() for r in env.list("FLEET_ALLOWED_REGISTRIES", [])]
     FLEET_PUBLISHED_PORTS = env.str("FLEET_PUBLISHED_PORTS", "")
+    # Alerts (see the README's "Alerts"): how often new events are read and conditions
+    # checked, how long a service may be short of replicas before it is an incident, how
+    # long an incident must stay clear before it is resolved, and delivery's timeout (per
+    # connect and per read) and retries.
+    FLEET_ALERT_INTERVAL = _positive("FLEET_ALERT_INTERVAL", env.float, 1.0)
+    FLEET_ALERT_CHECK_INTERVAL = _positive("FLEET_ALERT_CHECK_INTERVAL", env.float, 5.0)
+    FLEET_ALERT_DEGRADED_AFTER = _positive("FLEET_ALERT_DEGRADED_AFTER", env.float, 30.0)
+    FLEET_ALERT_QUIET = _positive("FLEET_ALERT_QUIET", env.float, 60.0)
+    FLEET_ALERT_TIMEOUT = _positive("FLEET_ALERT_TIMEOUT", env.float, 5.0)
+    FLEET_ALERT_RETRIES = env.int("FLEET_ALERT_RETRIES", 4)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
+if not 0 <= FLEET_ALERT_RETRIES <= 20:
+    raise ImproperlyConfigured(f"FLEET_ALERT_RETRIES must be 0 to 20, got {FLEET_ALERT_RETRIES}")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         f"SECRET_KEY must be set when DEBUG is off: export it, or run `make run` once, which "
@@ -344,6 +356,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fleet.tasks.run_reconcile",
         "schedule": FLEET_RECONCILE_INTERVAL,
         "options": {"expires": FLEET_RECONCILE_INTERVAL},
+    },
+    "process-alerts": {
+        "task": "fleet.tasks.process_alerts",
+        "schedule": FLEET_ALERT_INTERVAL,
+        "options": {"expires": FLEET_ALERT_INTERVAL},
+    },
+    "check-alert-conditions": {
+        "task": "fleet.tasks.check_alert_conditions",
+        "schedule": FLEET_ALERT_CHECK_INTERVAL,
+        "options": {"expires": FLEET_ALERT_CHECK_INTERVAL},
     },
 }
 

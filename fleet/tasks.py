@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import health, reconcile
+from .alerts import delivery, incidents
 from .converge import converge
 
 
@@ -34,3 +35,21 @@ def converge_node_services(node_id):
 def run_reconcile():
     """The safety net (beat runs this every FLEET_RECONCILE_INTERVAL seconds)."""
     reconcile.run()
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def process_alerts():
+    """New events to incidents and alerts (beat runs this every FLEET_ALERT_INTERVAL s)."""
+    incidents.process_events()
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def check_alert_conditions():
+    """Degraded services, ended crash loops, quiet periods (every FLEET_ALERT_CHECK_INTERVAL)."""
+    incidents.check_conditions()
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def deliver_alert(alert_id, channel_id, attempt=1):
+    """Send one alert to one channel, one attempt (retries are queued by the attempt)."""
+    delivery.deliver(alert_id, channel_id, attempt)

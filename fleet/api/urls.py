@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from .alert_views import AlertChannelViewSet, DeliveryViewSet, IncidentViewSet
 from .auth import ObtainToken, TokenViewSet
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
@@ -23,6 +24,9 @@ router.register("events", EventViewSet)
 router.register("services", ServiceViewSet, basename="service")
 router.register("deployments", DeploymentViewSet)
 router.register("auth/tokens", TokenViewSet, basename="token")
+router.register("alert-channels", AlertChannelViewSet)
+router.register("incidents", IncidentViewSet)
+router.register("deliveries", DeliveryViewSet)
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),

@@ -1,5 +1,6 @@
 """Fleet's state, one module per concept."""
 
+from .alerts import Alert, AlertChannel, AlertCursor, Delivery, Incident
 from .events import SYSTEM, Actor, Event, EventKind
 from .nodes import Node, next_status
 from .services import Deployment, Replica, Service
@@ -8,6 +9,11 @@ from .tokens import ApiToken
 __all__ = [
     "SYSTEM",
     "Actor",
+    "Alert",
+    "AlertChannel",
+    "AlertCursor",
+    "Delivery",
+    "Incident",
     "ApiToken",
     "Deployment",
     "Event",

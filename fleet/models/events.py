@@ -56,6 +56,13 @@ class EventKind(models.TextChoices):
     USER_ROLE_CHANGED = "user.role_changed"
     USER_TOKEN_CREATED = "user.token_created"
     USER_TOKEN_REVOKED = "user.token_revoked"
+    ALERT_CHANNEL_CREATED = "alert_channel.created"
+    ALERT_CHANNEL_CHANGED = "alert_channel.changed"
+    ALERT_CHANNEL_DELETED = "alert_channel.deleted"
+    # Recorded by the metrics when a rule's threshold is crossed and cleared: the event
+    # names its service or node, `new` the rule; alerts open and resolve an incident from it.
+    METRIC_THRESHOLD_EXCEEDED = "metric.threshold_exceeded"
+    METRIC_THRESHOLD_CLEARED = "metric.threshold_cleared"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.

@@ -15,7 +15,7 @@ ENTRY = ("dashboard", "fleet.api", "fleet.admin", "fleet.management", "fleet.tas
 WIRING = ("fleet.settings", "fleet.urls", "fleet.asgi", "fleet.celery", "fleet.migrations")
 PROJECT_PACKAGE = "fleet"
 # The seams: the one door to each outside system, importing nothing of Fleet's own.
-SEAMS = {"fleet.engine": "docker", "fleet.live": "channels.layers"}
+SEAMS = {"fleet.engine": "docker", "fleet.live": "channels.layers", "fleet.notify": "apprise"}
 
 
 def module_name(path):
@@ -104,6 +104,8 @@ def test_it_refuses_the_domain_rendering_pages_and_the_pages_calling_docker():
     assert violations("fleet.observe", {"docker"})
     assert violations("dashboard.consumers", {"channels.layers"})
     assert violations("fleet.engine", {"fleet.models"})
+    assert violations("fleet.alerts.delivery", {"apprise"})
+    assert violations("fleet.notify", {"fleet.models"})
 
 
 def test_it_lets_entry_points_use_the_domain_and_the_domain_use_the_seams():
