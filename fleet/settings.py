@@ -98,6 +98,12 @@ try:
     # host ports only in this range ("8000-8999"). Empty: anything.
     FLEET_ALLOWED_REGISTRIES = [r.lower() for r in env.list("FLEET_ALLOWED_REGISTRIES", [])]
     FLEET_PUBLISHED_PORTS = env.str("FLEET_PUBLISHED_PORTS", "")
+    # Deploy webhooks: each takes at most FLEET_WEBHOOK_RATE calls per
+    # FLEET_WEBHOOK_RATE_WINDOW seconds (429 beyond), with bodies of at most
+    # FLEET_WEBHOOK_MAX_BODY bytes (413 beyond).
+    FLEET_WEBHOOK_RATE = _positive("FLEET_WEBHOOK_RATE", env.int, 6)
+    FLEET_WEBHOOK_RATE_WINDOW = _positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
+    FLEET_WEBHOOK_MAX_BODY = _positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 

@@ -4,9 +4,11 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from ..validation import NAME_IN_URL
 from .auth import ObtainToken, TokenViewSet
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
+from .webhooks import WebhookViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -23,6 +25,7 @@ router.register("events", EventViewSet)
 router.register("services", ServiceViewSet, basename="service")
 router.register("deployments", DeploymentViewSet)
 router.register("auth/tokens", TokenViewSet, basename="token")
+router.register(rf"services/(?P<name>{NAME_IN_URL})/webhooks", WebhookViewSet, basename="webhook")
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),

@@ -56,6 +56,9 @@ class EventKind(models.TextChoices):
     USER_ROLE_CHANGED = "user.role_changed"
     USER_TOKEN_CREATED = "user.token_created"
     USER_TOKEN_REVOKED = "user.token_revoked"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_ROTATED = "webhook.rotated"
+    WEBHOOK_REVOKED = "webhook.revoked"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.
