@@ -15,6 +15,7 @@ from fleet import services, webhooks
 from fleet.models import Deployment, Event, EventKind, Service, Webhook
 from fleet.spec import ServiceSpecSerializer
 from tests.conftest import api_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -264,3 +265,30 @@ def test_no_secret_reaches_the_logs(made, caplog, settings):
     assert call(made["url"], {"image": "Bad"}).status_code == 400
     assert APIClient().get(path_of(made["url"])).status_code == 405
     assert secret not in caplog.text
+
+
+@pytest.mark.lab
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_call_rolls_out_a_new_tag_on_the_lab_until_it_succeeds(fleet):
+    fleet.create(
+        "web",
+        replicas=2,
+        ports=[{"container": 80}],
+        update={"monitor": 0},
+        healthcheck={
+            "command": ["CMD", "wget", "-q", "-O", "-", "http://127.0.0.1/health"],
+            "interval": 0.5,
+            "timeout": 2,
+            "retries": 2,
+        },
+    )
+    wait_for(lambda: fleet.service("web")["healthy_replicas"] == 2, 60, message="web on 1")
+    made = fleet.api.post(HOOKS, {"name": "ci"}, format="json").json()
+    response = call(made["url"], {"tag": "2"})
+    assert response.status_code == 202, response.json()
+    deployment = fleet.wait_deployment(response.json()["deployment"], "succeeded")
+    assert deployment["spec"]["image"] == fleet.images["demo_v2"]
+    assert (deployment["actor"], deployment["via"]) == ("webhook:ci", "webhook")
+    containers = [(c, node) for node, cs in fleet.containers("web").items() for c in cs]
+    assert len(containers) == 2
+    assert {fleet.answers(container, node) for container, node in containers} == {"2"}
