@@ -292,3 +292,63 @@ def test_a_webhook_call_rolls_out_a_new_tag_on_the_lab_until_it_succeeds(fleet):
     containers = [(c, node) for node, cs in fleet.containers("web").items() for c in cs]
     assert len(containers) == 2
     assert {fleet.answers(container, node) for container, node in containers} == {"2"}
+
+
+def test_the_service_page_lists_webhooks_and_offers_changes_to_an_operator(made, client, operator):
+    client.force_login(operator)
+    page = client.get("/services/web/").content.decode()
+    assert 'data-form="webhook"' in page and "Make a webhook" in page
+    assert '<th scope="row">ci</th>' in page
+    assert f'data-url="/api/services/web/webhooks/{made["id"]}/rotate"' in page
+    assert made["url"].rsplit("/", 1)[1] not in page
+
+
+def test_the_service_page_shows_a_viewer_the_webhooks_without_the_controls(made, client, viewer):
+    client.force_login(viewer)
+    page = client.get("/services/web/").content.decode()
+    assert '<th scope="row">ci</th>' in page
+    assert 'data-form="webhook"' not in page and "webhook-rotate" not in page
+
+
+def test_the_admin_makes_a_webhook_and_shows_its_url_only_on_the_answer(web, client, operator):
+    client.force_login(operator)
+    assert client.get("/admin/fleet/webhook/add/").status_code == 200
+    response = client.post("/admin/fleet/webhook/add/", {"service": web.pk, "name": "cd"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    url = page.split("<code>", 1)[1].split("</code>", 1)[0]
+    assert url.startswith("http://testserver/hooks/deploy/")
+    assert call(url, {"tag": "v2"}).status_code == 202
+    for path in (
+        "/admin/fleet/webhook/",
+        f"/admin/fleet/webhook/{Webhook.objects.get().pk}/change/",
+    ):
+        shown = client.get(path)
+        assert shown.status_code == 200
+        assert (
+            "cd" in shown.content.decode() and url.rsplit("/", 1)[1] not in shown.content.decode()
+        )
+    again = client.post("/admin/fleet/webhook/add/", {"service": web.pk, "name": "cd"})
+    assert again.status_code == 200 and "already exists" in again.content.decode()
+    assert Webhook.objects.count() == 1
+    event = Event.objects.get(kind=EventKind.WEBHOOK_CREATED)
+    assert (event.actor, event.via) == ("operator", "admin")
+
+
+def test_the_admin_rotates_and_revokes_but_a_viewer_may_only_look(made, client, viewer, operator):
+    client.force_login(viewer)
+    assert client.get("/admin/fleet/webhook/").status_code == 200
+    assert client.get("/admin/fleet/webhook/add/").status_code == 403
+    before = state()
+    action = {"action": "rotate", "_selected_action": [made["id"]]}
+    client.post("/admin/fleet/webhook/", action)
+    assert state() == before
+    client.force_login(operator)
+    page = client.post("/admin/fleet/webhook/", action).content.decode()
+    new_url = page.split("<code>", 1)[1].split("</code>", 1)[0]
+    assert call(made["url"], {"tag": "v2"}).status_code == 404
+    assert call(new_url, {"tag": "v2"}).status_code == 202
+    client.post("/admin/fleet/webhook/", {**action, "action": "revoke"})
+    assert call(new_url, {"tag": "v3"}).status_code == 404
+    kinds = Event.objects.filter(via="admin").values_list("kind", flat=True)
+    assert sorted(kinds) == [EventKind.WEBHOOK_REVOKED, EventKind.WEBHOOK_ROTATED]
