@@ -182,6 +182,9 @@ def call(webhook, changes, address=""):
     Raises RateLimited, or services.ServiceError as the API's deploy does (nothing changes
     then: the claim is rolled back with the rest).
     """
+    # The webhook's row first, then the service's (deploy locks it): the order in which a
+    # service's final deletion takes them (Django deletes its webhooks first), so the two
+    # never wait on each other.
     claim(webhook)
     actor = Actor(name=webhook.actor_name, via="webhook", address=address)
     deployment, created = services.deploy_changes(webhook.service, changes, actor)
