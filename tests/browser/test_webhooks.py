@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 from fleet import services
 from fleet.models import Webhook
 from fleet.spec import ServiceSpecSerializer
+from tests.browser.test_overview import axe_violations
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -29,6 +30,7 @@ def test_an_operator_makes_rotates_and_revokes_a_webhook_without_a_reload(page, 
     first = page.inner_text("#webhook-url")
     assert first.startswith(f"{page.base}/hooks/deploy/")
     assert first.rsplit("/", 1)[1] not in page.inner_text("#webhook-list")
+    assert axe_violations(page) == []
 
     page.click("button[data-act=webhook-rotate]")
     page.wait_for_function(
