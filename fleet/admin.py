@@ -217,5 +217,6 @@ class EventAdmin(ReadOnlyAdmin):
     ordering = ["-created_at", "-id"]
 
 
-# Services, deployments and replicas register themselves in their own module; so do alerts.
-from . import admin_alerts, admin_services, admin_users  # noqa: E402, F401
+# Services, deployments and replicas register themselves in their own module; so do alerts
+# and webhooks.
+from . import admin_alerts, admin_services, admin_users, admin_webhooks  # noqa: E402, F401

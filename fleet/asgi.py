@@ -4,8 +4,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from .asgi_access import install as redact_webhook_secrets
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 django_asgi_app = get_asgi_application()
+redact_webhook_secrets()  # daphne's access log would write them: they are in the path
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

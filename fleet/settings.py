@@ -108,6 +108,12 @@ try:
     FLEET_ALERT_QUIET = _positive("FLEET_ALERT_QUIET", env.float, 60.0)
     FLEET_ALERT_TIMEOUT = _positive("FLEET_ALERT_TIMEOUT", env.float, 5.0)
     FLEET_ALERT_RETRIES = env.int("FLEET_ALERT_RETRIES", 4)
+    # Deploy webhooks: each takes at most FLEET_WEBHOOK_RATE calls per
+    # FLEET_WEBHOOK_RATE_WINDOW seconds (429 beyond), with bodies of at most
+    # FLEET_WEBHOOK_MAX_BODY bytes (413 beyond).
+    FLEET_WEBHOOK_RATE = _positive("FLEET_WEBHOOK_RATE", env.int, 6)
+    FLEET_WEBHOOK_RATE_WINDOW = _positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
+    FLEET_WEBHOOK_MAX_BODY = _positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 

@@ -2,12 +2,16 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from .api.hooks import DeployHook
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("fleet.api.urls")),
+    # Anything after the prefix reaches the view, which never logs it: it may be a secret.
+    re_path(r"^hooks/deploy/(?P<secret>.*)$", DeployHook.as_view(), name="hook-deploy"),
     path("", include("dashboard.urls")),
 ]

@@ -4,10 +4,12 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from ..validation import NAME_IN_URL
 from .alert_views import AlertChannelViewSet, DeliveryViewSet, IncidentViewSet
 from .auth import ObtainToken, TokenViewSet
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
+from .webhooks import WebhookViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -27,6 +29,7 @@ router.register("auth/tokens", TokenViewSet, basename="token")
 router.register("alert-channels", AlertChannelViewSet)
 router.register("incidents", IncidentViewSet)
 router.register("deliveries", DeliveryViewSet)
+router.register(rf"services/(?P<name>{NAME_IN_URL})/webhooks", WebhookViewSet, basename="webhook")
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),

@@ -5,6 +5,7 @@ from .events import SYSTEM, Actor, Event, EventKind
 from .nodes import Node, next_status
 from .services import Deployment, Replica, Service
 from .tokens import ApiToken
+from .webhooks import Webhook
 
 __all__ = [
     "SYSTEM",
@@ -21,5 +22,6 @@ __all__ = [
     "Node",
     "Replica",
     "Service",
+    "Webhook",
     "next_status",
 ]

@@ -63,6 +63,9 @@ class EventKind(models.TextChoices):
     # names its service or node, `new` the rule; alerts open and resolve an incident from it.
     METRIC_THRESHOLD_EXCEEDED = "metric.threshold_exceeded"
     METRIC_THRESHOLD_CLEARED = "metric.threshold_cleared"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_ROTATED = "webhook.rotated"
+    WEBHOOK_REVOKED = "webhook.revoked"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.

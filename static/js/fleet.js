@@ -231,6 +231,16 @@ function parseEnv(text, bareRemoves = false) {
   return env;
 }
 
+// A webhook's secret URL, shown once (the server keeps only its hash); the list fetched anew.
+async function showWebhook(made) {
+  document.getElementById("webhook-url").textContent = made.url;
+  document.getElementById("webhook-secret").hidden = false;
+  const response = await fetch(location.href, { credentials: "same-origin" });
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+  const list = fresh.getElementById("webhook-list");
+  if (response.ok && list) document.getElementById("webhook-list").replaceWith(list);
+}
+
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
   if (!button) return;
@@ -254,6 +264,16 @@ document.addEventListener("click", async (event) => {
       break;
     case "release-hold":
       await act(button, button.dataset.url, {}, `Lifting the hold on ${button.dataset.node}…`);
+      break;
+    case "webhook-rotate": {
+      const made = await act(button, button.dataset.url, {}, `Rotating webhook ${button.dataset.name}…`);
+      if (made) await showWebhook(made);
+      break;
+    }
+    case "webhook-revoke":
+      if (await act(button, button.dataset.url, {}, `Revoking webhook ${button.dataset.name}…`, "DELETE")) {
+        button.closest("tr").remove();
+      }
       break;
     case "logs":
       followLogs(Number(button.dataset.replica), button.dataset.slot);
@@ -302,6 +322,13 @@ document.addEventListener("submit", async (event) => {
     const created = await act(button, form.dataset.url, body, `Creating ${body.name}…`);
     // data-page is the page of a service named "x": the new service's page differs in its name.
     if (created) location.assign(form.dataset.page.replace(/[^/]+\/$/, `${encodeURIComponent(created.name)}/`));
+  } else if (form.dataset.form === "webhook") {
+    const name = form.elements.name.value.trim();
+    const made = await act(button, form.dataset.url, { name }, `Making webhook ${name}…`);
+    if (made) {
+      form.reset();
+      await showWebhook(made);
+    }
   } else if (form.dataset.form === "scale") {
     const replicas = Number(form.elements.replicas.value);
     await act(button, form.dataset.url, { replicas }, `Scaling ${service} to ${replicas}…`);

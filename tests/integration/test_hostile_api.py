@@ -15,13 +15,14 @@ from django.db import close_old_connections, transaction
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
-from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
+from fleet import webhooks
+from fleet.models import Deployment, Event, EventKind, Node, Replica, Service, Webhook
 from fleet.spec import ServiceSpecSerializer
 from tests.conftest import tls_material, token_for
 
 pytestmark = pytest.mark.django_db
 
-MODELS = (Node, Service, Deployment, Replica, Event)
+MODELS = (Node, Service, Deployment, Replica, Event, Webhook)
 # Names the fixture creates; most generated path names are swapped for one of these so
 # that requests reach the validation of a real object rather than stopping at a 404.
 EXISTING = {"/api/nodes/": "n1", "/api/services/": "web"}
@@ -57,6 +58,8 @@ def fleet_rows(db):
     Replica.objects.create(service=service, deployment=good, slot=0, node=node)
     Event.objects.record(EventKind.SERVICE_CREATED, service=service, new="busybox:1")
     Event.objects.record(EventKind.SERVICE_SCALED, service=service, old="0", new="1")
+    # Without its event, which would change the event tests' counts.
+    Webhook.objects.create(service=service, name="ci", digest=webhooks.digest_of("x" * 43))
 
 
 @pytest.fixture
@@ -191,4 +194,37 @@ def test_labels_that_are_not_an_object_of_strings_are_a_400(api, fleet_rows, lab
     before = snapshot()
     response = api.patch("/api/nodes/n1/", {"labels": labels}, format="json")
     assert response.status_code == 400
+    assert snapshot() == before
+
+
+@pytest.fixture
+def hook(fleet_rows):
+    """The path of a real webhook of web: hostile bodies reach its validation."""
+    _, secret = webhooks.create(Service.objects.get(name="web"), "hostile")
+    return f"/hooks/deploy/{secret}"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "status"),
+    [
+        ("null", "application/json", 400),
+        ("[]", "application/json", 400),
+        ('{"image": null}', "application/json", 400),
+        ('{"tag": "\\u0000"}', "application/json", 400),
+        ('{"env": {"A": "\\u0000"}}', "application/json", 400),
+        ('{"env": {"A": 1}}', "application/json", 400),
+        ('{"image": "' + "a" * 300 + '"}', "application/json", 400),
+        ('{"tag": "v2", "tag": {}}', "application/json", 400),
+        ("\xff\xfe", "application/json", 400),
+        ("{" * 5000, "application/json", 400),
+        ('{"tag": "v2"}', "text/plain", 415),
+        ('{"tag": "v2"}', "multipart/form-data; boundary=x", 415),
+    ],
+)
+def test_a_hostile_body_at_a_real_webhook_is_refused_and_changes_nothing(
+    client, hook, body, kind, status
+):
+    before = snapshot()
+    response = client.post(hook, body.encode("latin-1"), content_type=kind)
+    assert response.status_code == status, response.content
     assert snapshot() == before
