@@ -4,6 +4,7 @@ from celery import shared_task
 
 from . import health, reconcile
 from .converge import converge
+from .metrics import store, thresholds
 
 
 @shared_task
@@ -34,3 +35,15 @@ def converge_node_services(node_id):
 def run_reconcile():
     """The safety net (beat runs this every FLEET_RECONCILE_INTERVAL seconds)."""
     reconcile.run()
+
+
+@shared_task
+def roll_up_metrics():
+    """Roll raw samples up into 5-minute buckets and prune old ones (beat: every minute)."""
+    store.roll_up()
+
+
+@shared_task
+def check_metric_thresholds():
+    """Record thresholds that began or stopped holding (beat: every 30 s)."""
+    thresholds.check_all()

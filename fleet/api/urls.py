@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from .auth import ObtainToken, TokenViewSet
+from .metrics_views import MetricThresholdViewSet, NodeMetricsView, ServiceMetricsView
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
 
@@ -23,6 +24,7 @@ router.register("events", EventViewSet)
 router.register("services", ServiceViewSet, basename="service")
 router.register("deployments", DeploymentViewSet)
 router.register("auth/tokens", TokenViewSet, basename="token")
+router.register("metric-thresholds", MetricThresholdViewSet)
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),
@@ -36,5 +38,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("nodes/<str:name>/metrics/", NodeMetricsView.as_view(), name="node-metrics"),
+    path("services/<str:name>/metrics/", ServiceMetricsView.as_view(), name="service-metrics"),
     *router.urls,
 ]

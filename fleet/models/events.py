@@ -56,6 +56,8 @@ class EventKind(models.TextChoices):
     USER_ROLE_CHANGED = "user.role_changed"
     USER_TOKEN_CREATED = "user.token_created"
     USER_TOKEN_REVOKED = "user.token_revoked"
+    METRIC_THRESHOLD_EXCEEDED = "metric.threshold_exceeded"
+    METRIC_THRESHOLD_CLEARED = "metric.threshold_cleared"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.
