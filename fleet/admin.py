@@ -207,4 +207,4 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 # Services, deployments and replicas register themselves in their own module.
-from . import admin_services, admin_users  # noqa: E402, F401
+from . import admin_metrics, admin_services, admin_users  # noqa: E402, F401

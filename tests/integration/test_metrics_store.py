@@ -236,3 +236,15 @@ def test_threshold_rules_are_validated_and_only_admins_make_them(web, api, viewe
     assert MetricThreshold.objects.count() == 1
     assert api_for(viewer).get("/api/metric-thresholds/").json()[0]["service"] == "web"
     assert api_for(operator).post("/api/metric-thresholds/", body, format="json").status_code == 403
+
+
+def test_the_admin_refuses_a_threshold_on_both_a_service_and_a_node(web, admin_client):
+    node, service = web
+    form = {"metric": "cpu", "above": "80", "minutes": "5", "enabled": "on"}
+    url = "/admin/fleet/metricthreshold/add/"
+    both = admin_client.post(url, {**form, "service": service.pk, "node": node.pk})
+    assert both.status_code == 200 and "one service or one node" in both.content.decode()
+    assert not MetricThreshold.objects.exists()
+    made = admin_client.post(url, {**form, "service": service.pk})
+    assert made.status_code == 302
+    assert MetricThreshold.objects.get().service == service
