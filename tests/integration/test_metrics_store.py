@@ -248,3 +248,25 @@ def test_the_admin_refuses_a_threshold_on_both_a_service_and_a_node(web, admin_c
     made = admin_client.post(url, {**form, "service": service.pk})
     assert made.status_code == 302
     assert MetricThreshold.objects.get().service == service
+
+
+def test_a_round_goes_live_as_one_message_and_the_overview_shows_use_beside_reservations(
+    web, client, viewer
+):
+    from fleet.metrics.latest import round_message
+
+    node, service = web
+    t = int(time.time()) - 2
+    write(node, service, t, [25, 75])
+    data, html = round_message(f"{node.pk}:{t}")
+    assert html == "" and (data["node"], data["t"]) == ("n1", t)
+    assert data["total"]["cpu"] == 100 and data["total"]["cpus"] == 2
+    assert [(r["service"], r["slot"], r["cpu"]) for r in data["replicas"]] == [
+        ("web", 1, 25),
+        ("web", 2, 75),
+    ]
+    assert round_message("x:y") == (None, "")
+    client.force_login(viewer)
+    page = client.get("/").content.decode()
+    row = page[page.index('id="node-n1"') :]
+    assert "1 used" in row and "200.0\xa0MB used" in row and "reserved of 2" in row, row[:1500]
