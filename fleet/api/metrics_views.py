@@ -1,5 +1,6 @@
 """REST API for metrics: a node's or a service's series over a range, and threshold rules."""
 
+import math
 import time
 from datetime import UTC, datetime
 
@@ -32,22 +33,27 @@ RANGE_PARAMETERS = [
 ]
 
 
+LAST_MOMENT = 253402300799  # 9999-12-31T23:59:59Z
+
+
 def _moment(value, name):
     """Epoch seconds from an ISO 8601 time (UTC when it names no zone) or from epoch seconds."""
     text = str(value).strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        parsed = parse_datetime(text)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise ValidationError({name: ["Not a time: give ISO 8601 or epoch seconds."]})
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValidationError({name: ["Not a time: give ISO 8601 or epoch seconds."]}) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        seconds = parsed.timestamp()
+    if not (math.isfinite(seconds) and 0 <= seconds <= LAST_MOMENT):
+        raise ValidationError({name: ["Not a time between 1970 and 9999."]})
+    return seconds
 
 
 def range_plan(query):
@@ -206,6 +212,8 @@ class MetricThresholdSerializer(StrictMixin, serializers.ModelSerializer):
             raise ValidationError(
                 {"non_field_errors": ["A threshold applies to one service or one node: name one."]}
             )
+        if merged["above"] is not None and not math.isfinite(merged["above"]):
+            raise ValidationError({"above": ["A finite number of percent."]})
         if merged["metric"] == MetricThreshold.Metric.MEMORY and (merged["above"] or 0) > 100:
             raise ValidationError({"above": ["Memory cannot be above 100% of its limit."]})
         return attrs

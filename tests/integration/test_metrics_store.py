@@ -128,6 +128,9 @@ def test_a_service_series_gives_each_replica_and_their_sum_per_step(web, api):
     ("query", "field"),
     [
         ("since=yesterday", "since"),
+        ("since=nan", "since"),
+        ("until=1e400", "until"),
+        ("since=-5", "since"),
         ("until=2026-13-40T00:00:00", "until"),
         ("step=ten", "step"),
         ("step=0", "non_field_errors"),
@@ -227,6 +230,7 @@ def test_threshold_rules_are_validated_and_only_admins_make_them(web, api, viewe
         ({**body, "metric": "memory", "above": 150}, "above"),
         ({**body, "minutes": 0}, "minutes"),
         ({**body, "metric": "disk"}, "metric"),
+        ({**body, "above": "NaN"}, "above"),
         ({**body, "service": "nope"}, "service"),
         ({**body, "exceeded_since": "2026-01-01T00:00:00Z"}, "exceeded_since"),
     ]
