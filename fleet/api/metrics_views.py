@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -84,6 +85,13 @@ def range_plan(query):
         raise ValidationError({"non_field_errors": [str(exc)]}) from None
 
 
+class ReadOnly(ActionPermission):
+    """Reading needs the model's view permission; no other method is allowed to anyone."""
+
+    def has_permission(self, request, view):
+        return request.method in SAFE_METHODS and super().has_permission(request, view)
+
+
 def _values():
     return serializers.ListField(child=serializers.FloatField(allow_null=True))
 
@@ -155,8 +163,9 @@ def _answer(plan, found):
 class NodeMetricsView(APIView):
     """A node's CPU, memory and containers over a range, and each replica's on it."""
 
-    permission_classes = [ActionPermission]
+    permission_classes = [ReadOnly]
     read_model = Node
+    http_method_names = ["get", "head", "options"]
 
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: NodeSeriesSerializer})
     def get(self, request, name):
@@ -168,8 +177,9 @@ class NodeMetricsView(APIView):
 class ServiceMetricsView(APIView):
     """A service's CPU, memory, network and disk I/O over a range: each replica and the sum."""
 
-    permission_classes = [ActionPermission]
+    permission_classes = [ReadOnly]
     read_model = Service
+    http_method_names = ["get", "head", "options"]
 
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: ServiceSeriesSerializer})
     def get(self, request, name):
