@@ -74,6 +74,7 @@ function draw(state, body) {
     state.plots.set(chart, new uPlot(options(chart, pairs.map(([label]) => label), width), data, holder));
   }
   const points = body.times.length;
+  state.section.dataset.points = String(points);
   state.status.textContent =
     `${points} points, one per ${body.step} s (${body.source === "raw" ? "samples" : "5-minute rollups"})` +
     (state.range <= LIVE_RANGE ? "; new samples appear as they are taken." : ".");
@@ -142,6 +143,8 @@ function append(state, round) {
     const pairs = seriesOf(state.kind, holder.dataset.chart, body);
     state.plots.get(holder.dataset.chart)?.setData([body.times, ...pairs.map(([, values]) => values)]);
   }
+  state.section.dataset.points = String(body.times.length);
+  state.section.dataset.newest = String(t);
 }
 
 function setUp(section) {

@@ -1,0 +1,52 @@
+"""Usage charts in a real browser: drawn from the API, and the last hour appended live."""
+
+import time
+
+import pytest
+
+from fleet.metrics import store
+from fleet.metrics.readings import Usage
+from fleet.models import Node, Service
+from tests.browser.conftest import screenshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def write(node, service, t, cpus):
+    rows = [
+        (
+            {"service_id": service.pk, "slot": slot},
+            Usage(cpu, 64 << 20, 1 << 30, 500.0, 200.0, 0, 0),
+        )
+        for slot, cpu in enumerate(cpus, start=1)
+    ]
+    store.write_round(node.pk, t, rows)
+
+
+def test_a_service_page_draws_its_usage_and_appends_each_round_as_it_arrives(page):
+    violations = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
+    node = Node.objects.create(name="n1", endpoint="unix:///nowhere.sock", cpus=2)
+    service = Service.objects.create(name="web", replicas=2)
+    now = int(time.time()) // 10 * 10
+    for i in range(1, 7):
+        write(node, service, now - 60 + 10 * i, [20, 30])
+    page.goto(f"{page.base}/services/web/")
+    page.wait_for_function("() => document.body.dataset.live === 'on'")
+    page.wait_for_selector("section[data-charts][data-points]")
+    assert page.locator("section[data-charts] .uplot canvas").count() == 3
+    legend = page.locator("[data-chart=cpu] .u-legend").inner_text()
+    assert "all replicas" in legend and "web.1" in legend and "web.2" in legend
+    before = int(page.get_attribute("section[data-charts]", "data-points"))
+
+    write(node, service, now + 10, [40, 50])  # the next round, pushed over the socket
+    page.wait_for_function(
+        f"() => document.querySelector('section[data-charts]').dataset.newest === '{now + 10}'"
+    )
+    assert int(page.get_attribute("section[data-charts]", "data-points")) >= before
+    page.click("button[data-range='86400']")
+    page.wait_for_function(
+        "() => document.querySelector('[data-chart-status]').textContent.includes('rollups')"
+    )
+    screenshot(page, "service-usage")
+    assert not violations, violations
