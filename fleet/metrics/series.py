@@ -71,7 +71,8 @@ def plan(since, until, step, now, interval, raw_hours, rollup_days):
             f"A step of {step} s gives {math.ceil(span / step)} points; at most {MAX_POINTS}: "
             "ask for a longer step or a shorter range."
         )
-    return Plan(int(since), int(until), int(step), "raw" if raw else "rollup")
+    # A round at the very second `until` falls in is in (a default until is "now").
+    return Plan(int(since), math.ceil(until), int(step), "raw" if raw else "rollup")
 
 
 def _aggregates(metrics):

@@ -29,17 +29,17 @@ def test_a_half_cpu_busy_loop_shows_half_a_core_each_interval_and_a_frozen_engin
     fleet.converged("burn", 1)
     # The first round of a container only keeps its reading: a share of a core needs two.
     wait_for(
-        lambda: ReplicaSample.objects.filter(service__name="burn").count() >= 3,
-        5 * interval,
+        lambda: ReplicaSample.objects.filter(service__name="burn").count() >= 2,
+        4 * interval,
         0.5,
-        message="three samples of the busy replica",
+        message="two samples of the busy replica",
     )
     now = time.time()
-    answer = api.get(f"/api/services/burn/metrics/?since={now - 6 * interval}&until={now}")
+    answer = api.get(f"/api/services/burn/metrics/?since={now - 4 * interval}")
     assert answer.status_code == 200, answer.json()
     body = answer.json()
     cpu = [v for v in body["replicas"][0]["cpu"] if v is not None]
-    assert len(cpu) >= 3, body
+    assert len(cpu) >= 2, body
     assert all(40 <= v <= 60 for v in cpu), f"half a CPU read as {cpu}% of one core"
     assert body["total"]["cpu"] == body["replicas"][0]["cpu"]
     memory = [v for v in body["replicas"][0]["memory"] if v is not None]
@@ -57,7 +57,7 @@ def test_a_half_cpu_busy_loop_shows_half_a_core_each_interval_and_a_frozen_engin
     late = []
     try:
         seen = {name: set(node_rounds(name, stopped_at)) for name in others}
-        while time.time() < stopped_at + 3 * interval + 1:
+        while time.time() < stopped_at + 2 * interval + 1:
             for name in others:
                 for t in set(node_rounds(name, stopped_at)) - seen[name]:
                     seen[name].add(t)
@@ -70,12 +70,12 @@ def test_a_half_cpu_busy_loop_shows_half_a_core_each_interval_and_a_frozen_engin
         os.kill(pid, signal.SIGCONT)
     for name in others:
         rounds = sorted(seen[name])
-        assert len(rounds) >= 3, f"{name} sampled only at {rounds} while {frozen} was frozen"
+        assert len(rounds) >= 2, f"{name} sampled only at {rounds} while {frozen} was frozen"
         assert {b - a for a, b in zip(rounds, rounds[1:], strict=False)} == {interval}, rounds
     assert not late, f"rounds written late while {frozen} was frozen: {late}"
     assert frozen_rounds == [], "a frozen engine cannot have been sampled"
     busy = ReplicaSample.objects.filter(service__name="burn", t__gte=stopped_at)
-    assert busy.count() >= 3
+    assert busy.count() >= 2
     wait_for(
         lambda: Node.objects.get(name=frozen).status == "ready",
         15,
