@@ -62,8 +62,9 @@ function options(chart, labels, width) {
 
 function draw(state, body) {
   state.body = body;
-  // Rounds up to the answer's last step are in it: only later ones are appended.
-  state.loadedUntil = body.times.length ? body.times[body.times.length - 1] : 0;
+  // Rounds up to the answer's last step with data are in it: only later ones are appended.
+  const filled = body.times.filter((_, i) => Object.values(body.total).some((v) => v[i] != null));
+  state.loadedUntil = filled.length ? filled[filled.length - 1] : 0;
   for (const holder of state.section.querySelectorAll("[data-chart]")) {
     const chart = holder.dataset.chart;
     const pairs = seriesOf(state.kind, chart, body);

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.conf import settings
 
 from fleet.metrics import store
 from fleet.metrics.readings import Usage
@@ -23,11 +24,17 @@ def write(node, service, t, cpus):
     store.write_round(node.pk, t, rows)
 
 
-def test_a_service_page_draws_its_usage_and_appends_each_round_as_it_arrives(page):
+def test_a_service_page_draws_its_usage_and_appends_each_round_as_it_arrives(page, api):
     violations = []
     page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
     node = Node.objects.create(name="n1", endpoint="unix:///nowhere.sock", cpus=2)
-    service = Service.objects.create(name="web", replicas=2)
+    made = api.post(
+        "/api/services/",
+        {"name": "web", "image": settings.FLEET_DEFAULT_IMAGE, "replicas": 0},
+        format="json",
+    )
+    assert made.status_code == 201, made.json()
+    service = Service.objects.get(name="web")
     now = int(time.time()) // 10 * 10
     for i in range(1, 7):
         write(node, service, now - 60 + 10 * i, [20, 30])
