@@ -13,8 +13,8 @@ likewise. Rows written per minute are counted in the database; its growth per da
 is the sampling window's growth (SQLite's pages in use after a checkpoint, or
 PostgreSQL's sizes of the metrics tables) scaled to a day. Then a 30-replica
 service gets 24 h of samples written straight into the database (raw rows for
-every 10 s and the 5-minute rollups, as 24 h of sampling leaves them) and GET /api/services/{name}/metrics/ for the last 24 h (the
-chart's request) is timed.
+every 10 s and the 5-minute rollups, as 24 h of sampling leaves them), and
+GET /api/services/{name}/metrics/ for the last 24 h (the chart's request) is timed.
 
     python -m bench.metrics [--replicas 300] [--minutes 10] [--baseline-minutes 2]
                             [--chart-replicas 30]
