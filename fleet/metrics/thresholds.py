@@ -98,6 +98,11 @@ def _record(rule, kind, value_text):
 
 
 def check_all(now=None):
-    """Check every enabled rule."""
-    rules = MetricThreshold.objects.filter(enabled=True).select_related("service", "node")
-    return {rule.pk: check(rule, now) for rule in rules}
+    """Check every enabled rule; a rule disabled while it held is cleared."""
+    rules = MetricThreshold.objects.select_related("service", "node")
+    for rule in rules.filter(enabled=False, exceeded_since__isnull=False):
+        if MetricThreshold.objects.filter(pk=rule.pk, exceeded_since__isnull=False).update(
+            exceeded_since=None
+        ):
+            _record(rule, EventKind.METRIC_THRESHOLD_CLEARED, "rule disabled")
+    return {rule.pk: check(rule, now) for rule in rules.filter(enabled=True)}

@@ -44,6 +44,9 @@ def test_a_half_cpu_busy_loop_shows_half_a_core_each_interval_and_a_frozen_engin
     assert body["total"]["cpu"] == body["replicas"][0]["cpu"]
     memory = [v for v in body["replicas"][0]["memory"] if v is not None]
     assert memory and all(0 < v < 64 << 20 for v in memory)
+    # Every node is sampled, replicas or not; the engine's disk use comes with the first round.
+    assert set(NodeSample.objects.values_list("node__name", flat=True)) == set(fleet.engines)
+    assert NodeSample.objects.filter(disk__gt=0).exists()
     times = sorted(ReplicaSample.objects.filter(service__name="burn").values_list("t", flat=True))
     assert {b - a for a, b in zip(times, times[1:], strict=False)} == {interval}
 

@@ -209,6 +209,19 @@ def test_a_threshold_is_recorded_once_when_it_holds_and_once_when_it_clears(web)
     assert threshold.exceeded_since is None
 
 
+def test_a_threshold_disabled_while_it_holds_is_cleared(web):
+    node, service = web
+    threshold = rule(service=service, minutes=1)
+    now = int(time.time())
+    for i in range(7):
+        write(node, service, now - 60 + 10 * i, [99, 99])
+    assert thresholds.check_all(now) == {threshold.pk: thresholds.EXCEEDED}
+    MetricThreshold.objects.filter(pk=threshold.pk).update(enabled=False)
+    assert thresholds.check_all(now + 1) == {}
+    cleared = Event.objects.get(kind=EventKind.METRIC_THRESHOLD_CLEARED)
+    assert "rule disabled" in cleared.reason
+
+
 def test_a_node_memory_threshold_reads_use_against_the_nodes_memory(web):
     node, service = web
     threshold = rule(node=node, metric="memory", above=1, minutes=1)
