@@ -9,6 +9,7 @@ const COLORS = ["#0b5cad", "#1a7f37", "#9a6700", "#8250df", "#b42318", "#0a7e8c"
 const LIVE_RANGE = 3600; // seconds: ranges up to this read raw samples and follow the socket
 const REFETCH_MS = 300000;
 const charts = new Map(); // section element -> its state
+const FLOOR = { cpu: 10, memory: 1 << 20, network: 1024 };
 
 const percent = (value) => (value == null ? "–" : `${value.toFixed(1)}%`);
 function bytes(value) {
@@ -45,7 +46,8 @@ function options(chart, labels, width) {
   return {
     width,
     height: 200,
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max, chart === "cpu" ? 10 : 1)] } },
+    // From zero, and never flatter than 10% of a core, 1 MiB or 1 KiB/s (an idle chart reads as idle).
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max((max ?? 0) * 1.1, FLOOR[chart])] } },
     axes: [{}, { values: (u, ticks) => ticks.map(format), size: 80 }],
     series: [
       {},

@@ -8,7 +8,7 @@ from django.conf import settings
 from fleet.metrics import store
 from fleet.metrics.readings import Usage
 from fleet.models import Node, Service
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import SCREENSHOTS, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +51,7 @@ def test_a_service_page_draws_its_usage_and_appends_each_round_as_it_arrives(pag
         f"() => document.querySelector('section[data-charts]').dataset.newest === '{now + 10}'"
     )
     assert int(page.get_attribute("section[data-charts]", "data-points")) >= before
+    page.locator("section[data-charts]").screenshot(path=str(SCREENSHOTS / "usage-hour.png"))
     page.click("button[data-range='86400']")
     page.wait_for_function(
         "() => document.querySelector('[data-chart-status]').textContent.includes('rollups')"
