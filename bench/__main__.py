@@ -1,6 +1,7 @@
 """Run every benchmark against one bench stack, print one table, write bench/results.json.
 
     python -m bench [--runs 3] [--kills 60] [--clients 500] [--only scale,fan-out]
+                    [--metrics-replicas 300] [--metrics-minutes 10]
 
 Freshness, scale, fan-out and node loss share one Fleet stack (its own Redis,
 lab "b", database, worker, beat, watch and web server, at Fleet's default
@@ -8,7 +9,7 @@ settings; BENCH_LAB_NAME, BENCH_LAB_SUBNET and BENCH_REDIS_URL move it), each
 leaving it as it found it; the read path runs afterwards, in this process, on the
 same database. A benchmark that fails is reported as a failed row and the others
 still run. Node loss, with its Swarm references and stalls, takes about 5.5
-minutes a run (some 16 minutes for the default 3).
+minutes a run (some 16 minutes for the default 3); metrics some 15 minutes.
 """
 
 import argparse
@@ -16,7 +17,7 @@ import sys
 import time
 import traceback
 
-from bench import fanout, freshness, nodeloss, readpath, scale
+from bench import fanout, freshness, metrics, nodeloss, readpath, scale
 from bench.harness import (
     all_rows,
     fleet_stack,
@@ -47,6 +48,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="runs of scale and node loss")
     parser.add_argument("--kills", type=int, default=60, help="kills for freshness")
     parser.add_argument("--clients", type=int, default=500, help="sockets for fan-out")
+    parser.add_argument("--metrics-replicas", type=int, default=300, help="replicas sampled")
+    parser.add_argument("--metrics-minutes", type=float, default=10.0, help="minutes sampled")
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
     options = parser.parse_args()
     wanted = set(filter(None, options.only.split(","))) or {
@@ -54,6 +57,7 @@ def main():
         "scale",
         "fan-out",
         "node loss",
+        "metrics",
         "read path",
     }
     raise_fd_limit()
@@ -63,6 +67,11 @@ def main():
         ("scale", scale.measure, {"runs": options.runs}),
         ("fan-out", fanout.measure, {"clients": options.clients}),
         ("node loss", nodeloss.measure, {"runs": options.runs}),
+        (
+            "metrics",
+            metrics.measure,
+            {"replicas": options.metrics_replicas, "minutes": options.metrics_minutes},
+        ),
     ]
     if wanted & {name for name, _, _ in on_stack}:
         with fleet_stack() as stack:

@@ -19,6 +19,14 @@ from . import fragments, overview
 from .fragments import with_reservations, with_strips
 
 RECENT_EVENTS = 20  # lines of a feed, repeats folded
+# The usage charts' ranges (seconds, label); the first is shown on a plain GET.
+USAGE_RANGES = [
+    (3600, "1 h"),
+    (6 * 3600, "6 h"),
+    (86400, "24 h"),
+    (7 * 86400, "7 d"),
+    (30 * 86400, "30 d"),
+]
 
 
 class FleetReadMixin(LoginRequiredMixin, PermissionRequiredMixin):
@@ -82,6 +90,7 @@ class NodeDetailView(FleetReadMixin, DetailView):
             events=events,
             replicas=replicas.order_by("service__name", "slot"),
             availabilities=Node.Availability.choices,
+            usage_ranges=USAGE_RANGES,
             can_change=self.request.user.has_perm("fleet.change_node"),
             **kwargs,
         )
@@ -126,6 +135,7 @@ class ServiceDetailView(FleetReadMixin, DetailView):
             max_replicas=settings.FLEET_MAX_REPLICAS,
             can_change=self.request.user.has_perm("fleet.change_service"),
             deployments=service.deployments.all()[:20],
+            usage_ranges=USAGE_RANGES,
             events=Event.objects.filter(service_name=service.name).folded(RECENT_EVENTS),
             **kwargs,
         )

@@ -217,6 +217,6 @@ class EventAdmin(ReadOnlyAdmin):
     ordering = ["-created_at", "-id"]
 
 
-# Services, deployments and replicas register themselves in their own module; so do alerts
-# and webhooks.
-from . import admin_alerts, admin_services, admin_users, admin_webhooks  # noqa: E402, F401
+# Services, deployments and replicas register themselves in their own module; so do alerts,
+# metric thresholds and webhooks.
+from . import admin_alerts, admin_metrics, admin_services, admin_users, admin_webhooks  # noqa: E402, F401

@@ -21,7 +21,7 @@ VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
 GROUP_NAMES = {VIEWER: "Viewers", OPERATOR: "Operators", ADMIN: "Admins"}
 
-FLEET_MODELS = ("node", "service", "deployment", "replica", "event")
+FLEET_MODELS = ("node", "service", "deployment", "replica", "event", "metricthreshold")
 ALERT_MODELS = ("alertchannel", "incident", "alert", "delivery")
 READ = [f"fleet.view_{model}" for model in FLEET_MODELS + ALERT_MODELS]
 OPERATE = ["fleet.add_service", "fleet.change_service", "fleet.delete_service"]

@@ -114,6 +114,14 @@ try:
     FLEET_WEBHOOK_RATE = _positive("FLEET_WEBHOOK_RATE", env.int, 6)
     FLEET_WEBHOOK_RATE_WINDOW = _positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
     FLEET_WEBHOOK_MAX_BODY = _positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
+    # Metrics (README "Metrics"): every running replica and node sampled every INTERVAL
+    # seconds by the watch, at most CONCURRENCY stats calls in flight per node, each given
+    # TIMEOUT seconds; raw samples kept RAW_HOURS, 5-minute rollups ROLLUP_DAYS.
+    FLEET_METRICS_INTERVAL = _positive("FLEET_METRICS_INTERVAL", env.float, 10.0)
+    FLEET_METRICS_CONCURRENCY = _positive("FLEET_METRICS_CONCURRENCY", env.int, 2)
+    FLEET_METRICS_TIMEOUT = _positive("FLEET_METRICS_TIMEOUT", env.float, 3.0)
+    FLEET_METRICS_RAW_HOURS = _positive("FLEET_METRICS_RAW_HOURS", env.float, 24.0)
+    FLEET_METRICS_ROLLUP_DAYS = _positive("FLEET_METRICS_ROLLUP_DAYS", env.float, 30.0)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
@@ -372,6 +380,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fleet.tasks.check_alert_conditions",
         "schedule": FLEET_ALERT_CHECK_INTERVAL,
         "options": {"expires": FLEET_ALERT_CHECK_INTERVAL},
+    },
+    "metrics-rollup": {
+        "task": "fleet.tasks.roll_up_metrics",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "metrics-thresholds": {
+        "task": "fleet.tasks.check_metric_thresholds",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
     },
 }
 

@@ -5,6 +5,7 @@ from celery import shared_task
 from . import health, reconcile
 from .alerts import delivery, incidents
 from .converge import converge
+from .metrics import store, thresholds
 
 
 @shared_task
@@ -53,3 +54,15 @@ def check_alert_conditions():
 def deliver_alert(alert_id, channel_id, attempt=1):
     """Send one alert to one channel, one attempt (retries are queued by the attempt)."""
     delivery.deliver(alert_id, channel_id, attempt)
+
+
+@shared_task
+def roll_up_metrics():
+    """Roll raw samples up into 5-minute buckets and prune old ones (beat: every minute)."""
+    store.roll_up()
+
+
+@shared_task
+def check_metric_thresholds():
+    """Record thresholds that began or stopped holding (beat: every 30 s)."""
+    thresholds.check_all()

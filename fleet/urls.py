@@ -1,8 +1,11 @@
-"""Top-level URLs: the dashboard at /, the admin at /admin/, the API at /api/."""
+"""Top-level URLs: the dashboard at /, the admin at /admin/, the API at /api/ (and
+Prometheus' scrape at /metrics)."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+
+from fleet.api.prometheus import PrometheusMetricsView
 
 from .api.hooks import DeployHook
 
@@ -13,5 +16,6 @@ urlpatterns = [
     path("api/", include("fleet.api.urls")),
     # Anything after the prefix reaches the view, which never logs it: it may be a secret.
     re_path(r"^hooks/deploy/(?P<secret>.*)$", DeployHook.as_view(), name="hook-deploy"),
+    path("metrics", PrometheusMetricsView.as_view(), name="prometheus-metrics"),
     path("", include("dashboard.urls")),
 ]

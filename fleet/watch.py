@@ -1,7 +1,8 @@
 """Docker events of every node -> observed state, and every node's liveness.
 
-`manage.py watch` keeps, per node, one events stream open in one thread and a
-prober in another. The prober pings the node every FLEET_NODE_PING_INTERVAL (a
+`manage.py watch` keeps, per node, one events stream open in one thread, a
+prober in another and a metrics sampler in a third (fleet/metrics/sampler.py).
+The prober pings the node every FLEET_NODE_PING_INTERVAL (a
 GET /_ping: cheap for the engine, and a database write only when something
 changes), so it is the watch that finds a node unreachable within about a
 second, probes it every second while it is, and marks it down once it has not
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from . import engine, health, observe, queue
+from .metrics.sampler import NodeSampler
 from .models import EventKind, Node, Replica
 
 # Events after which the replica's service needs work at once, not at the next reconcile.
@@ -51,6 +53,9 @@ class NodeWatch(threading.Thread):
         self.refresh_timer = None
         self.lock = threading.Lock()
         self.prober = threading.Thread(target=self.probe, name=f"ping-{node.name}", daemon=True)
+        # Metrics are sampled here, beside the pings: a thread per node already, and a
+        # frozen engine stalls only its own (fleet/metrics/sampler.py).
+        self.sampler = NodeSampler(node, self.stopping, self.answering)
 
     def stop(self):
         self.stopping.set()
@@ -66,6 +71,7 @@ class NodeWatch(threading.Thread):
 
     def run(self):
         self.prober.start()
+        self.sampler.start()
         try:
             while not self.stopping.is_set():
                 # A node that does not answer its pings would only hang a new stream.
@@ -75,6 +81,7 @@ class NodeWatch(threading.Thread):
                 self.stopping.wait(RECONNECT_DELAY)
         finally:
             self.prober.join(settings.FLEET_NODE_PING_TIMEOUT + 1)
+            self.sampler.join(settings.FLEET_METRICS_TIMEOUT + 1)
             connections.close_all()
 
     def probe(self):

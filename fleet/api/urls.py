@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from ..validation import NAME_IN_URL
 from .alert_views import AlertChannelViewSet, DeliveryViewSet, IncidentViewSet
 from .auth import ObtainToken, TokenViewSet
+from .metrics_views import MetricThresholdViewSet, NodeMetricsView, ServiceMetricsView
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
 from .webhooks import WebhookViewSet
@@ -30,6 +31,7 @@ router.register("alert-channels", AlertChannelViewSet)
 router.register("incidents", IncidentViewSet)
 router.register("deliveries", DeliveryViewSet)
 router.register(rf"services/(?P<name>{NAME_IN_URL})/webhooks", WebhookViewSet, basename="webhook")
+router.register("metric-thresholds", MetricThresholdViewSet)
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),
@@ -43,5 +45,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("nodes/<str:name>/metrics/", NodeMetricsView.as_view(), name="node-metrics"),
+    path("services/<str:name>/metrics/", ServiceMetricsView.as_view(), name="service-metrics"),
     *router.urls,
 ]

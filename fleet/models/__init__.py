@@ -2,6 +2,13 @@
 
 from .alerts import Alert, AlertChannel, AlertCursor, Delivery, Incident
 from .events import SYSTEM, Actor, Event, EventKind
+from .metrics import (
+    MetricThreshold,
+    NodeRollup,
+    NodeSample,
+    ReplicaRollup,
+    ReplicaSample,
+)
 from .nodes import Node, next_status
 from .services import Deployment, Replica, Service
 from .tokens import ApiToken
@@ -19,8 +26,13 @@ __all__ = [
     "Deployment",
     "Event",
     "EventKind",
+    "MetricThreshold",
     "Node",
+    "NodeRollup",
+    "NodeSample",
     "Replica",
+    "ReplicaRollup",
+    "ReplicaSample",
     "Service",
     "Webhook",
     "next_status",

@@ -1,0 +1,77 @@
+"""A container's stats document as plain counters: the Docker-free part of engine.stats().
+
+The Engine API answers GET /containers/{id}/stats with cgroup v1 or v2 names
+depending on the host; this reads either.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StatsReading:
+    """One container's cumulative counters at one moment, as a one-shot stats call reads them.
+
+    CPU is a counter (nanoseconds of CPU used), so a share of a core needs two readings:
+    fleet.metrics.readings turns consecutive readings into rates.
+    """
+
+    container_id: str
+    cpu_ns: int  # CPU time the container has used in all, nanoseconds
+    system_ns: int  # the host's CPU time in all (every core), nanoseconds
+    online_cpus: int
+    memory_bytes: int  # used, page cache not counted (as `docker stats` shows it)
+    memory_limit: int  # the container's limit, or the host's memory when it has none
+    net_rx: int  # bytes received in all, every interface
+    net_tx: int
+    blk_read: int  # bytes read from block devices in all
+    blk_write: int
+
+
+def _memory_used(memory):
+    stats = memory.get("stats") or {}
+    # cgroup v1 names the page cache total_inactive_file, v2 inactive_file.
+    cache = stats.get("total_inactive_file", stats.get("inactive_file", 0)) or 0
+    used = int(memory.get("usage") or 0)
+    return max(0, used - int(cache))
+
+
+def _block_io(blkio):
+    read = write = 0
+    for row in blkio.get("io_service_bytes_recursive") or []:
+        op = str(row.get("op", "")).lower()
+        if op == "read":
+            read += int(row.get("value") or 0)
+        elif op == "write":
+            write += int(row.get("value") or 0)
+    return read, write
+
+
+def stats_reading(container_id, raw):
+    """A StatsReading from the Engine API's stats document (a pure function, unit-tested)."""
+    cpu = raw.get("cpu_stats") or {}
+    usage = cpu.get("cpu_usage") or {}
+    memory = raw.get("memory_stats") or {}
+    networks = (raw.get("networks") or {}).values()
+    read, write = _block_io(raw.get("blkio_stats") or {})
+    return StatsReading(
+        container_id=container_id,
+        cpu_ns=int(usage.get("total_usage") or 0),
+        system_ns=int(cpu.get("system_cpu_usage") or 0),
+        online_cpus=int(cpu.get("online_cpus") or len(usage.get("percpu_usage") or []) or 1),
+        memory_bytes=_memory_used(memory),
+        memory_limit=int(memory.get("limit") or 0),
+        net_rx=sum(int(n.get("rx_bytes") or 0) for n in networks),
+        net_tx=sum(int(n.get("tx_bytes") or 0) for n in networks),
+        blk_read=read,
+        blk_write=write,
+    )
+
+
+def disk_bytes(df):
+    """Bytes on disk from GET /system/df: image layers, containers' own layers, volumes."""
+    images = int(df.get("LayersSize") or 0)
+    containers = sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or [])
+    volumes = sum(
+        max(0, int((v.get("UsageData") or {}).get("Size") or 0)) for v in df.get("Volumes") or []
+    )
+    return images + containers + volumes
