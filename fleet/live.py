@@ -113,6 +113,14 @@ def next_seq():
     return int(_redis_client().incr(SEQ_KEY))
 
 
+class _Batch(list):
+    """The distinct changes of one send, knowing how many were queued for them."""
+
+    def __init__(self, changes, gets):
+        super().__init__(changes)
+        self.gets = gets
+
+
 def _gather(last_sent):
     """Block for the next change; return it with whatever else arrives before the window ends.
 
@@ -120,12 +128,14 @@ def _gather(last_sent):
     quiet spell goes out at once, and during a burst at most every COALESCE seconds.
     """
     batch = {_pending.get(): None}
+    gets = 1
     deadline = last_sent + COALESCE
     while True:
         try:
             batch[_pending.get(timeout=max(0.0, deadline - time.monotonic()))] = None
+            gets += 1
         except queue.Empty:
-            return list(batch)
+            return _Batch(batch, gets)
 
 
 def _send_forever():
@@ -147,6 +157,20 @@ def _send_forever():
             log.exception("could not send %d live change(s)", len(changes))
         finally:
             connections.close_all()  # this thread's own; never left open between bursts
+            for _ in range(changes.gets):
+                _pending.task_done()
+
+
+def wait_idle(timeout):
+    """Wait until every change handed to this process's sender has been sent (or failed);
+    return whether it came to that within `timeout` seconds. For the tests, which must
+    not empty the database under a sender still reading it."""
+    deadline = time.monotonic() + timeout
+    while _pending.unfinished_tasks:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def envelope(kind, key):

@@ -10,6 +10,19 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _live_changes_sent(request):
+    """A test's live changes are sent before its database is emptied: the sender thread
+    reading rows while the flush truncates the tables can deadlock on PostgreSQL."""
+    marked = request.node.get_closest_marker("django_db")
+    if marked or "transactional_db" in request.fixturenames:
+        request.getfixturevalue("_django_db_helper")  # set up first, so emptied after this
+    yield
+    from fleet import live
+
+    live.wait_idle(10)
+
+
 @pytest.fixture
 def admin_user(db):
     from django.contrib.auth.models import User
