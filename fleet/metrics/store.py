@@ -99,19 +99,38 @@ def cutoffs(now, raw_hours, rollup_days):
     return int(now - raw_hours * 3600), int(now - rollup_days * 86400)
 
 
+# What every rollup keeps of its samples: how many, and CPU and memory as min/avg/max.
+SPREAD = {
+    "samples": Count("id"),
+    "cpu_min": Min("cpu"),
+    "cpu_avg": Avg("cpu"),
+    "cpu_max": Max("cpu"),
+    "memory_min": Min("memory"),
+    "memory_avg": Avg("memory"),
+    "memory_max": Max("memory"),
+}
+
+
+def _spread(row):
+    """A rollup's share of SPREAD, as its fields."""
+    return {
+        "samples": row["samples"],
+        "cpu_min": row["cpu_min"],
+        "cpu": row["cpu_avg"],
+        "cpu_max": row["cpu_max"],
+        "memory_min": row["memory_min"],
+        "memory": int(row["memory_avg"]),
+        "memory_max": row["memory_max"],
+    }
+
+
 def _roll_replicas(bucket):
     rows = (
         ReplicaSample.objects.filter(t__gte=bucket, t__lt=bucket + ROLLUP_SECONDS)
         .values("service_id", "slot")
         .annotate(
-            samples=Count("id"),
+            **SPREAD,
             node=Max("node_id"),
-            cpu_min=Min("cpu"),
-            cpu_avg=Avg("cpu"),
-            cpu_max=Max("cpu"),
-            memory_min=Min("memory"),
-            memory_avg=Avg("memory"),
-            memory_max=Max("memory"),
             memory_limit=Max("memory_limit"),
             net_rx=Avg("net_rx"),
             net_tx=Avg("net_tx"),
@@ -126,13 +145,7 @@ def _roll_replicas(bucket):
             service_id=row["service_id"],
             slot=row["slot"],
             node_id=row["node"],
-            samples=row["samples"],
-            cpu_min=row["cpu_min"],
-            cpu=row["cpu_avg"],
-            cpu_max=row["cpu_max"],
-            memory_min=row["memory_min"],
-            memory=int(row["memory_avg"]),
-            memory_max=row["memory_max"],
+            **_spread(row),
             memory_limit=row["memory_limit"],
             net_rx=row["net_rx"],
             net_tx=row["net_tx"],
@@ -150,13 +163,7 @@ def _roll_nodes(bucket):
         NodeSample.objects.filter(t__gte=bucket, t__lt=bucket + ROLLUP_SECONDS)
         .values("node_id")
         .annotate(
-            samples=Count("id"),
-            cpu_min=Min("cpu"),
-            cpu_avg=Avg("cpu"),
-            cpu_max=Max("cpu"),
-            memory_min=Min("memory"),
-            memory_avg=Avg("memory"),
-            memory_max=Max("memory"),
+            **SPREAD,
             memory_total=Max("memory_total"),
             cpus=Max("cpus"),
             containers=Max("containers"),
@@ -169,13 +176,7 @@ def _roll_nodes(bucket):
         NodeRollup(
             bucket=bucket,
             node_id=row["node_id"],
-            samples=row["samples"],
-            cpu_min=row["cpu_min"],
-            cpu=row["cpu_avg"],
-            cpu_max=row["cpu_max"],
-            memory_min=row["memory_min"],
-            memory=int(row["memory_avg"]),
-            memory_max=row["memory_max"],
+            **_spread(row),
             memory_total=row["memory_total"],
             cpus=row["cpus"],
             containers=row["containers"],
