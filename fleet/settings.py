@@ -1,8 +1,7 @@
 """Fleet settings: one module, fed by environment variables.
 
-Every value comes from the environment through environs' typed readers, which
-fail loudly on a value they cannot parse. Defaults are what `make run` needs on
-a fresh machine: SQLite in var/, Redis on localhost, three lab nodes.
+Every value comes from environs' typed readers, which fail loudly on a value they cannot
+parse. Defaults are what `make run` needs: SQLite in var/, Redis on localhost, 3 lab nodes.
 """
 
 import ipaddress
@@ -98,19 +97,16 @@ try:
     # host ports only in this range ("8000-8999"). Empty: anything.
     FLEET_ALLOWED_REGISTRIES = [r.lower() for r in env.list("FLEET_ALLOWED_REGISTRIES", [])]
     FLEET_PUBLISHED_PORTS = env.str("FLEET_PUBLISHED_PORTS", "")
-    # Alerts (see the README's "Alerts"): how often new events are read and conditions
-    # checked, how long a service may be short of replicas before it is an incident, how
-    # long an incident must stay clear before it is resolved, and delivery's timeout (per
-    # connect and per read) and retries.
+    # Alerts (README "Alerts"): reading and checking intervals, how long a service may be
+    # short before it is an incident, the quiet period, delivery's timeout and retries.
     FLEET_ALERT_INTERVAL = _positive("FLEET_ALERT_INTERVAL", env.float, 1.0)
     FLEET_ALERT_CHECK_INTERVAL = _positive("FLEET_ALERT_CHECK_INTERVAL", env.float, 5.0)
     FLEET_ALERT_DEGRADED_AFTER = _positive("FLEET_ALERT_DEGRADED_AFTER", env.float, 30.0)
     FLEET_ALERT_QUIET = _positive("FLEET_ALERT_QUIET", env.float, 60.0)
     FLEET_ALERT_TIMEOUT = _positive("FLEET_ALERT_TIMEOUT", env.float, 5.0)
     FLEET_ALERT_RETRIES = env.int("FLEET_ALERT_RETRIES", 4)
-    # Deploy webhooks: each takes at most FLEET_WEBHOOK_RATE calls per
-    # FLEET_WEBHOOK_RATE_WINDOW seconds (429 beyond), with bodies of at most
-    # FLEET_WEBHOOK_MAX_BODY bytes (413 beyond).
+    # Deploy webhooks: at most RATE calls per RATE_WINDOW seconds each (429 beyond), bodies
+    # of at most MAX_BODY bytes (413 beyond).
     FLEET_WEBHOOK_RATE = _positive("FLEET_WEBHOOK_RATE", env.int, 6)
     FLEET_WEBHOOK_RATE_WINDOW = _positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
     FLEET_WEBHOOK_MAX_BODY = _positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
@@ -118,9 +114,7 @@ try:
     # seconds by the watch, at most CONCURRENCY stats calls in flight per node, each given
     # TIMEOUT seconds; raw samples kept RAW_HOURS, 5-minute rollups ROLLUP_DAYS.
     FLEET_METRICS_INTERVAL = _positive("FLEET_METRICS_INTERVAL", env.float, 10.0)
-    # Docker 20.10 answers a one-shot stats call at its collector's next 1 s tick once any
-    # stats call is under way, serving every waiting call in that tick: calls in flight,
-    # not their speed, set how many replicas a round reaches (about CONCURRENCY a second).
+    # Calls in flight set how many replicas a round reaches (README "Metrics": 1 s ticks).
     FLEET_METRICS_CONCURRENCY = _positive("FLEET_METRICS_CONCURRENCY", env.int, 16)
     FLEET_METRICS_TIMEOUT = _positive("FLEET_METRICS_TIMEOUT", env.float, 3.0)
     FLEET_METRICS_RAW_HOURS = _positive("FLEET_METRICS_RAW_HOURS", env.float, 24.0)
