@@ -178,7 +178,7 @@ def run_parallel(calls):
     """
     if not calls:
         return
-    pool = ThreadPoolExecutor(max_workers=min(len(calls), 48))
+    pool = ThreadPoolExecutor(max_workers=min(len(calls), engine.POOL_SIZE))
     try:
         pending = {pool.submit(func, *args): _nodes_of(args) for func, *args in calls}
         while pending:

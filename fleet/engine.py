@@ -47,6 +47,11 @@ CALL_TIMEOUT = 60
 # engine that answers pings at once.
 API_VERSION = "1.41"
 LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
+# Calls one client may have in flight at once (containers.run_parallel's widest pool; the
+# metrics sampler's FLEET_METRICS_CONCURRENCY is below it). A smaller connection pool
+# discards the extra connections after each burst, so every burst paid new TLS handshakes
+# on the engine.
+POOL_SIZE = 48
 SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
 
 _clients = {}
@@ -121,6 +126,7 @@ def client(node, timeout):
             base_url=node.endpoint,
             version=API_VERSION,
             timeout=timeout,
+            max_pool_size=POOL_SIZE,
             tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
         )
     except (DockerException, requests.exceptions.RequestException) as exc:

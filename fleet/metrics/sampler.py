@@ -43,9 +43,9 @@ class NodeSampler(threading.Thread):
 
     def run(self):
         interval = settings.FLEET_METRICS_INTERVAL
-        pool = ThreadPoolExecutor(
-            settings.FLEET_METRICS_CONCURRENCY, thread_name_prefix=f"stats-{self.node.name}"
-        )
+        # No more calls in flight than the client keeps connections for (see engine.POOL_SIZE).
+        width = min(settings.FLEET_METRICS_CONCURRENCY, engine.POOL_SIZE)
+        pool = ThreadPoolExecutor(width, thread_name_prefix=f"stats-{self.node.name}")
         try:
             while not self.stopping.is_set():
                 start = readings.round_start(time.time(), interval) + interval
