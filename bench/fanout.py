@@ -7,6 +7,11 @@ message that shows the new availability. p50 / p99 over all clients and changes
 (aim: p99 < 1 s). Clients run in this one process on asyncio, so its
 file-descriptor limit is raised first.
 
+The floor runs next, on the same 500 sockets: a bare message put straight into the
+channel layer's "fleet" group (the group every dashboard socket is in) from this
+process, with no Fleet work behind it (no API call, database write or render), timed
+until every socket has it. What is left above the floor is Fleet's own work per change.
+
     python -m bench.fanout [--clients 500] [--changes 6]
 """
 
@@ -18,13 +23,17 @@ import math
 import time
 
 import websockets
+from channels_redis.core import RedisChannelLayer
 
-from bench.harness import api, percentile, raise_fd_limit, row, standalone
+from bench.cpu import Meter
+from bench.harness import ENV, api, percentile, raise_fd_limit, row, standalone
 
 AIM_P99_MS = 1000
 NODE = "lab-1"
 CONNECTING_AT_ONCE = 20
 ROUND_TIMEOUT = 10  # seconds a change may take to reach every socket before it counts as missed
+GROUP = "fleet"  # fleet.live.GROUP: every dashboard socket's group
+BARE = "bench.bare"  # the floor's message type, forwarded as it is by the socket's consumer
 
 
 class Round:
@@ -38,18 +47,23 @@ class Round:
         self.done = asyncio.Event()
         self.drops = 0  # connections the server closed while the benchmark ran
 
-    def begin(self, availability):
-        self.expected, self.arrivals, self.started = availability, [], time.perf_counter()
+    def begin(self, expected):
+        """Await a node message with this availability, or the bare message (BARE, seq)."""
+        self.expected, self.arrivals, self.started = expected, [], time.perf_counter()
         self.done.clear()
 
     def seen(self, message):
         """Note the arrival if this is the message the change awaits; True if it is."""
         data = message.get("data") or {}
-        if not (
-            message["type"] == "node"
-            and data.get("name") == NODE
-            and data.get("availability") == self.expected
-        ):
+        if message["type"] == BARE:
+            awaited = self.expected == (BARE, data.get("seq"))
+        else:
+            awaited = (
+                message["type"] == "node"
+                and data.get("name") == NODE
+                and data.get("availability") == self.expected
+            )
+        if not awaited:
             return False
         self.arrivals.append(time.perf_counter() - self.started)
         if len(self.arrivals) == self.clients:
@@ -84,7 +98,7 @@ async def client(stack, current, ready, gate):
         await asyncio.sleep(1)
 
 
-async def fan_out(stack, clients, changes):
+async def fan_out(stack, clients, changes, meter):
     current = Round(clients)
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
     connected = 0
@@ -102,6 +116,8 @@ async def fan_out(stack, clients, changes):
     connect_s = time.perf_counter() - started
     await asyncio.sleep(1)
     rounds, answered = [], []  # arrivals per change; when the API call returned
+    meter.start()
+    own = time.process_time()  # the 500 clients' own CPU (this process), measured apart
     for i in range(changes):
         action = "drain" if i % 2 == 0 else "activate"
         current.begin("drain" if action == "drain" else "active")
@@ -111,12 +127,33 @@ async def fan_out(stack, clients, changes):
             await asyncio.wait_for(current.done.wait(), ROUND_TIMEOUT)
         rounds.append([seconds * 1000 for seconds in current.arrivals])
         await asyncio.sleep(1)
+    meter.stop()
+    meter.clients = time.process_time() - own
     if changes % 2:
         await asyncio.to_thread(api, stack, "POST", f"/api/nodes/{NODE}/activate")
+    await asyncio.sleep(1)
+    layer = RedisChannelLayer(hosts=[{"address": ENV["REDIS_URL"]}])
+    bare = []
+    for seq in range(changes):
+        current.begin((BARE, seq))
+        message = {"type": BARE, "data": {"seq": seq, "name": NODE}}
+        await layer.group_send(GROUP, {"type": "fleet.message", "message": message})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(current.done.wait(), ROUND_TIMEOUT)
+        bare.append([seconds * 1000 for seconds in current.arrivals])
+        await asyncio.sleep(1)
+    await layer.close_pools()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return rounds, answered, connect_s, current.drops
+    return rounds, answered, connect_s, current.drops, bare
+
+
+def spread(rounds, clients):
+    """p50 and p99 over every arrival; a message that never came counts as slower than any."""
+    missed = sum(clients - len(arrivals) for arrivals in rounds)
+    everything = [ms for arrivals in rounds for ms in arrivals] + [math.inf] * missed
+    return percentile(everything, 50), percentile(everything, 99), missed
 
 
 def shown(ms):
@@ -125,11 +162,11 @@ def shown(ms):
 
 def measure(stack, clients=500, changes=6):
     raise_fd_limit()
-    rounds, answered, connect_s, drops = asyncio.run(fan_out(stack, clients, changes))
-    missed = sum(clients - len(arrivals) for arrivals in rounds)
-    # A message that never came counts as slower than any that did.
-    everything = [ms for arrivals in rounds for ms in arrivals] + [math.inf] * missed
-    p50, p99 = percentile(everything, 50), percentile(everything, 99)
+    rounds, answered, connect_s, drops, bare = asyncio.run(
+        fan_out(stack, clients, changes, meter := Meter(stack))
+    )
+    p50, p99, missed = spread(rounds, clients)
+    b50, b99, bare_missed = spread(bare, clients)
     details = {
         "clients": clients,
         "changes": changes,
@@ -151,18 +188,26 @@ def measure(stack, clients=500, changes=6):
             for a, api_ms in zip(rounds, answered, strict=True)
             if a
         ],
+        "bare_p50_ms": shown(b50),
+        "bare_p99_ms": shown(b99),
+        "bare_missed": bare_missed,
         "aim_p99_ms": AIM_P99_MS,
+        "cpu": {**meter.details(), "clients_cpu_seconds": round(meter.clients, 2)},
     }
     what = f"node drained/activated via API -> {clients} sockets ({changes} changes)"
+    floor = "bare group message, same sockets"
     rows = [
-        row("fan-out", f"{what}, p50", f"{shown(p50)} ms"),
+        row("fan-out", f"{what}, p50", f"{shown(p50)} ms", f"{shown(b50)} ms ({floor})"),
         row(
             "fan-out",
             f"{what}, p99" + (f" ({missed} missed, {drops} drops)" if missed or drops else ""),
             f"{shown(p99)} ms",
+            f"{shown(b99)} ms ({floor})" + (f", {bare_missed} missed" if bare_missed else ""),
             aim=f"< {AIM_P99_MS} ms",
             met=p99 < AIM_P99_MS and not missed,
         ),
+        *meter.rows("fan-out", f"the {changes} changes"),
+        row("fan-out", f"the {clients} clients' own CPU seconds, apart", f"{meter.clients:.1f} s"),
     ]
     return rows, details
 

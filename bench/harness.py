@@ -97,6 +97,7 @@ class Stack:
         self.overrides = {}
         self.redis = None
         self.procs = []
+        self.pids = {}  # role (worker, beat, watch, web) -> pid, for bench.cpu
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = None
@@ -116,7 +117,7 @@ class Stack:
     def spawn(self, name, *args):
         LOGS.mkdir(parents=True, exist_ok=True)
         self.procs.append(
-            subprocess.Popen(
+            proc := subprocess.Popen(
                 [sys.executable, *args],
                 cwd=ROOT,
                 env=self.env,
@@ -125,6 +126,7 @@ class Stack:
                 start_new_session=True,
             )
         )
+        self.pids[name] = proc.pid
 
     def start(self, nodes=3):
         port = redis_port()

@@ -22,10 +22,9 @@ GET /api/services/{name}/metrics/ for the last 24 h (the chart's request) is tim
 
 import argparse
 import json
-import os
 import time
-from pathlib import Path
 
+from bench.cpu import cpu_seconds
 from bench.harness import (
     ENV,
     api,
@@ -43,39 +42,11 @@ CHART_SERVICE = "chart30"
 CHART_REPLICAS = 30
 CHART_REQUESTS = 20
 BASELINE_MINUTES = 2
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _children():
-    """{pid: [child pids]} of every process on the host."""
-    tree = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            tree.setdefault(int(fields[1]), []).append(int(entry.name))
-    return tree
-
-
-def cpu_seconds(pid):
-    """CPU time (user + system) of a process and all its descendants now alive, seconds."""
-    tree, total, todo = _children(), 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        todo.extend(tree.get(current, []))
-    return total / TICKS
 
 
 def fleet_pids(stack):
     """Watch, worker and beat: the processes that sample, store, roll up and prune."""
-    return {"watch": stack.procs[2].pid, "worker": stack.procs[0].pid, "beat": stack.procs[1].pid}
+    return {role: stack.pids[role] for role in ("watch", "worker", "beat")}
 
 
 def engine_pids(stack):

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import swarm
+from bench.cpu import Meter
 from bench.harness import (
     api,
     count_containers,
@@ -39,7 +40,7 @@ POLL = 0.05
 DIRECT_AIM = 1.15
 
 
-def fleet_run(stack, clients):
+def fleet_run(stack, clients, meter):
     """Seconds until Fleet's API reports 30 running (and serving); also when the engines do."""
 
     def all_run():
@@ -51,9 +52,11 @@ def fleet_run(stack, clients):
         "api": all_run,
         "engines": lambda: sum(count_containers(clients, running).values()) == REPLICAS,
     }
+    meter.start()
     started = time.perf_counter()
     api(stack, "POST", f"/api/services/{SERVICE}/scale", {"replicas": REPLICAS})
     marks = watch(checks, started, interval=POLL)
+    meter.stop()
     if "api" not in marks:
         raise TimeoutError(f"Fleet did not report {REPLICAS} running in 120 s: {marks}")
     elapsed = marks["api"]
@@ -73,7 +76,7 @@ def fleet_run(stack, clients):
     return elapsed, {"spread": spread, "marks": marks}
 
 
-def direct_run(clients, image):
+def direct_run(clients, image, meter):
     names = sorted(clients)
 
     def one(i):
@@ -86,10 +89,12 @@ def direct_run(clients, image):
         )
         client.start(created["Id"])
 
+    meter.start()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=REPLICAS) as pool:
         list(pool.map(one, range(REPLICAS)))
     elapsed = time.perf_counter() - started
+    meter.stop()
     spread = count_containers(clients, {"label": DIRECT_LABEL, "status": "running"})
     assert sum(spread.values()) == REPLICAS, spread
     remove_direct(clients)
@@ -129,10 +134,11 @@ def measure(stack, runs=3):
         "the empty service to be deployed",
     )
     details = {"replicas": REPLICAS, "runs": runs, "fleet": [], "direct": [], "swarm": []}
+    fleet_cpu, direct_cpu = Meter(stack), Meter(stack)
     for _ in range(runs):
-        elapsed, seen = fleet_run(stack, clients)
+        elapsed, seen = fleet_run(stack, clients, fleet_cpu)
         details["fleet"].append({"seconds": round(elapsed, 3), **seen})
-        elapsed, seen = direct_run(clients, image)
+        elapsed, seen = direct_run(clients, image, direct_cpu)
         details["direct"].append({"seconds": round(elapsed, 3), **seen})
     remove_service(stack, SERVICE)
     names = sorted(clients)
@@ -148,6 +154,9 @@ def measure(stack, runs=3):
         median([r["seconds"] for r in details[v]]) for v in ("fleet", "direct", "swarm")
     )
     engines_s = median([r["marks"].get("engines", float("inf")) for r in details["fleet"]])
+    details["cpu_fleet_runs"] = fleet_cpu.details()
+    details["cpu_direct_runs"] = direct_cpu.details()
+    started = REPLICAS * runs
     details["median_seconds"] = {
         "fleet": fleet,
         "fleet_engines_running": engines_s,
@@ -175,6 +184,14 @@ def measure(stack, runs=3):
             fleet < swarm_s,
         ),
         row("scale", "of which: all 30 running on the engines", f"{engines_s:.2f} s"),
+        *fleet_cpu.rows("scale", f"Fleet's {runs} scale-ups"),
+        row(
+            "scale",
+            "CPU per replica started: Fleet's processes; engines (Fleet vs direct calls)",
+            f"{fleet_cpu.fleet / started * 1000:.0f} ms",
+            f"engines {fleet_cpu.engines / started * 1000:.0f} ms"
+            f" vs {direct_cpu.engines / started * 1000:.0f} ms direct",
+        ),
     ]
     return rows, details
 

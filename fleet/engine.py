@@ -106,7 +106,7 @@ class _ContextTLS(TLSConfig):
     def configure_client(self, client):
         client.verify = True
         client.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies: the node's CA only
-        client.mount("https://", ContextAdapter(self.context))
+        client.mount("https://", ContextAdapter(self.context, POOL_SIZE))
 
 
 def _cache_key(node, timeout):

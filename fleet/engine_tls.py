@@ -15,9 +15,9 @@ from .engine_errors import EngineError
 class ContextAdapter(requests.adapters.HTTPAdapter):
     """HTTPS through one SSL context, which holds the node's CA and client certificate."""
 
-    def __init__(self, context):
+    def __init__(self, context, pool_size):
         self.context = context
-        super().__init__()
+        super().__init__(pool_maxsize=pool_size)
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, ssl_context=self.context, **kwargs)

@@ -5,6 +5,7 @@ import contextlib
 import os
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,22 @@ def test_fleet_reaches_a_lab_engine_over_verified_tls_and_leaves_no_key_in_any_f
     assert [ca["subject"] for ca in trusted] == [((("commonName", f"fleet lab {lab_name}"),),)]
     assert set(Path("/tmp").glob("fleet-tls-*")) == before
     assert memfds() == []
+
+
+@pytest.mark.lab
+def test_a_burst_of_calls_as_wide_as_the_pool_keeps_every_connection_for_the_next(
+    lab_entry, caplog
+):
+    from tests.integration.conftest import lab_node
+
+    # A connection the pool cannot keep is thrown away, and the next burst pays a new TLS
+    # handshake on the engine for it (urllib3 says so in a warning).
+    node = lab_node(lab_entry)
+    with ThreadPoolExecutor(engine.POOL_SIZE) as pool:
+        for _ in range(3):
+            list(pool.map(lambda _: engine.ping(node, 10), range(engine.POOL_SIZE)))
+    discarded = [r for r in caplog.records if "pool is full" in r.getMessage()]
+    assert discarded == []
 
 
 @pytest.mark.lab
