@@ -7,12 +7,15 @@ Per run, the same work three ways, cleaned up in between (no container left):
           spread round robin over the engines: the lower bound;
   swarm:  a Docker Swarm formed over the same engines, `service scale` 0 -> 30 until the
           manager reports 30 tasks running; formed after Fleet's runs and left afterwards.
-The image is on every engine beforehand, so no variant pays for a pull.
+The image is on every engine beforehand, so no variant pays for a pull. Each run also
+notes when the engines' events stream reported the first container created: Fleet's
+fixed cost before any engine work shows as its first create coming later than direct's.
 
     python -m bench.scale [--runs 3]
 """
 
 import argparse
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,9 +41,36 @@ DIRECT_LABEL = "bench.direct"
 POLL = 0.05
 # Within 15% of the lower bound, and faster than Swarm.
 DIRECT_AIM = 1.15
+NAN = float("nan")  # a median of nothing seen
 
 
-def fleet_run(stack, clients, meter):
+class Creates:
+    """When each container create was reported by the engines' events streams (perf_counter)."""
+
+    def __init__(self, clients):
+        self.times, self.streams = [], []
+        for client in clients.values():
+            stream = client.events(decode=True, filters={"type": "container", "event": "create"})
+            self.streams.append(stream)
+            threading.Thread(target=self.read, args=(stream,), daemon=True).start()
+
+    def read(self, stream):
+        try:
+            for _ in stream:
+                self.times.append(time.perf_counter())
+        except Exception:  # closed at the end
+            return
+
+    def first_after(self, started):
+        later = [t for t in self.times if t >= started]
+        return round(min(later) - started, 3) if later else None
+
+    def close(self):
+        for stream in self.streams:
+            stream.close()
+
+
+def fleet_run(stack, clients, meter, creates):
     """Seconds until Fleet's API reports 30 running (and serving); also when the engines do."""
 
     def all_run():
@@ -60,6 +90,7 @@ def fleet_run(stack, clients, meter):
     if "api" not in marks:
         raise TimeoutError(f"Fleet did not report {REPLICAS} running in 120 s: {marks}")
     elapsed = marks["api"]
+    marks["first_create"] = creates.first_after(started)
     spread = count_containers(clients, running)
     assert sum(spread.values()) == REPLICAS, spread
     api(stack, "POST", f"/api/services/{SERVICE}/scale", {"replicas": 0})
@@ -76,7 +107,7 @@ def fleet_run(stack, clients, meter):
     return elapsed, {"spread": spread, "marks": marks}
 
 
-def direct_run(clients, image, meter):
+def direct_run(clients, image, meter, creates):
     names = sorted(clients)
 
     def one(i):
@@ -98,7 +129,7 @@ def direct_run(clients, image, meter):
     spread = count_containers(clients, {"label": DIRECT_LABEL, "status": "running"})
     assert sum(spread.values()) == REPLICAS, spread
     remove_direct(clients)
-    return elapsed, {"spread": spread}
+    return elapsed, {"spread": spread, "first_create": creates.first_after(started)}
 
 
 def remove_direct(clients):
@@ -106,7 +137,7 @@ def remove_direct(clients):
         list(pool.map(lambda c: remove_containers(c, {"label": DIRECT_LABEL}), clients.values()))
 
 
-def swarm_run(boss, clients, image, n):
+def swarm_run(boss, clients, image, n, creates):
     name = f"bench-scale-{n}"
     service = swarm.create(boss, name, image, 0)
     started = time.perf_counter()
@@ -117,7 +148,7 @@ def swarm_run(boss, clients, image, n):
     elapsed = time.perf_counter() - started
     spread = swarm.spread(boss, name)
     swarm.remove(boss, clients, name)
-    return elapsed, {"spread": spread}
+    return elapsed, {"spread": spread, "first_create": creates.first_after(started)}
 
 
 def measure(stack, runs=3):
@@ -135,10 +166,11 @@ def measure(stack, runs=3):
     )
     details = {"replicas": REPLICAS, "runs": runs, "fleet": [], "direct": [], "swarm": []}
     fleet_cpu, direct_cpu = Meter(stack), Meter(stack)
+    creates = Creates(clients)
     for _ in range(runs):
-        elapsed, seen = fleet_run(stack, clients, fleet_cpu)
+        elapsed, seen = fleet_run(stack, clients, fleet_cpu, creates)
         details["fleet"].append({"seconds": round(elapsed, 3), **seen})
-        elapsed, seen = direct_run(clients, image, direct_cpu)
+        elapsed, seen = direct_run(clients, image, direct_cpu, creates)
         details["direct"].append({"seconds": round(elapsed, 3), **seen})
     remove_service(stack, SERVICE)
     names = sorted(clients)
@@ -146,14 +178,21 @@ def measure(stack, runs=3):
         swarm.form(clients, names[0])
         boss = clients[names[0]]
         for n in range(runs):
-            elapsed, seen = swarm_run(boss, clients, image, n)
+            elapsed, seen = swarm_run(boss, clients, image, n, creates)
             details["swarm"].append({"seconds": round(elapsed, 3), **seen})
     finally:
         swarm.leave(clients)
+        creates.close()
     fleet, direct, swarm_s = (
         median([r["seconds"] for r in details[v]]) for v in ("fleet", "direct", "swarm")
     )
     engines_s = median([r["marks"].get("engines", float("inf")) for r in details["fleet"]])
+    firsts = {
+        v: median([r["first_create"] for r in details[v] if r.get("first_create")] or [NAN])
+        for v in ("direct", "swarm")
+    }
+    fleet_firsts = [r["marks"].get("first_create") for r in details["fleet"]]
+    firsts["fleet"] = median([f for f in fleet_firsts if f] or [NAN])
     details["cpu_fleet_runs"] = fleet_cpu.details()
     details["cpu_direct_runs"] = direct_cpu.details()
     started = REPLICAS * runs
@@ -184,6 +223,12 @@ def measure(stack, runs=3):
             fleet < swarm_s,
         ),
         row("scale", "of which: all 30 running on the engines", f"{engines_s:.2f} s"),
+        row(
+            "scale",
+            "first container created (engines' events), median",
+            f"{firsts['fleet']:.2f} s",
+            f"{firsts['direct']:.2f} s direct, {firsts['swarm']:.2f} s swarm",
+        ),
         *fleet_cpu.rows("scale", f"Fleet's {runs} scale-ups"),
         row(
             "scale",
