@@ -18,6 +18,7 @@ Every value is the average over its step; a total is the sum of the replicas' av
 import math
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Avg, F, Max
 
 from ..models import NodeRollup, NodeSample, ReplicaRollup, ReplicaSample, Service
@@ -80,42 +81,66 @@ def _aggregates(metrics):
 
 
 def _grouped(rows, time_field, plan, keys, metrics):
+    """Rows as dicts of "at", the keys and the metrics, one per key and step.
+
+    Read through the cursor, not the ORM's iterator: a day of 30 replicas is some 9,000
+    rows of 10 columns, and the ORM's per-value conversions cost more than the query
+    (the rounding in _arrays converts each value anyway).
+    """
     rows = rows.filter(**{f"{time_field}__gte": plan.since, f"{time_field}__lt": plan.until})
     rows = rows.annotate(at=F(time_field) / plan.step * plan.step)
-    return rows.values("at", *keys).annotate(**_aggregates(metrics)).order_by()
+    query = rows.values("at", *keys).annotate(**_aggregates(metrics)).order_by().query
+    sql, params = query.sql_with_params()
+    names = ["at", *keys, *metrics]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _rounder(metric):
+    """How a metric's values are shown: CPU to 0.01, rates to 0.1, sizes and counts whole."""
+    # float(): PostgreSQL averages whole numbers as numeric (Decimal), which JSON cannot hold.
+    if metric == "cpu":
+        return lambda value: round(float(value), 2)
+    if metric in ("net_rx", "net_tx", "blk_read", "blk_write"):
+        return lambda value: round(float(value), 1)
+    return int
 
 
 def _rounded(metric, value):
-    if value is None:
-        return None
-    if metric == "cpu":
-        return round(value, 2)
-    if metric in ("net_rx", "net_tx", "blk_read", "blk_write"):
-        return round(value, 1)
-    return int(value)
+    return None if value is None else _rounder(metric)(value)
 
 
 def _arrays(rows, times, keyof, metrics):
-    """{key: {metric: [value per time]}} from grouped rows."""
+    """{key: {metric: [value per time]}} from grouped rows (a day of 30 replicas is some
+    60,000 values: one lookup of each metric's rounding, not one per value)."""
     index = {t: i for i, t in enumerate(times)}
+    rounders = [(m, _rounder(m)) for m in metrics]
     series = {}
     for row in rows:
         i = index.get(row["at"])
         if i is None:
             continue
-        entry = series.setdefault(keyof(row), {m: [None] * len(times) for m in metrics})
-        for m in metrics:
-            entry[m][i] = _rounded(m, row[m])
+        key = keyof(row)
+        entry = series.get(key)
+        if entry is None:
+            entry = series[key] = {m: [None] * len(times) for m in metrics}
+        for m, shown in rounders:
+            value = row[m]
+            if value is not None:
+                entry[m][i] = shown(value)
     return series
 
 
 def _summed(replicas, times, metrics):
-    total = {m: [None] * len(times) for m in metrics}
-    for entry in replicas.values():
-        for m in metrics:
+    total = {}
+    for m in metrics:
+        sums, shown = [None] * len(times), _rounder(m)
+        for entry in replicas.values():
             for i, value in enumerate(entry[m]):
                 if value is not None:
-                    total[m][i] = _rounded(m, (total[m][i] or 0) + value)
+                    sums[i] = value if sums[i] is None else sums[i] + value
+        total[m] = [None if value is None else shown(value) for value in sums]
     return total
 
 
