@@ -112,6 +112,15 @@ class NumberField(serializers.FloatField):
         return data
 
 
+class BooleanField(serializers.BooleanField):
+    """A JSON true or false: "true", 1 and the other spellings DRF accepts are refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class ConstraintField(StringField):
     """A placement constraint, stored in its canonical form ("zone != a" becomes "zone!=a")."""
 
@@ -285,6 +294,8 @@ class UpdatePolicySerializer(StrictSerializer):
     order = serializers.ChoiceField(choices=UPDATE_ORDERS, default="start-first")
     monitor = NumberField(min_value=0, max_value=HOUR, default=5)
     failure_action = serializers.ChoiceField(choices=FAILURE_ACTIONS, default="rollback")
+    # Deploy a newer digest of the image's tag as soon as an image check finds one.
+    auto = BooleanField(default=False)
 
 
 class ServiceSpecSerializer(StrictSerializer):
@@ -344,6 +355,10 @@ def _port_clashes(port, earlier):
     return errors
 
 
+# What a policy field a stored revision lacks means (fields added since: `auto`).
+UPDATE_DEFAULTS = {"auto": False}
+
+
 def default_spec() -> dict:
     """What each absent field of a spec means (all of SPEC_FIELDS but image)."""
     fields = ServiceSpecSerializer().fields
@@ -375,7 +390,11 @@ def comparable(spec: dict) -> dict:
         secrets = sealing.open_all(spec.get("secrets") or {})
     except sealing.SealError:
         secrets = None
-    return {**spec, "secrets": secrets}
+    found = {**spec, "secrets": secrets}
+    if isinstance(spec.get("update"), dict):
+        # A revision stored before a policy field existed reads it as its default.
+        found["update"] = {**UPDATE_DEFAULTS, **spec["update"]}
+    return found
 
 
 def shown(spec: dict) -> dict:
