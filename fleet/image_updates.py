@@ -91,12 +91,67 @@ def should_auto_deploy(auto, offer, auto_deployed_digest, status):
     )
 
 
+# What people see --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """A service's image check as pages and the API show it."""
+
+    image: str  # the tag checked
+    outcome: str  # "" when it was never checked (or not since the tag changed)
+    error: str
+    checked_at: object
+    requested_at: object
+    registry_digest: str
+    running_digests: list
+    update_digest: str  # the update on offer, "" when there is none
+    update_seen_at: object
+    auto: bool
+
+    @property
+    def update_available(self):
+        return bool(self.update_digest)
+
+    @property
+    def update_short(self):
+        return short(self.update_digest)
+
+
+def status_of(service):
+    """What is known of a service's image and its updates (reads the row with_counts()
+    joins when it is there)."""
+    try:
+        check = service.image_check
+    except ImageCheck.DoesNotExist:
+        check = ImageCheck(service=service)
+    tagged, pinned = split(service.spec.get("image", ""))
+    auto = bool(service.spec.get("update", {}).get("auto", False))
+    if check.image != tagged:  # never checked, or the spec names another tag since
+        check = ImageCheck(service=service, image=tagged, requested_at=check.requested_at)
+    offer = offered(check.update_digest, pinned)
+    return ImageStatus(
+        image=tagged,
+        outcome=check.outcome,
+        error=check.error,
+        checked_at=check.checked_at,
+        requested_at=check.requested_at,
+        registry_digest=check.registry_digest,
+        running_digests=list(check.running_digests),
+        update_digest=offer,
+        update_seen_at=check.update_seen_at if offer else None,
+        auto=auto,
+    )
+
+
 # What people do ---------------------------------------------------------------------
 
 
 @transaction.atomic
 def request_check(service):
     """Check one service's image now (queued; the outcome is shown when it is done)."""
+    if service.deleting:
+        raise services.ServiceError(f"Service {service.name} is being deleted.")
     now = timezone.now()
     ImageCheck.objects.get_or_create(service=service)
     ImageCheck.objects.filter(pk=service.pk).update(requested_at=now)
@@ -106,11 +161,8 @@ def request_check(service):
 
 def update_of(service):
     """The digest a deploy_update() of the service would deploy now, or ""."""
-    check = ImageCheck.objects.filter(pk=service.pk).first()
-    if check is None:
-        return ""
-    tagged, pinned = split(service.spec.get("image", ""))
-    return offered(check.update_digest, pinned) if tagged == check.image else ""
+    service = Service.objects.select_related("current_deployment", "image_check").get(pk=service.pk)
+    return status_of(service).update_digest
 
 
 def deploy_update(service, actor, digest=None):
