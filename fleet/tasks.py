@@ -68,7 +68,9 @@ def check_metric_thresholds():
     thresholds.check_all()
 
 
-@shared_task(soft_time_limit=120, time_limit=150)
+# Each call of a check has its own timeout; a fleet of many tags whose registries all hang
+# takes rounds of them (fleet.image_updates._run).
+@shared_task(soft_time_limit=600, time_limit=660)
 def check_images():
     """Ask the registries about every service's image tag (every FLEET_IMAGE_CHECK_INTERVAL)."""
     image_updates.check_all()
