@@ -59,3 +59,29 @@ def test_an_operator_asks_for_a_check_and_deploys_the_update_pinned(operator, we
 def test_anonymous_requests_get_401(anon_api, web):
     assert anon_api.get("/api/services/web/image-check").status_code == 401
     assert anon_api.post("/api/services/web/image-update").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asking_for_a_check_refreshes_the_card_on_the_service_page_live(
+    admin_user, web, redis_server
+):
+    from fleet import image_updates
+    from tests.conftest import token_for
+    from tests.integration.test_live import ORIGIN, auth, connect, in_thread, run
+
+    key = token_for(admin_user)
+
+    async def scenario():
+        socket, _, _ = await connect(ORIGIN, auth(key))
+        await socket.receive_json_from(timeout=5)  # the snapshot
+        await in_thread(image_updates.request_check)(web)
+        changed = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return changed
+
+    changed = run(scenario)
+    assert (changed["type"], changed["id"]) == ("service", "web")
+    assert changed["data"]["image_update"]["requested_at"] is not None
+    card = changed["views"]["service-image"]
+    assert 'data-live="service-image"' in card and "checking…" in card
+    assert "Update available" in card and 'data-act="image-update"' in card
