@@ -44,6 +44,8 @@ PROTOCOLS = ("tcp", "udp")
 RESTART_POLICIES = ("any", "on-failure", "none")
 UPDATE_ORDERS = ("start-first", "stop-first")
 FAILURE_ACTIONS = ("rollback", "pause")
+# What a policy field added since (`auto`) means in a revision stored before it.
+UPDATE_DEFAULTS = {"auto": False}
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
 
 
@@ -355,10 +357,6 @@ def _port_clashes(port, earlier):
     return errors
 
 
-# What a policy field a stored revision lacks means (fields added since: `auto`).
-UPDATE_DEFAULTS = {"auto": False}
-
-
 def default_spec() -> dict:
     """What each absent field of a spec means (all of SPEC_FIELDS but image)."""
     fields = ServiceSpecSerializer().fields
@@ -392,7 +390,6 @@ def comparable(spec: dict) -> dict:
         secrets = None
     found = {**spec, "secrets": secrets}
     if isinstance(spec.get("update"), dict):
-        # A revision stored before a policy field existed reads it as its default.
         found["update"] = {**UPDATE_DEFAULTS, **spec["update"]}
     return found
 
