@@ -14,6 +14,7 @@ from fleet.api.service_serializers import (
     ServiceSerializer,
 )
 from fleet.containers import reservations
+from fleet.image_updates import status_of
 from fleet.metrics.latest import node_usage, round_message
 from fleet.models import Delivery, Deployment, Event, Incident, Node, Replica, Service
 
@@ -82,6 +83,15 @@ def service(name):
     return ServiceSerializer(found).data, html
 
 
+def service_image(name):
+    """The service page's image-updates card (its badge and buttons)."""
+    found = Service.objects.filter(name=name).with_counts().first()
+    if found is None:
+        return ""
+    context = {"service": found, "image": status_of(found)}
+    return render_to_string("dashboard/fragments/image_update.html", context)
+
+
 def replica(pk):
     found = Replica.objects.select_related("service", "node", "deployment").filter(pk=pk).first()
     if found is None:
@@ -141,6 +151,7 @@ def register():
     live.register("node", node)
     live.register_view("node", "node-summary", node_summary)
     live.register("service", service)
+    live.register_view("service", "service-image", service_image)
     live.register("replica", replica)
     live.register("deployment", deployment)
     live.register("event", event)

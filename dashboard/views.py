@@ -12,6 +12,7 @@ from django.views.generic import DetailView, TemplateView
 
 from fleet import nodes
 from fleet.filters import EventFilter
+from fleet.image_updates import status_of
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
@@ -135,6 +136,7 @@ class ServiceDetailView(FleetReadMixin, DetailView):
             max_replicas=settings.FLEET_MAX_REPLICAS,
             can_change=self.request.user.has_perm("fleet.change_service"),
             deployments=service.deployments.all()[:20],
+            image=status_of(service),
             usage_ranges=USAGE_RANGES,
             events=Event.objects.filter(service_name=service.name).folded(RECENT_EVENTS),
             **kwargs,

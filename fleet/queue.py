@@ -64,3 +64,11 @@ DELIVER_ALERT = "fleet.tasks.deliver_alert"
 def deliver(alert_id, channel_id, attempt=1, after=None):
     """Send one alert to one channel (attempt `attempt`, `after` seconds from now)."""
     on_commit(DELIVER_ALERT, alert_id, channel_id, attempt, countdown=after)
+
+
+CHECK_IMAGE = "fleet.tasks.check_image"
+
+
+def check_image(service_id):
+    """Ask the registry whether the service's image tag has a newer digest."""
+    on_commit(CHECK_IMAGE, service_id)

@@ -78,6 +78,9 @@ try:
     FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
     FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
     FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
+    # Image updates (README "Image updates"): how often every tag is checked, each call's limit.
+    FLEET_IMAGE_CHECK_INTERVAL = _positive("FLEET_IMAGE_CHECK_INTERVAL", env.float, 6 * 3600.0)
+    FLEET_IMAGE_CHECK_TIMEOUT = _positive("FLEET_IMAGE_CHECK_TIMEOUT", env.float, 10.0)
     # Logins: after this many failures for one user name from one address, that pair is
     # locked out for the cool-off (seconds); a successful login resets the count.
     FLEET_LOGIN_FAILURE_LIMIT = _positive("FLEET_LOGIN_FAILURE_LIMIT", env.int, 5)
@@ -382,6 +385,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fleet.tasks.roll_up_metrics",
         "schedule": 60.0,
         "options": {"expires": 60.0},
+    },
+    "check-images": {
+        "task": "fleet.tasks.check_images",
+        "schedule": FLEET_IMAGE_CHECK_INTERVAL,
+        "options": {"expires": FLEET_IMAGE_CHECK_INTERVAL},
     },
     "metrics-thresholds": {
         "task": "fleet.tasks.check_metric_thresholds",

@@ -44,6 +44,8 @@ PROTOCOLS = ("tcp", "udp")
 RESTART_POLICIES = ("any", "on-failure", "none")
 UPDATE_ORDERS = ("start-first", "stop-first")
 FAILURE_ACTIONS = ("rollback", "pause")
+# What a policy field added since (`auto`) means in a revision stored before it.
+UPDATE_DEFAULTS = {"auto": False}
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
 
 
@@ -108,6 +110,15 @@ class NumberField(serializers.FloatField):
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
         if isinstance(data, float) and not math.isfinite(data):
+            self.fail("invalid")
+        return data
+
+
+class BooleanField(serializers.BooleanField):
+    """A JSON true or false: "true", 1 and the other spellings DRF accepts are refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
             self.fail("invalid")
         return data
 
@@ -285,6 +296,8 @@ class UpdatePolicySerializer(StrictSerializer):
     order = serializers.ChoiceField(choices=UPDATE_ORDERS, default="start-first")
     monitor = NumberField(min_value=0, max_value=HOUR, default=5)
     failure_action = serializers.ChoiceField(choices=FAILURE_ACTIONS, default="rollback")
+    # Deploy a newer digest of the image's tag as soon as an image check finds one.
+    auto = BooleanField(default=False)
 
 
 class ServiceSpecSerializer(StrictSerializer):
@@ -375,7 +388,10 @@ def comparable(spec: dict) -> dict:
         secrets = sealing.open_all(spec.get("secrets") or {})
     except sealing.SealError:
         secrets = None
-    return {**spec, "secrets": secrets}
+    found = {**spec, "secrets": secrets}
+    if isinstance(spec.get("update"), dict):
+        found["update"] = {**UPDATE_DEFAULTS, **spec["update"]}
+    return found
 
 
 def shown(spec: dict) -> dict:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import health, reconcile
+from . import health, image_updates, reconcile
 from .alerts import delivery, incidents
 from .converge import converge
 from .metrics import store, thresholds
@@ -66,3 +66,17 @@ def roll_up_metrics():
 def check_metric_thresholds():
     """Record thresholds that began or stopped holding (beat: every 30 s)."""
     thresholds.check_all()
+
+
+# Each call of a check has its own timeout; a fleet of many tags whose registries all hang
+# takes rounds of them (fleet.image_updates._run).
+@shared_task(soft_time_limit=600, time_limit=660)
+def check_images():
+    """Ask the registries about every service's image tag (every FLEET_IMAGE_CHECK_INTERVAL)."""
+    image_updates.check_all()
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def check_image(service_id):
+    """Ask the registry about one service's image tag now, as someone asked."""
+    image_updates.check(service_id)

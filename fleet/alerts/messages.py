@@ -55,6 +55,7 @@ def resolved(kind, subject, opened_at, at, occurrences, text):
 NOTICE_TITLES = {
     "deployment.succeeded": "deployment of {subject} succeeded",
     "deployment.rolled_back": "{subject} was rolled back",
+    rules.IMAGE_UPDATE: "a newer image of {subject} is available",
 }
 
 

@@ -26,6 +26,7 @@ DEGRADED = "service.degraded"
 CRASH_LOOPING = "replica.crash_looping"
 DEPLOYMENT_FAILED = "deployment.failed"
 METRIC = "metric.threshold"
+IMAGE_UPDATE = "image.update_available"
 SERVICE_KINDS = (DEGRADED, CRASH_LOOPING, DEPLOYMENT_FAILED, METRIC)
 
 # The topic of each incident's resolution, where it has one of its own; other
@@ -88,6 +89,10 @@ def signals(event):
     elif kind == "metric.threshold_exceeded":
         subject = metric_subject(event)
         return [Signal(OPEN, METRIC, subject, METRIC, node, service, text or event.new)]
+    elif kind == "service.image_update_available":
+        # News, not a problem: nothing to resolve later. The check records it once a digest.
+        what = f"{event.old or 'unknown'} -> {event.new}: {text}"
+        return [Signal(NOTICE, IMAGE_UPDATE, service, service=service, text=what)]
     elif kind == "metric.threshold_cleared":
         subject = metric_subject(event)
         return [Signal(CLEAR, METRIC, subject, node=node, service=service, text=text)]

@@ -1,8 +1,10 @@
 """API representations of services, deployments and replicas."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..image_updates import status_of
 from ..models import Deployment, Replica, Service
 from ..sealing import masked
 from ..spec import (
@@ -50,6 +52,41 @@ class DeploymentSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "revision", "status", "progress", "reason", "created_at"]
 
 
+class ImageUpdateSerializer(serializers.Serializer):
+    """The last image check of a service: is there a newer digest of its tag, since when."""
+
+    image = serializers.CharField(help_text="The tag checked (the spec's image, pin removed).")
+    outcome = serializers.ChoiceField(
+        choices=["", "up_to_date", "update_available", "unknown", "failed"],
+        help_text='The last check\'s outcome; "" when it was never checked.',
+    )
+    error = serializers.CharField(help_text="Why the last check failed, or what it could not see.")
+    checked_at = serializers.DateTimeField(allow_null=True)
+    requested_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a check was asked for that has not finished yet."
+    )
+    registry_digest = serializers.CharField()
+    running_digests = serializers.ListField(child=serializers.CharField())
+    update_available = serializers.BooleanField()
+    update_digest = serializers.CharField(help_text='The newer digest on offer, or "".')
+    update_short = serializers.CharField(help_text="The same, as people read it.")
+    update_seen_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the registry was first seen with it: the update's age."
+    )
+    auto = serializers.BooleanField(help_text="The spec's update.auto.")
+
+
+class ImageUpdateRequestSerializer(serializers.Serializer):
+    """Deploy the update on offer; name its digest to be sure it is the one you saw."""
+
+    digest = serializers.RegexField(r"^sha256:[0-9a-f]{64}$", required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := set(data) - set(self.fields)):
+            raise serializers.ValidationError({str(k): ["Unknown field."] for k in unknown})
+        return super().to_internal_value(data)
+
+
 class ServiceSerializer(serializers.ModelSerializer):
     """A service: its spec, desired and observed counts, status and current deployment."""
 
@@ -67,6 +104,7 @@ class ServiceSerializer(serializers.ModelSerializer):
     resources = ResourcesSerializer(source="spec.resources")
     restart_policy = serializers.CharField(source="spec.restart_policy")
     update = UpdatePolicySerializer(source="spec.update")
+    image_update = serializers.SerializerMethodField()
 
     class Meta:
         model = Service
@@ -87,6 +125,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "resources",
             "restart_policy",
             "update",
+            "image_update",
             "created_at",
         ]
         read_only_fields = fields
@@ -94,6 +133,11 @@ class ServiceSerializer(serializers.ModelSerializer):
     def get_secrets(self, service) -> dict[str, str]:
         """Names of the secret variables; the values are never sent."""
         return masked(service.spec.get("secrets") or {})
+
+    @extend_schema_field(ImageUpdateSerializer)
+    def get_image_update(self, service):
+        """The last image check: whether a newer digest of the image's tag is on offer."""
+        return ImageUpdateSerializer(status_of(service)).data
 
 
 class ReplicaSerializer(serializers.ModelSerializer):

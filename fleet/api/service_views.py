@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .. import services
+from .. import image_updates, services
 from ..filters import DeploymentFilter
 from ..models import Actor, Deployment, Service
 from ..spec import SPEC_FIELDS, ServiceSpecSerializer, merge
@@ -15,6 +15,8 @@ from ..validation import NAME_IN_URL
 from .permissions import ActionPermission
 from .service_serializers import (
     DeploymentSerializer,
+    ImageUpdateRequestSerializer,
+    ImageUpdateSerializer,
     ReplicaSerializer,
     ScaleSerializer,
     ServiceSerializer,
@@ -66,6 +68,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
         "deploy": "fleet.change_service",
         "rollback": "fleet.change_service",
         "restart_replica": "fleet.change_service",
+        "image_check": "fleet.change_service",
+        "image_update": "fleet.change_service",
         "destroy": "fleet.delete_service",
     }
 
@@ -178,6 +182,47 @@ class ServiceViewSet(viewsets.ModelViewSet):
         except services.ServiceError as exc:
             return Response({"slot": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return self.fresh(service, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(methods=["GET"], responses=ImageUpdateSerializer)
+    @extend_schema(methods=["POST"], request=None, responses={202: ImageUpdateSerializer})
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="image-check",
+        serializer_class=ImageUpdateSerializer,
+    )
+    def image_check(self, request, name=None):
+        """The last image check (GET); check the registry for a newer digest now (POST)."""
+        service = self.get_object()
+        if request.method == "POST":
+            try:
+                image_updates.request_check(service)
+            except services.ServiceError as exc:
+                return conflict(exc)
+            service = self.get_queryset().get(pk=service.pk)
+        code = status.HTTP_202_ACCEPTED if request.method == "POST" else status.HTTP_200_OK
+        return Response(ImageUpdateSerializer(image_updates.status_of(service)).data, status=code)
+
+    @extend_schema(request=ImageUpdateRequestSerializer, responses={202: DeploymentSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="image-update",
+        serializer_class=ImageUpdateRequestSerializer,
+    )
+    def image_update(self, request, name=None):
+        """Deploy the newer digest the last check found, pinned, by the normal rollout."""
+        service = self.get_object()
+        body = ImageUpdateRequestSerializer(data=json_object(request.data))
+        body.is_valid(raise_exception=True)
+        try:
+            actor = Actor.of_request(request, "api")
+            deployment, _ = image_updates.deploy_update(
+                service, actor, body.validated_data.get("digest")
+            )
+        except services.ServiceError as exc:
+            return conflict(exc)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=ReplicaSerializer(many=True))
     @action(detail=True, methods=["get"], serializer_class=ReplicaSerializer, pagination_class=None)

@@ -2,6 +2,7 @@
 
 from .alerts import Alert, AlertChannel, AlertCursor, Delivery, Incident
 from .events import SYSTEM, Actor, Event, EventKind
+from .images import ImageCheck
 from .metrics import (
     MetricThreshold,
     NodeRollup,
@@ -26,6 +27,7 @@ __all__ = [
     "Deployment",
     "Event",
     "EventKind",
+    "ImageCheck",
     "MetricThreshold",
     "Node",
     "NodeRollup",

@@ -23,11 +23,12 @@ class Topic(models.TextChoices):
     DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back"
     DEPLOYMENT_SUCCEEDED = "deployment.succeeded"
     METRIC_THRESHOLD = "metric.threshold"
+    IMAGE_UPDATE_AVAILABLE = "image.update_available"
 
 
 def default_topics():
-    """What a new channel receives unless told otherwise: every problem and its end, not the
-    notices of deployments that went well."""
+    """What a new channel receives unless told otherwise: every problem and its end, and
+    newer images on offer; not the notices of deployments that went well."""
     return [t for t in Topic.values if t != Topic.DEPLOYMENT_SUCCEEDED]
 
 

@@ -66,6 +66,8 @@ class EventKind(models.TextChoices):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_ROTATED = "webhook.rotated"
     WEBHOOK_REVOKED = "webhook.revoked"
+    # The registry has a newer digest for a service's tag (once per digest): fleet.image_updates.
+    SERVICE_IMAGE_UPDATE_AVAILABLE = "service.image_update_available"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.

@@ -11,7 +11,7 @@ class ServiceQuerySet(models.QuerySet):
         """Services with their running and serving replica counts, in one query."""
         running = models.Q(replica_set__state=Replica.State.RUNNING)
         serving = running & models.Q(replica_set__health__in=Replica.SERVING_HEALTH)
-        return self.select_related("current_deployment").annotate(
+        return self.select_related("current_deployment", "image_check").annotate(
             running_replicas=models.Count("replica_set", filter=running),
             healthy_replicas=models.Count("replica_set", filter=serving),
         )

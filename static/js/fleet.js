@@ -262,6 +262,12 @@ document.addEventListener("click", async (event) => {
     case "restart":
       await act(button, button.dataset.url, {}, `Restarting replica ${button.dataset.slot}…`);
       break;
+    case "image-check":
+      await act(button, button.dataset.url, {}, `Checking the image of ${button.dataset.service}…`);
+      break;
+    case "image-update":
+      await act(button, button.dataset.url, { digest: button.dataset.digest }, `Deploying ${button.dataset.short}…`);
+      break;
     case "release-hold":
       await act(button, button.dataset.url, {}, `Lifting the hold on ${button.dataset.node}…`);
       break;

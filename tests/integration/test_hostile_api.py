@@ -16,13 +16,22 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
 from fleet import webhooks
-from fleet.models import Deployment, Event, EventKind, Node, Replica, Service, Webhook
+from fleet.models import (
+    Deployment,
+    Event,
+    EventKind,
+    ImageCheck,
+    Node,
+    Replica,
+    Service,
+    Webhook,
+)
 from fleet.spec import ServiceSpecSerializer
 from tests.conftest import tls_material, token_for
 
 pytestmark = pytest.mark.django_db
 
-MODELS = (Node, Service, Deployment, Replica, Event, Webhook)
+MODELS = (Node, Service, Deployment, Replica, Event, Webhook, ImageCheck)
 # Names the fixture creates; most generated path names are swapped for one of these so
 # that requests reach the validation of a real object rather than stopping at a 404.
 EXISTING = {"/api/nodes/": "n1", "/api/services/": "web"}
@@ -227,4 +236,65 @@ def test_a_hostile_body_at_a_real_webhook_is_refused_and_changes_nothing(
     before = snapshot()
     response = client.post(hook, body.encode("latin-1"), content_type=kind)
     assert response.status_code == status, response.content
+    assert snapshot() == before
+
+
+def test_an_update_auto_that_is_not_true_or_false_is_a_400_and_changes_nothing(api, fleet_rows):
+    before = snapshot()
+    for auto in ("true", 1, None, "yes", [True], {"x": 1}):
+        patched = api.patch("/api/services/web/", {"update": {"auto": auto}}, format="json")
+        deployed = api.post("/api/services/web/deploy", {"update": {"auto": auto}}, format="json")
+        for response in (patched, deployed):
+            assert response.status_code == 400, (auto, response.content)
+            assert "auto" in response.json()["update"]
+    assert snapshot() == before
+
+
+def test_an_image_check_or_update_of_an_unknown_service_is_a_404(api, fleet_rows):
+    before = snapshot()
+    for path in ("image-check", "image-update"):
+        assert api.post(f"/api/services/nope/{path}").status_code == 404
+        assert api.get(f"/api/services/nope/{path}").status_code in (404, 405)
+        assert api.post(f"/api/services/web%00/{path}").status_code == 404
+    assert snapshot() == before
+
+
+def test_a_hostile_image_update_body_is_a_400_and_changes_nothing(api, fleet_rows):
+    before = snapshot()
+    bodies = [
+        "null",
+        "[]",
+        '"sha256"',
+        '{"digest": "sha256:abc"}',
+        '{"digest": null}',
+        '{"digest": "sha256:' + "A" * 64 + '"}',
+        '{"digest": "sha256:' + "a" * 64 + '\\u0000"}',
+        '{"image": "busybox:2"}',
+    ]
+    for body in bodies:
+        response = api.post("/api/services/web/image-update", body, content_type="application/json")
+        assert response.status_code == 400, (body, response.content)
+    assert snapshot() == before
+
+
+def test_an_image_update_with_nothing_on_offer_is_a_409_and_changes_nothing(api, fleet_rows):
+    before = snapshot()
+    response = api.post("/api/services/web/image-update", {}, format="json")
+    assert response.status_code == 409
+    assert "No image update is available for web" in response.json()["detail"]
+    assert snapshot() == before
+
+
+def test_an_image_update_naming_another_digest_than_the_one_on_offer_is_a_409(api, fleet_rows):
+    ImageCheck.objects.create(
+        service=Service.objects.get(name="web"),
+        image="busybox:2",
+        outcome="update_available",
+        update_digest="sha256:" + "b" * 64,
+    )
+    before = snapshot()
+    body = {"digest": "sha256:" + "c" * 64}
+    response = api.post("/api/services/web/image-update", body, format="json")
+    assert response.status_code == 409
+    assert "sha256:" + "b" * 64 in response.json()["detail"]
     assert snapshot() == before

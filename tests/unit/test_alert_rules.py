@@ -215,3 +215,18 @@ def test_messages_say_what_opened_and_how_long_it_lasted():
     title, body = messages.resolved("node.down", "lab-2", T0, T0 + timedelta(minutes=5), 3, "")
     assert title == "[Fleet] Resolved: node lab-2 is up again"
     assert "5 min" in body and "3 times" in body
+
+
+def test_an_image_update_is_a_notice_that_opens_nothing():
+    found = event(
+        "service.image_update_available", service="web", old="sha256:aaa", new="sha256:bbb"
+    )
+    [notice] = rules.signals(found)
+    assert (notice.action, notice.kind, notice.subject) == (
+        "notice",
+        "image.update_available",
+        "web",
+    )
+    assert "sha256:aaa -> sha256:bbb" in notice.text
+    title, _ = messages.notice(notice.kind, notice.subject, notice.text, datetime.now(UTC))
+    assert title == "[Fleet] a newer image of web is available"

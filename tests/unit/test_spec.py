@@ -54,6 +54,7 @@ def test_a_spec_of_only_name_and_image_comes_out_complete():
             "order": "start-first",
             "monitor": 5,
             "failure_action": "rollback",
+            "auto": False,
         },
     }
 
@@ -100,6 +101,7 @@ def test_a_full_spec_comes_out_as_given_with_ints_kept_as_ints():
             "order": "stop-first",
             "monitor": 10,
             "failure_action": "pause",
+            "auto": True,
         },
     }
     serializer = ServiceSpecSerializer(data=given)
@@ -116,6 +118,7 @@ def test_a_partial_update_policy_gets_defaults_for_the_rest():
         "order": "start-first",
         "monitor": 5,
         "failure_action": "rollback",
+        "auto": False,
     }
 
 
@@ -520,3 +523,19 @@ def test_nanoseconds_are_rounded_not_truncated():
     result = docker_healthcheck({**healthcheck, "start_period": 0})
     assert result["interval"] == 1_001_000_000
     assert type(result["interval"]) is int
+
+
+def test_update_auto_takes_json_true_or_false_only():
+    assert validate(update={"auto": True})["update"]["auto"] is True
+    for value in ("true", 1, 0, "yes", [True], {"on": True}):
+        assert errors_of(update={"auto": value})["update"]["auto"] == ["Must be a valid boolean."]
+    assert errors_of(update={"auto": None})["update"]["auto"] == ["This field may not be null."]
+
+
+def test_a_revision_stored_before_update_auto_compares_equal_to_it_off():
+    from fleet.spec import comparable
+
+    stored = {"image": "busybox", "secrets": {}, "update": {"parallelism": 1}}
+    fresh = {"image": "busybox", "secrets": {}, "update": {"parallelism": 1, "auto": False}}
+    assert comparable(stored) == comparable(fresh)
+    assert comparable(stored) != comparable({**fresh, "update": {"parallelism": 1, "auto": True}})
