@@ -8,7 +8,8 @@ numbers the message from a sequence shared by every process (a Redis counter)
 and sends it to the Channels group every dashboard joins. Each message is an
 envelope {"type", "id", "seq", "data", "html"}: `data` as the REST API names the
 fields, `html` the same template fragment the page renders on GET. An object
-that no longer exists goes out with data null and empty html.
+that no longer exists goes out with data null and empty html. While no socket is
+in the group (no dashboard open), changes are dropped before they are rendered.
 
 This module knows nothing of pages: the dashboard registers, when its app is
 ready, how each kind is rendered (register()), as Django's admin registry does.
@@ -147,6 +148,8 @@ def _send_forever():
         last_sent = time.monotonic()
         close_old_connections()
         try:
+            if not _anyone_listening(layer):
+                continue  # the finally below still counts them done
             envelopes = [envelope(kind, key) for kind, key in changes]
             for message in envelopes:
                 message["seq"] = next_seq()
@@ -159,6 +162,15 @@ def _send_forever():
             connections.close_all()  # this thread's own; never left open between bursts
             for _ in range(changes.gets):
                 _pending.task_done()
+
+
+def _anyone_listening(layer):
+    """Whether any socket is in the group. With none, a change is neither rendered nor sent:
+    a socket that joins later takes its snapshot after joining, which already shows it."""
+    try:
+        return bool(_redis_client().zcard(layer._group_key(GROUP)))
+    except redis.RedisError:
+        return True  # not known: send, as if someone were
 
 
 def wait_idle(timeout):

@@ -169,6 +169,30 @@ def test_a_burst_is_coalesced_not_dropped(token):
     assert len(got) <= 2 * len(nodes), got
 
 
+def test_with_no_socket_open_changes_are_not_sent_and_a_later_socket_still_sees_them(token):
+    node = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2401")
+    before = live.current_seq()
+    node.availability = Node.Availability.DRAIN
+    node.save(update_fields=["availability"])
+    live.broadcast("node", node.name)
+    assert live.wait_idle(10)
+    assert live.current_seq() == before, "nothing was numbered or sent with no one listening"
+
+    async def scenario():
+        socket, _, _ = await connect(ORIGIN, auth(token))
+        snapshot = await socket.receive_json_from(timeout=5)
+        await in_thread(live.broadcast)("node", node.name)
+        message = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return snapshot, message
+
+    snapshot, message = run(scenario)
+    shown = {n["name"]: n for n in snapshot["data"]["nodes"]}
+    assert shown["edge-1"]["availability"] == "drain", "the snapshot shows the unsent change"
+    assert (message["type"], message["id"]) == ("node", "edge-1")
+    assert message["seq"] == before + 1
+
+
 def test_a_node_change_also_refreshes_the_summary_on_its_page(token):
     node = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2375")
 
