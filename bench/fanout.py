@@ -137,7 +137,8 @@ async def fan_out(stack, clients, changes, meter):
     for seq in range(changes):
         current.begin((BARE, seq))
         message = {"type": BARE, "data": {"seq": seq, "name": NODE}}
-        await layer.group_send(GROUP, {"type": "fleet.message", "message": message})
+        text = json.dumps(message)  # as fleet.live sends: encoded once, for every socket
+        await layer.group_send(GROUP, {"type": "fleet.message", "text": text})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(current.done.wait(), ROUND_TIMEOUT)
         bare.append([seconds * 1000 for seconds in current.arrivals])

@@ -134,7 +134,7 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await database_sync_to_async(snapshot)())
 
     async def fleet_message(self, event):
-        await self.send_json(event["message"])
+        await self.send(text_data=event["text"])  # encoded once by the sender, for every socket
 
     async def send_error(self, detail, about=None):
         await self.send_json(

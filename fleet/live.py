@@ -19,6 +19,7 @@ summary on its own page) sends its other fragments in the same message, under
 """
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -153,8 +154,10 @@ def _send_forever():
             envelopes = [envelope(kind, key) for kind, key in changes]
             for message in envelopes:
                 message["seq"] = next_seq()
+                # Encoded once here, not once per socket: each of them sends the same text.
+                text = json.dumps(message)
                 loop.run_until_complete(
-                    layer.group_send(GROUP, {"type": "fleet.message", "message": message})
+                    layer.group_send(GROUP, {"type": "fleet.message", "text": text})
                 )
         except Exception:  # the dashboard misses these; its next snapshot puts it right
             log.exception("could not send %d live change(s)", len(changes))
