@@ -4,6 +4,8 @@ register() tells fleet.live how to render each kind; the dashboard's app calls i
 """
 
 from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from fleet import live
 from fleet.api.alert_serializers import DeliverySerializer, IncidentSerializer
@@ -45,15 +47,28 @@ SERVICE_GROUPS = {
 }
 
 
+def _mark(state, health, slot, node):
+    """One replica's mark in a strip, as the strip's template shows it."""
+    title = f"slot {slot}: {state}" + (f", {health}" if health != "none" else "")
+    title += f" on {node}" if node else ""
+    return format_html('<i class="mark rep-{} health-{}" title="{}"></i>', state, health, title)
+
+
 def with_strips(services):
-    """Services with their replicas in slot order (for the strip of marks) and their group."""
+    """Services with their replicas' marks in slot order (the strip) and their group.
+
+    The marks are made here from plain rows, not rendered per replica by the template:
+    at 1,000 replicas that loop was most of the overview's time.
+    """
     services = list(services)
-    rows = Replica.objects.filter(service__in=services).select_related("node")
-    strips = {}
-    for replica in rows.order_by("slot", "-deployment__revision"):
-        strips.setdefault(replica.service_id, []).append(replica)
+    rows = Replica.objects.filter(service__in=services).order_by("slot", "-deployment__revision")
+    marks = {}
+    for service_id, state, health, slot, node in rows.values_list(
+        "service_id", "state", "health", "slot", "node__name"
+    ):
+        marks.setdefault(service_id, []).append(_mark(state, health, slot, node))
     for service in services:
-        service.strip = strips.get(service.pk, [])
+        service.strip = mark_safe("".join(marks.get(service.pk, [])))  # noqa: S308 - escaped above
         service.group = SERVICE_GROUPS.get(service.status, "degraded")
     return services
 
