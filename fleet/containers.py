@@ -5,10 +5,11 @@ import secrets
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from django.db.models import Count
 from django.utils import timezone
 
 from . import engine, labels, live, scheduling, sealing
-from .models import Node, Replica
+from .models import Deployment, Node, Replica
 from .threads import close_thread_connections
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,15 @@ def node_views(nodes, service_id, leaving=(), taken=(), spec=None):
     and what is about to start on a node of `taken` (a restart kept in place, of `spec`)."""
     leaving = {r.pk for r in leaving}
     load, mine, published = Counter(), Counter(), defaultdict(set)
-    alive = (
-        Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False)
-        .exclude(pk__in=leaving)
-        .values_list("node_id", "service_id", "deployment__spec")
+    alive = Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False).exclude(
+        pk__in=leaving
     )
-    coming = [(node.pk, service_id, spec) for node in taken]
-    for node_id, owner, replica_spec in [*alive, *coming]:
-        load[node_id] += 1
-        mine[node_id] += owner == service_id
+    groups, specs = _by_deployment(alive, "node_id", "service_id")
+    coming = [((node.pk, service_id, None), 1) for node in taken]
+    for (node_id, owner, deployment_id), count in [*groups, *coming]:
+        load[node_id] += count
+        mine[node_id] += count if owner == service_id else 0
+        replica_spec = spec if deployment_id is None else specs[deployment_id]
         published[node_id].update(published_ports(replica_spec))
     return [
         scheduling.NodeView(
@@ -213,12 +214,27 @@ def reservations(node_ids=None):
     if node_ids is not None:
         rows = rows.filter(node_id__in=node_ids)
     totals = defaultdict(lambda: [0.0, 0, 0])
-    for node_id, spec in rows.values_list("node_id", "deployment__spec"):
-        limits = spec.get("resources") or {}
-        totals[node_id][0] += limits.get("cpus") or 0
-        totals[node_id][1] += limits.get("memory_bytes") or 0
-        totals[node_id][2] += 1
+    groups, specs = _by_deployment(rows, "node_id")
+    for (node_id, deployment_id), count in groups:
+        limits = specs[deployment_id].get("resources") or {}
+        totals[node_id][0] += (limits.get("cpus") or 0) * count
+        totals[node_id][1] += (limits.get("memory_bytes") or 0) * count
+        totals[node_id][2] += count
     return {node_id: tuple(total) for node_id, total in totals.items()}
+
+
+def _by_deployment(replicas, *keys):
+    """([((*keys, deployment id), replica count)], {deployment id: spec}) of these replicas.
+
+    Counted in the database and each deployment's spec read once: a fleet of 1,000
+    replicas has a few dozen deployments, and decoding a spec per replica was most of
+    the cost of a placement or of the overview's reservations.
+    """
+    counted = replicas.values_list(*keys, "deployment_id").annotate(n=Count("pk")).order_by()
+    groups = [(tuple(row[:-1]), row[-1]) for row in counted]
+    wanted = {key[-1] for key, _ in groups}
+    specs = dict(Deployment.objects.filter(pk__in=wanted).values_list("pk", "spec"))
+    return groups, specs
 
 
 def docker_healthcheck(hc: dict | None) -> dict | None:
