@@ -66,6 +66,9 @@ class EventKind(models.TextChoices):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_ROTATED = "webhook.rotated"
     WEBHOOK_REVOKED = "webhook.revoked"
+    # A terminal on a replica (fleet.console): who opened it, and when and how it ended.
+    CONSOLE_OPENED = "console.opened"
+    CONSOLE_CLOSED = "console.closed"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.

@@ -1,0 +1,223 @@
+"""The console socket on the real lab: a terminal on a replica for operators, bounded per user,
+audited, ended by its command, by idleness and by a lost role; bad messages answered."""
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from dashboard import console as console_socket
+from fleet import console, health, roles
+from fleet.asgi import application
+from fleet.converge import converge
+from fleet.models import Event, Replica, Service
+from tests.conftest import token_for
+from tests.integration.conftest import clean_fleet
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+in_thread = database_sync_to_async
+
+
+def terminal(key, query):
+    headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
+    return WebsocketCommunicator(application, f"/ws/exec/?{query}", headers=headers)
+
+
+async def opened(key, replica, cmd="/bin/sh"):
+    """A console on the replica, past its "opened" message."""
+    socket = terminal(key, f"replica={replica}&cmd={cmd}&cols=100&rows=30")
+    connected, _ = await socket.connect(timeout=10)
+    assert connected
+    first = await socket.receive_json_from(timeout=10)
+    assert first["type"] == "opened", first
+    return socket
+
+
+async def refusal(key, query):
+    """The error message and close code a console that cannot be opened gets."""
+    socket = terminal(key, query)
+    await socket.connect(timeout=10)
+    message = await socket.receive_json_from(timeout=10)
+    closed = await socket.receive_output(timeout=10)
+    await socket.disconnect()
+    return message, closed["code"]
+
+
+async def output_until(socket, text, timeout=10):
+    """Everything the terminal showed until `text` appeared in it."""
+    seen, deadline = "", time.monotonic() + timeout
+    while text not in seen:
+        try:
+            message = await socket.receive_json_from(timeout=max(deadline - time.monotonic(), 0.01))
+        except TimeoutError:
+            raise AssertionError(f"{text!r} never shown; the terminal showed {seen!r}") from None
+        assert message["type"] == "output", (message, seen)
+        seen += message["data"]
+    return seen
+
+
+async def next_of(socket, kind, timeout=10):
+    """The next message of this type, skipping the terminal's output."""
+    while (message := await socket.receive_json_from(timeout=timeout))["type"] != kind:
+        assert message["type"] == "output", message
+    return message
+
+
+async def end_of(socket, timeout=10):
+    """The exit message and the close code that follows it."""
+    exit_message = await next_of(socket, "exit", timeout)
+    while (output := await socket.receive_output(timeout=timeout))["type"] != "websocket.close":
+        pass
+    return exit_message, output["code"]
+
+
+def events(kind):
+    return list(Event.objects.filter(kind=kind).order_by("id"))
+
+
+@pytest.fixture
+def shell(lab, lab_nodes, api):
+    """A running replica of the demo image (busybox: sh, stty); its id.
+
+    Consoles need no worker or clock, so the service is converged here, by the same
+    function a worker runs, on nodes checked once: it saves starting (and stopping) a
+    worker and beat for each test.
+    """
+    for node in lab_nodes:
+        health.check_node(node.pk)
+    with clean_fleet(lab, api) as fleet:
+        # No monitoring period: the first deployment has nothing to roll back to anyway.
+        service = fleet.create("shell", replicas=1, update={"monitor": 0})
+        converge(Service.objects.get(name=service["name"]).pk)
+        fleet.converged("shell", 1, timeout=20)
+        yield Replica.objects.get(service__name="shell").pk
+
+
+def test_an_operator_runs_commands_in_a_replica_and_bad_messages_change_nothing(shell, operator):
+    key = token_for(operator)
+    oversized = "x" * (console_socket.MAX_MESSAGE + 1)
+    bad = [
+        ("not json", "not JSON"),
+        ('{"type": "shell"}', "unknown message type 'shell'"),
+        ("[1, 2]", "unknown message type None"),
+        ('{"type": "input", "data": 42}', "input data must be text"),
+        ('{"type": "resize", "cols": 0, "rows": 24}', "resize needs whole numbers"),
+        ('{"type": "resize", "cols": 80, "rows": "24"}', "resize needs whole numbers"),
+        ('{"type": "resize", "cols": 80, "rows": true}', "resize needs whole numbers"),
+        ('{"type": "resize", "cols": 99999, "rows": 24}', "resize needs whole numbers"),
+        ('{"type": "input", "data": "' + oversized + '"}', "message too large"),
+    ]
+
+    async def scenario():
+        socket = await opened(key, shell)
+        answers = []
+        for text, _ in bad:
+            await socket.send_to(text_data=text)
+            answers.append(await next_of(socket, "error"))
+        await socket.send_to(bytes_data=b"echo binary\n")
+        answers.append(await next_of(socket, "error"))
+        await socket.send_json_to({"type": "input", "data": "echo fleet-$((6*7))\n"})
+        echoed = await output_until(socket, "fleet-42\r\n")
+        await socket.send_json_to({"type": "resize", "cols": 123, "rows": 45})
+        await socket.send_json_to({"type": "input", "data": "stty size\n"})
+        size = await output_until(socket, "45 123")
+        await socket.send_json_to({"type": "input", "data": "exit 3\n"})
+        ended = await end_of(socket)
+        await socket.disconnect()
+        return answers, echoed, size, ended
+
+    answers, echoed, size, (exit_message, close_code) = async_to_sync(scenario)()
+    for (text, expected), answer in zip(bad, answers, strict=False):
+        assert answer["type"] == "error" and expected in answer["message"], (text[:40], answer)
+    assert "not binary" in answers[-1]["message"]
+    assert "fleet-42" in echoed and "45 123" in size  # the bad messages changed nothing
+    assert exit_message == {"type": "exit", "code": 3, "reason": "the command ended"}
+    assert close_code == 1000
+    (started,) = events("console.opened")
+    (ended,) = events("console.closed")
+    assert (started.actor, started.via, started.service_name) == ("operator", "token", "shell")
+    assert f"replica {shell} " in started.reason and started.reason.endswith(": /bin/sh")
+    assert ended.actor == "operator" and ended.new == "3"
+    assert "closed after" in ended.reason and ended.reason.endswith(
+        "the command ended, exit code 3"
+    )
+    assert console.open_count(operator.pk) == 0
+
+
+def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, viewer):
+    key, viewer_key = token_for(operator), token_for(viewer)
+    limit = console.settings.FLEET_CONSOLE_MAX_SESSIONS
+    Replica.objects.create(  # a replica whose container is not (yet) made
+        service_id=Replica.objects.get(pk=shell).service_id,
+        deployment_id=Replica.objects.get(pk=shell).deployment_id,
+        slot=9,
+    )
+    pending = Replica.objects.get(slot=9).pk
+
+    async def scenario():
+        refused = [
+            await refusal(viewer_key, f"replica={shell}"),
+            await refusal(key, "replica=999999"),
+            await refusal(key, "replica=abc"),
+            await refusal(key, f"replica={pending}"),
+            await refusal(key, f"replica={shell}&cmd=%22unclosed"),
+        ]
+        sockets = [await opened(key, shell) for _ in range(limit)]
+        refused.append(await refusal(key, f"replica={shell}"))
+        # Closed by the browser: its place is free again, and the shell ended with it.
+        await sockets.pop().disconnect()
+        sockets.append(await opened(key, shell))
+        for socket in sockets:
+            await socket.disconnect()
+        return refused
+
+    refused = async_to_sync(scenario)()
+    codes = [code for _, code in refused]
+    messages = [message["message"] for message, _ in refused]
+    assert codes == [4403, 4400, 4400, 4400, 4400, 4400]
+    assert messages[0] == "only operators and admins may open a console"
+    assert messages[1] == "no replica 999999"
+    assert messages[2].startswith("name the replica by its id")
+    assert messages[3] == f"replica {pending} is not running (pending)"
+    assert messages[4].startswith("cannot read the command")
+    assert messages[5].startswith(f"you already have {limit} consoles open")
+    assert len(events("console.opened")) == limit + 1  # none for the refusals
+    closed = events("console.closed")
+    assert len(closed) == limit + 1
+    assert all("closed by the browser" in e.reason for e in closed)
+    assert console.open_count(operator.pk) == 0
+
+
+def test_a_console_ends_when_idle_and_when_its_user_loses_the_role(shell, operator, settings):
+    # Idle consoles close after FLEET_CONSOLE_IDLE_TIMEOUT (10 minutes by default); two
+    # seconds here, so that the test sees one close without waiting for ten minutes.
+    settings.FLEET_CONSOLE_IDLE_TIMEOUT = 2
+    key = token_for(operator)
+
+    async def scenario():
+        idle, busy = await opened(key, shell), await opened(key, shell)
+        started = time.monotonic()
+        while time.monotonic() - started < 3.5:  # the busy one types; it stays open
+            await busy.send_json_to({"type": "input", "data": ":\n"})
+            await asyncio.sleep(0.5)
+        idle_end = await end_of(idle, timeout=1)
+        await busy.send_json_to({"type": "input", "data": "echo still-$((1+1))\n"})
+        await output_until(busy, "still-2\r\n")
+        await in_thread(roles.assign)(operator, roles.VIEWER)
+        role_end = await end_of(busy, timeout=5)
+        await idle.disconnect()
+        await busy.disconnect()
+        return idle_end, role_end
+
+    (idle_exit, idle_code), (role_exit, role_code) = async_to_sync(scenario)()
+    assert idle_code == 4408 and idle_exit["reason"] == "no input for 2 s"
+    assert role_code == 4403 and role_exit["reason"] == "no longer allowed to open consoles"
+    reasons = [e.reason for e in events("console.closed")]
+    assert len(reasons) == 2
+    assert "no input for 2 s" in reasons[0] and "no longer allowed" in reasons[1]
+    assert console.open_count(operator.pk) == 0
