@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from fleet import console, live
+from fleet.addresses import client_address
 from fleet.models import Actor
 
 from .auth import NO_ROLE, SIGNED_OUT, login_ended
@@ -42,10 +43,21 @@ def _number(text):
     return int(text) if isinstance(text, str) and text.isdigit() and len(text) < 10 else None
 
 
+class _AsRequest:
+    """The socket's scope as fleet.addresses reads a request: the peer, X-Forwarded-For."""
+
+    def __init__(self, scope):
+        headers = dict(scope.get("headers") or [])
+        self.META = {
+            "REMOTE_ADDR": (scope.get("client") or [""])[0] or "",
+            "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1"),
+        }
+
+
 def _open(scope, user_pk, replica_pk, command, cols, rows):
     user = get_user_model().objects.filter(pk=user_pk, is_active=True).first()
     via = "token" if scope.get("fleet_token") else "web"
-    address = (scope.get("client") or [""])[0] or ""
+    address = client_address(_AsRequest(scope))
     actor = Actor.of(user, via, address) if user else None
     return console.open_session(user, replica_pk, command, actor, cols, rows)
 

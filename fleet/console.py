@@ -72,7 +72,9 @@ def parse_command(text):
     if text is None or text == "":
         text = DEFAULT_COMMAND
     if not isinstance(text, str) or len(text) > MAX_COMMAND or "\x00" in text:
-        raise ConsoleRefused(f"the command must be text of at most {MAX_COMMAND} characters")
+        raise ConsoleRefused(
+            f"the command must be text of at most {MAX_COMMAND} characters, without NUL"
+        )
     try:
         words = shlex.split(text)
     except ValueError as exc:

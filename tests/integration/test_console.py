@@ -166,6 +166,10 @@ def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, vi
             await refusal(key, "replica=abc"),
             await refusal(key, f"replica={pending}"),
             await refusal(key, f"replica={shell}&cmd=%22unclosed"),
+            await refusal(key, f"replica={shell}&cmd=" + "x" * 513),
+            await refusal(key, f"replica={shell}&cmd=sh%00-c"),
+            await refusal(key, "replica=-1"),
+            await refusal(key, f"replica={shell}.0"),
         ]
         sockets = [await opened(key, shell) for _ in range(limit)]
         refused.append(await refusal(key, f"replica={shell}"))
@@ -179,13 +183,16 @@ def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, vi
     refused = async_to_sync(scenario)()
     codes = [code for _, code in refused]
     messages = [message["message"] for message, _ in refused]
-    assert codes == [4403, 4400, 4400, 4400, 4400, 4400]
+    assert codes == [4403] + [4400] * 9
     assert messages[0] == "only operators and admins may open a console"
     assert messages[1] == "no replica 999999"
     assert messages[2].startswith("name the replica by its id")
     assert messages[3] == f"replica {pending} is not running (pending)"
     assert messages[4].startswith("cannot read the command")
-    assert messages[5].startswith(f"you already have {limit} consoles open")
+    too_long = "the command must be text of at most 512 characters, without NUL"
+    assert messages[5] == messages[6] == too_long
+    assert messages[7].startswith("name the replica") and messages[8].startswith("name the")
+    assert messages[9].startswith(f"you already have {limit} consoles open")
     assert len(events("console.opened")) == limit + 1  # none for the refusals
     closed = events("console.closed")
     assert len(closed) == limit + 1
