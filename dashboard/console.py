@@ -14,6 +14,7 @@ import codecs
 import json
 import threading
 import time
+from contextlib import suppress
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -129,15 +130,20 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
 
         def send(data):
             text = decoder.decode(data)
-            if text:
-                message = {"type": "output", "data": text}
+            if not text:
+                return
+            message = {"type": "output", "data": text}
+            try:
                 future = asyncio.run_coroutine_threadsafe(self.send_json(message), loop)
                 future.result(SEND_WAIT)  # a slow browser slows the command, as a terminal does
+            except (RuntimeError, TimeoutError):  # the socket's loop is gone, or stuck
+                session.exec.close()
 
         try:
             session.pump(send)
         finally:
-            asyncio.run_coroutine_threadsafe(self.finish("the command ended", 1000), loop)
+            with suppress(RuntimeError):  # the loop closed: disconnect() ended the session
+                asyncio.run_coroutine_threadsafe(self.finish("the command ended", 1000), loop)
 
     async def watch(self):
         """End the session once idle too long or once its login or role no longer allows it."""
@@ -153,7 +159,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 checked = time.monotonic()
                 if await self.check_login():
                     return
-            await database_sync_to_async(self.session.renew, thread_sensitive=False)()
+            if self.session.renewal_due():
+                await database_sync_to_async(self.session.renew, thread_sensitive=False)()
 
     async def fleet_login_changed(self, event):
         """A login of this user may have ended, or their role changed: see whether it was

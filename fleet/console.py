@@ -174,10 +174,11 @@ class Session:
         """Blocks (in a thread of its own) until the command ends or the session is closed."""
         self.exec.pump(on_output)
 
+    def renewal_due(self):
+        return time.monotonic() - self.renewed >= RENEW_SECONDS
+
     def renew(self):
-        """Keep this session's place in the count (called every few seconds while open)."""
-        if time.monotonic() - self.renewed < RENEW_SECONDS:
-            return
+        """Keep this session's place in the count (due every RENEW_SECONDS while open)."""
         self.renewed = time.monotonic()
         with suppress(redis.RedisError):
             _client().zadd(_key(self.user_pk), {self.token: time.time() + LAPSE_SECONDS}, xx=True)

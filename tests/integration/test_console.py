@@ -228,3 +228,22 @@ def test_a_console_ends_when_idle_and_when_its_user_loses_the_role(shell, operat
     assert len(reasons) == 2
     assert "no input for 2 s" in reasons[0] and "no longer allowed" in reasons[1]
     assert console.open_count(operator.pk) == 0
+
+
+def test_only_those_who_may_open_a_console_get_its_panel_and_script(viewer, operator, settings):
+    from django.test import Client
+
+    from fleet import services
+    from fleet.spec import ServiceSpecSerializer
+
+    spec = ServiceSpecSerializer(data={"name": "web", "image": settings.FLEET_DEFAULT_IMAGE})
+    spec.is_valid(raise_exception=True)
+    services.create(spec.validated_data)
+    pages = {}
+    for user in (viewer, operator):
+        client = Client()
+        client.force_login(user)
+        pages[user.username] = client.get("/services/web/").content.decode()
+    assert 'id="console"' not in pages["viewer"] and "js/console.js" not in pages["viewer"]
+    assert 'id="console"' in pages["operator"] and "js/console.js" in pages["operator"]
+    assert 'data-socket="/ws/exec/"' in pages["operator"]
