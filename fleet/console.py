@@ -18,7 +18,7 @@ from django.conf import settings
 
 from . import engine_exec
 from .engine_errors import EngineError
-from .models import Event, EventKind, Replica
+from .models import Event, EventKind, Node, Replica
 from .roles import READ_FLEET
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,9 @@ def _running_replica(pk):
         raise ConsoleRefused(f"no replica {pk}")
     if replica.state != Replica.State.RUNNING or not replica.container_id or not replica.node:
         raise ConsoleRefused(f"replica {pk} is not running ({replica.state})")
+    if replica.node.status != Node.Status.READY:
+        # Refused at once rather than after the engine's timeout.
+        raise ConsoleRefused(f"replica {pk}'s node {replica.node.name} is {replica.node.status}")
     return replica
 
 

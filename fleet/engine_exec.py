@@ -15,9 +15,12 @@ import threading
 import time
 from contextlib import suppress
 
-from .engine import CALL_TIMEOUT, SDK_ERRORS, EngineError, client, failure
+from .engine import SDK_ERRORS, EngineError, client, failure
 
 READ_SIZE = 65536
+# Seconds each exec call may take: someone waits at a terminal for it (a slow engine's
+# console is refused in this time rather than the minute container changes get).
+CALL_TIMEOUT = 10
 # Closing the terminal's connection does not end its command: the engine keeps the exec
 # (and its terminal) running until the command exits by itself. So every command runs
 # with FLEET_CONSOLE=<token> in its environment, which its children inherit, and hang_up()

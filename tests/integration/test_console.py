@@ -8,12 +8,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from rest_framework.test import APIClient
 
 from dashboard import console as console_socket
 from fleet import console, health, roles
 from fleet.asgi import application
 from fleet.converge import converge
-from fleet.models import Event, Replica, Service
+from fleet.models import Event, Node, Replica, Service
 from tests.conftest import token_for
 from tests.integration.conftest import clean_fleet
 
@@ -74,6 +75,19 @@ async def end_of(socket, timeout=10):
     while (output := await socket.receive_output(timeout=timeout))["type"] != "websocket.close":
         pass
     return exit_message, output["code"]
+
+
+def revoke(key):
+    """Revoke a token as its owner does, through the API, with the token itself."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    mine = [t for t in client.get("/api/auth/tokens/").json() if t["name"] == "other"]
+    assert client.delete(f"/api/auth/tokens/{mine[0]['id']}/").status_code == 204
+
+
+def set_node_status(replica_pk, status):
+    # Nothing runs here to check nodes (no beat, no watch), so the status stays as set.
+    Node.objects.filter(replica_set__pk=replica_pk).update(status=status)
 
 
 def events(kind):
@@ -171,6 +185,10 @@ def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, vi
             await refusal(key, "replica=-1"),
             await refusal(key, f"replica={shell}.0"),
         ]
+        # A node that does not answer: refused at once, not after the engine's timeout.
+        await in_thread(set_node_status)(shell, "unreachable")
+        refused.append(await refusal(key, f"replica={shell}"))
+        await in_thread(set_node_status)(shell, "ready")
         sockets = [await opened(key, shell) for _ in range(limit)]
         refused.append(await refusal(key, f"replica={shell}"))
         # Closed by the browser: its place is free again, and the shell ended with it.
@@ -183,7 +201,7 @@ def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, vi
     refused = async_to_sync(scenario)()
     codes = [code for _, code in refused]
     messages = [message["message"] for message, _ in refused]
-    assert codes == [4403] + [4400] * 9
+    assert codes == [4403] + [4400] * 10
     assert messages[0] == "only operators and admins may open a console"
     assert messages[1] == "no replica 999999"
     assert messages[2].startswith("name the replica by its id")
@@ -192,7 +210,9 @@ def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, vi
     too_long = "the command must be text of at most 512 characters, without NUL"
     assert messages[5] == messages[6] == too_long
     assert messages[7].startswith("name the replica") and messages[8].startswith("name the")
-    assert messages[9].startswith(f"you already have {limit} consoles open")
+    node = Replica.objects.get(pk=shell).node.name
+    assert messages[9] == f"replica {shell}'s node {node} is unreachable"
+    assert messages[10].startswith(f"you already have {limit} consoles open")
     assert len(events("console.opened")) == limit + 1  # none for the refusals
     closed = events("console.closed")
     assert len(closed) == limit + 1
@@ -204,29 +224,38 @@ def test_a_console_ends_when_idle_and_when_its_user_loses_the_role(shell, operat
     # Idle consoles close after FLEET_CONSOLE_IDLE_TIMEOUT (10 minutes by default); two
     # seconds here, so that the test sees one close without waiting for ten minutes.
     settings.FLEET_CONSOLE_IDLE_TIMEOUT = 2
-    key = token_for(operator)
+    key, other_key = token_for(operator), token_for(operator, "other")
 
     async def scenario():
         idle, busy = await opened(key, shell), await opened(key, shell)
+        other = await opened(other_key, shell)
         started = time.monotonic()
-        while time.monotonic() - started < 3.5:  # the busy one types; it stays open
-            await busy.send_json_to({"type": "input", "data": ":\n"})
+        while time.monotonic() - started < 3.5:  # the busy ones type; they stay open
+            for socket in (busy, other):
+                await socket.send_json_to({"type": "input", "data": ":\n"})
             await asyncio.sleep(0.5)
         idle_end = await end_of(idle, timeout=1)
+        # Signed out: the other token revoked ends its console, not this token's.
+        await in_thread(revoke)(other_key)
+        signed_out = await end_of(other, timeout=5)
         await busy.send_json_to({"type": "input", "data": "echo still-$((1+1))\n"})
         await output_until(busy, "still-2\r\n")
         await in_thread(roles.assign)(operator, roles.VIEWER)
         role_end = await end_of(busy, timeout=5)
-        await idle.disconnect()
-        await busy.disconnect()
-        return idle_end, role_end
+        for socket in (idle, other, busy):
+            await socket.disconnect()
+        return idle_end, signed_out, role_end
 
-    (idle_exit, idle_code), (role_exit, role_code) = async_to_sync(scenario)()
+    (idle_exit, idle_code), (out_exit, out_code), (role_exit, role_code) = async_to_sync(scenario)()
     assert idle_code == 4408 and idle_exit["reason"] == "no input for 2 s"
+    assert out_code == 4401 and out_exit["reason"] == "signed out"
     assert role_code == 4403 and role_exit["reason"] == "no longer allowed to open consoles"
+    # Each shell was hung up: the exit code of a shell ended by SIGHUP.
+    assert idle_exit["code"] == out_exit["code"] == role_exit["code"] == 129
     reasons = [e.reason for e in events("console.closed")]
-    assert len(reasons) == 2
-    assert "no input for 2 s" in reasons[0] and "no longer allowed" in reasons[1]
+    assert len(reasons) == 3
+    assert "no input for 2 s" in reasons[0] and "signed out" in reasons[1]
+    assert "no longer allowed" in reasons[2]
     assert console.open_count(operator.pk) == 0
 
 
