@@ -6,6 +6,7 @@ import pytest
 from fleet.models import Event, Replica
 from tests.browser.conftest import screenshot
 from tests.browser.test_csp import RECORD_VIOLATIONS
+from tests.browser.test_overview import axe_violations
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -28,6 +29,7 @@ def test_an_admin_types_a_command_in_a_replicas_console_and_reads_its_output(pag
     page.wait_for_selector("#console-screen .xterm-rows:has-text('fleet-42')")
     assert "fleet-42" in page.inner_text("#console-screen .xterm-rows")
     screenshot(page, "console")
+    assert axe_violations(page) == []
     page.keyboard.type("exit 3\n")
     page.wait_for_selector("#console-state:has-text('exit code 3')")
 
