@@ -12,6 +12,7 @@ fleet.console's business; this only carries the bytes.
 import asyncio
 import codecs
 import json
+import shlex
 import threading
 import time
 from contextlib import suppress
@@ -85,7 +86,13 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.user_pk = user.pk
         self.loop = asyncio.get_running_loop()
         query = self.scope.get("query_string", b"").decode("latin-1")
-        params = {k: v[0] for k, v in parse_qs(query, max_num_fields=10).items()}
+        try:
+            params = {k: v[0] for k, v in parse_qs(query, max_num_fields=10).items()}
+        except ValueError:
+            await self.refuse("too many parameters: give replica, cmd, cols and rows", REFUSED)
+            return
+        # Joined first: a login that ends while the console opens is heard of too.
+        await self.channel_layer.group_add(live.login_group(user.pk), self.channel_name)
         cols, rows = _number(params.get("cols")) or 80, _number(params.get("rows")) or 24
         if not (_whole(cols, 1, MAX_COLS) and _whole(rows, 1, MAX_ROWS)):
             cols, rows = 80, 24
@@ -100,7 +107,6 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(str(exc), REFUSED if allowed else NO_ROLE)
             return
         self.last_input = time.monotonic()
-        await self.channel_layer.group_add(live.login_group(user.pk), self.channel_name)
         replica = self.session.replica
         await self.send_json(
             {
@@ -109,7 +115,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 "container": replica.container_name,
                 "service": replica.service.name,
                 "node": replica.node.name,
-                "command": " ".join(self.session.command),
+                "command": shlex.join(self.session.command),
             }
         )
         self.watcher = asyncio.create_task(self.watch())
@@ -137,7 +143,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 future = asyncio.run_coroutine_threadsafe(self.send_json(message), loop)
                 future.result(SEND_WAIT)  # a slow browser slows the command, as a terminal does
             except (RuntimeError, TimeoutError):  # the socket's loop is gone, or stuck
-                session.exec.close()
+                session.close_terminal()
 
         try:
             session.pump(send)

@@ -177,6 +177,10 @@ class Session:
         """Blocks (in a thread of its own) until the command ends or the session is closed."""
         self.exec.pump(on_output)
 
+    def close_terminal(self):
+        """Stop the output (pump() returns); end() still ends the command and records it."""
+        self.exec.close()
+
     def renewal_due(self):
         return time.monotonic() - self.renewed >= RENEW_SECONDS
 
