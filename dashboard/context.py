@@ -1,8 +1,15 @@
 """What every dashboard page's template needs to know besides its own view's context."""
 
-from .routing import LIVE_SOCKET
+from fleet.console import COMMANDS
+
+from .routing import CONSOLE_SOCKET, LIVE_SOCKET
 
 
 def live_socket(request):
-    """The path of the live socket, for the page's script to connect to."""
-    return {"live_socket": "/" + LIVE_SOCKET}
+    """The paths of the live and console sockets, for the pages' scripts to connect to, and
+    the commands a console offers."""
+    return {
+        "live_socket": "/" + LIVE_SOCKET,
+        "console_socket": "/" + CONSOLE_SOCKET,
+        "console_commands": COMMANDS,
+    }

@@ -122,6 +122,9 @@ try:
     FLEET_METRICS_TIMEOUT = _positive("FLEET_METRICS_TIMEOUT", env.float, 3.0)
     FLEET_METRICS_RAW_HOURS = _positive("FLEET_METRICS_RAW_HOURS", env.float, 24.0)
     FLEET_METRICS_ROLLUP_DAYS = _positive("FLEET_METRICS_ROLLUP_DAYS", env.float, 30.0)
+    # Consoles (README "Console"): seconds without input before one closes; open at once per user.
+    FLEET_CONSOLE_IDLE_TIMEOUT = _positive("FLEET_CONSOLE_IDLE_TIMEOUT", env.float, 600.0)
+    FLEET_CONSOLE_MAX_SESSIONS = _positive("FLEET_CONSOLE_MAX_SESSIONS", env.int, 3)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 

@@ -68,6 +68,9 @@ class EventKind(models.TextChoices):
     WEBHOOK_REVOKED = "webhook.revoked"
     # The registry has a newer digest for a service's tag (once per digest): fleet.image_updates.
     SERVICE_IMAGE_UPDATE_AVAILABLE = "service.image_update_available"
+    # A terminal on a replica (fleet.console): who opened it, and when and how it ended.
+    CONSOLE_OPENED = "console.opened"
+    CONSOLE_CLOSED = "console.closed"
 
 
 # How many of the newest events a feed looks at when it folds repeats together.
