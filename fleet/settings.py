@@ -12,6 +12,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
 
+from . import settings_features as features
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -78,9 +80,6 @@ try:
     FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
     FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
     FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
-    # Image updates (README "Image updates"): how often every tag is checked, each call's limit.
-    FLEET_IMAGE_CHECK_INTERVAL = _positive("FLEET_IMAGE_CHECK_INTERVAL", env.float, 6 * 3600.0)
-    FLEET_IMAGE_CHECK_TIMEOUT = _positive("FLEET_IMAGE_CHECK_TIMEOUT", env.float, 10.0)
     # Logins: after this many failures for one user name from one address, that pair is
     # locked out for the cool-off (seconds); a successful login resets the count.
     FLEET_LOGIN_FAILURE_LIMIT = _positive("FLEET_LOGIN_FAILURE_LIMIT", env.int, 5)
@@ -100,36 +99,12 @@ try:
     # host ports only in this range ("8000-8999"). Empty: anything.
     FLEET_ALLOWED_REGISTRIES = [r.lower() for r in env.list("FLEET_ALLOWED_REGISTRIES", [])]
     FLEET_PUBLISHED_PORTS = env.str("FLEET_PUBLISHED_PORTS", "")
-    # Alerts (README "Alerts"): reading and checking intervals, how long a service may be
-    # short before it is an incident, the quiet period, delivery's timeout and retries.
-    FLEET_ALERT_INTERVAL = _positive("FLEET_ALERT_INTERVAL", env.float, 1.0)
-    FLEET_ALERT_CHECK_INTERVAL = _positive("FLEET_ALERT_CHECK_INTERVAL", env.float, 5.0)
-    FLEET_ALERT_DEGRADED_AFTER = _positive("FLEET_ALERT_DEGRADED_AFTER", env.float, 30.0)
-    FLEET_ALERT_QUIET = _positive("FLEET_ALERT_QUIET", env.float, 60.0)
-    FLEET_ALERT_TIMEOUT = _positive("FLEET_ALERT_TIMEOUT", env.float, 5.0)
-    FLEET_ALERT_RETRIES = env.int("FLEET_ALERT_RETRIES", 4)
-    # Deploy webhooks: at most RATE calls per RATE_WINDOW seconds each (429 beyond), bodies
-    # of at most MAX_BODY bytes (413 beyond).
-    FLEET_WEBHOOK_RATE = _positive("FLEET_WEBHOOK_RATE", env.int, 6)
-    FLEET_WEBHOOK_RATE_WINDOW = _positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
-    FLEET_WEBHOOK_MAX_BODY = _positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
-    # Metrics (README "Metrics"): every running replica and node sampled every INTERVAL
-    # seconds by the watch, at most CONCURRENCY stats calls in flight per node, each given
-    # TIMEOUT seconds; raw samples kept RAW_HOURS, 5-minute rollups ROLLUP_DAYS.
-    FLEET_METRICS_INTERVAL = _positive("FLEET_METRICS_INTERVAL", env.float, 10.0)
-    # Calls in flight set how many replicas a round reaches (README "Metrics": 1 s ticks).
-    FLEET_METRICS_CONCURRENCY = _positive("FLEET_METRICS_CONCURRENCY", env.int, 16)
-    FLEET_METRICS_TIMEOUT = _positive("FLEET_METRICS_TIMEOUT", env.float, 3.0)
-    FLEET_METRICS_RAW_HOURS = _positive("FLEET_METRICS_RAW_HOURS", env.float, 24.0)
-    FLEET_METRICS_ROLLUP_DAYS = _positive("FLEET_METRICS_ROLLUP_DAYS", env.float, 30.0)
-    # Consoles (README "Console"): seconds without input before one closes; open at once per user.
-    FLEET_CONSOLE_IDLE_TIMEOUT = _positive("FLEET_CONSOLE_IDLE_TIMEOUT", env.float, 600.0)
-    FLEET_CONSOLE_MAX_SESSIONS = _positive("FLEET_CONSOLE_MAX_SESSIONS", env.int, 3)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 
-if not 0 <= FLEET_ALERT_RETRIES <= 20:
-    raise ImproperlyConfigured(f"FLEET_ALERT_RETRIES must be 0 to 20, got {FLEET_ALERT_RETRIES}")
+# The features' own settings (alerts, webhooks, metrics, image updates, console).
+globals().update({k: v for k, v in vars(features).items() if k.startswith("FLEET_")})
+
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         f"SECRET_KEY must be set when DEBUG is off: export it, or run `make run` once, which "
@@ -376,13 +351,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     "process-alerts": {
         "task": "fleet.tasks.process_alerts",
-        "schedule": FLEET_ALERT_INTERVAL,
-        "options": {"expires": FLEET_ALERT_INTERVAL},
+        "schedule": features.FLEET_ALERT_INTERVAL,
+        "options": {"expires": features.FLEET_ALERT_INTERVAL},
     },
     "check-alert-conditions": {
         "task": "fleet.tasks.check_alert_conditions",
-        "schedule": FLEET_ALERT_CHECK_INTERVAL,
-        "options": {"expires": FLEET_ALERT_CHECK_INTERVAL},
+        "schedule": features.FLEET_ALERT_CHECK_INTERVAL,
+        "options": {"expires": features.FLEET_ALERT_CHECK_INTERVAL},
     },
     "metrics-rollup": {
         "task": "fleet.tasks.roll_up_metrics",
@@ -391,8 +366,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "check-images": {
         "task": "fleet.tasks.check_images",
-        "schedule": FLEET_IMAGE_CHECK_INTERVAL,
-        "options": {"expires": FLEET_IMAGE_CHECK_INTERVAL},
+        "schedule": features.FLEET_IMAGE_CHECK_INTERVAL,
+        "options": {"expires": features.FLEET_IMAGE_CHECK_INTERVAL},
     },
     "metrics-thresholds": {
         "task": "fleet.tasks.check_metric_thresholds",
