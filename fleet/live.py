@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 GROUP = "fleet"
 COALESCE = 0.1  # seconds; at most 250 ms is promised
 SEQ_KEY = "fleet:live:seq"
+LATER = {"event", "delivery"}  # kinds that go out after the rest of their burst
 
 _pending = queue.Queue()
 _sender = None
@@ -151,8 +152,11 @@ def _send_forever():
         try:
             if not _anyone_listening(layer):
                 continue  # the finally below still counts them done
-            envelopes = [envelope(kind, key) for kind, key in changes]
-            for message in envelopes:
+            # State first, the feed after: every socket gets each message in turn, so the
+            # node, service or replica a change is about should not wait behind its event.
+            # Each goes out as soon as it is rendered, not after the whole burst is.
+            for kind, key in sorted(changes, key=lambda change: change[0] in LATER):
+                message = envelope(kind, key)
                 message["seq"] = next_seq()
                 # Encoded once here, not once per socket: each of them sends the same text.
                 text = json.dumps(message)
