@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from . import sealing
 from .engine_errors import registry_of
+from .ingress import routes
 from .scheduling import parse_constraint
 from .validation import validate_dns_label
 
@@ -23,6 +24,7 @@ SPEC_FIELDS = (
     "resources",
     "restart_policy",
     "update",
+    "ingress",
 )
 # Nested objects a partial deploy changes key by key; every other field is replaced whole.
 MERGED_OBJECTS = ("update", "resources")
@@ -45,6 +47,10 @@ RESTART_POLICIES = ("any", "on-failure", "none")
 UPDATE_ORDERS = ("start-first", "stop-first")
 FAILURE_ACTIONS = ("rollback", "pause")
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
+# A host name as HTTP clients send it: DNS labels joined by dots, lowercase once normalised.
+HOSTNAME = re.compile(rf"^{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*$")
+# A path prefix of plain URL characters: no spaces, quotes or anything HAProxy's map file reads.
+URL_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 
 def validate_image(value):
@@ -285,6 +291,33 @@ class UpdatePolicySerializer(StrictSerializer):
     order = serializers.ChoiceField(choices=UPDATE_ORDERS, default="start-first")
     monitor = NumberField(min_value=0, max_value=HOUR, default=5)
     failure_action = serializers.ChoiceField(choices=FAILURE_ACTIONS, default="rollback")
+    # How long a replica's in-flight requests may take to finish once the ingress stops
+    # sending it new ones, before it is stopped anyway.
+    drain = NumberField(min_value=0, max_value=HOUR, default=10)
+
+
+class IngressSerializer(StrictSerializer):
+    """Where the ingress sends requests for this service: a host and a path prefix, to the
+    replicas' container port."""
+
+    host = StringField(max_length=253)
+    port = IntegerField(min_value=1, max_value=65535)
+    path = StringField(max_length=1024, default="/")
+
+    def validate_host(self, value):
+        value = value.lower().rstrip(".")
+        if not HOSTNAME.fullmatch(value):
+            raise serializers.ValidationError(
+                "Use a host name such as web.example.com: letters, digits, '-' and dots."
+            )
+        return value
+
+    def validate_path(self, value):
+        if not URL_PATH.fullmatch(value):
+            raise serializers.ValidationError(
+                "Use a path prefix that starts with '/', such as / or /api/, without spaces."
+            )
+        return value
 
 
 class ServiceSpecSerializer(StrictSerializer):
@@ -302,6 +335,7 @@ class ServiceSpecSerializer(StrictSerializer):
     resources = ResourcesSerializer(default=defaults_of(ResourcesSerializer))
     restart_policy = serializers.ChoiceField(choices=RESTART_POLICIES, default="any")
     update = UpdatePolicySerializer(default=defaults_of(UpdatePolicySerializer))
+    ingress = IngressSerializer(allow_null=True, default=None)
 
     def validate_replicas(self, value):
         # Read when validating, not at import, so that a changed setting applies at once.
@@ -317,7 +351,32 @@ class ServiceSpecSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 {"secrets": [f"{', '.join(both)} is also in env; name each variable once."]}
             )
+        self._check_ingress(attrs)
         return attrs
+
+    def _check_ingress(self, attrs):
+        ingress = attrs.get("ingress")
+        if ingress and (other := routes.taken_by(ingress, attrs.get("name"))):
+            raise serializers.ValidationError(
+                {
+                    "ingress": [
+                        f"Service {other} already takes host {ingress['host']} with path "
+                        f"{ingress['path']}; give this one another host or path."
+                    ]
+                }
+            )
+        published = {(p["container"], p["protocol"]) for p in attrs.get("ports", [])}
+        if ingress and (ingress["port"], "tcp") not in published:
+            raise serializers.ValidationError(
+                {
+                    "ingress": {
+                        "port": [
+                            f"Publish container port {ingress['port']}/tcp in ports (published "
+                            "may be left out) so that the ingress can reach the replicas."
+                        ]
+                    }
+                }
+            )
 
     def validate_ports(self, ports):
         # Keyed by index, as DRF reports the errors of list items.

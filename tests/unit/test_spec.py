@@ -54,7 +54,9 @@ def test_a_spec_of_only_name_and_image_comes_out_complete():
             "order": "start-first",
             "monitor": 5,
             "failure_action": "rollback",
+            "drain": 10,
         },
+        "ingress": None,
     }
 
 
@@ -100,7 +102,9 @@ def test_a_full_spec_comes_out_as_given_with_ints_kept_as_ints():
             "order": "stop-first",
             "monitor": 10,
             "failure_action": "pause",
+            "drain": 2.5,
         },
+        "ingress": None,
     }
     serializer = ServiceSpecSerializer(data=given)
     assert serializer.is_valid(), serializer.errors
@@ -116,6 +120,7 @@ def test_a_partial_update_policy_gets_defaults_for_the_rest():
         "order": "start-first",
         "monitor": 5,
         "failure_action": "rollback",
+        "drain": 10,
     }
 
 
