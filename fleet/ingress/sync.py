@@ -105,7 +105,7 @@ def _apply(backend, present, wanted):
 def add(backend, server):
     haproxy.change(
         f"add server {backend}/{server.name} {server.addr}:{server.port} {CHECK}",
-        ok=("New server registered",),
+        ok=("New server registered", "Already exists"),  # another process was first
     )
     haproxy.change(f"enable health {backend}/{server.name}")
     # Docker's own check already found it healthy: it takes requests at once.
@@ -117,7 +117,7 @@ def _remove(backend, name):
     """Stop sending it requests; delete it once none is left on it (else a later sync will)."""
     haproxy.change(f"set server {backend}/{name} state maint")
     try:
-        haproxy.change(f"del server {backend}/{name}", ok=("Server deleted",))
+        haproxy.change(f"del server {backend}/{name}", ok=("Server deleted", "No such server"))
     except haproxy.Refused as exc:
         log.info("kept %s/%s for now: %s", backend, name, exc)
 
