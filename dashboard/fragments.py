@@ -14,6 +14,7 @@ from fleet.api.service_serializers import (
     ServiceSerializer,
 )
 from fleet.containers import reservations
+from fleet.ingress import status as ingress_status
 from fleet.metrics.latest import node_usage, round_message
 from fleet.models import Delivery, Deployment, Event, Incident, Node, Replica, Service
 
@@ -82,6 +83,14 @@ def service(name):
     return ServiceSerializer(found).data, html
 
 
+def service_ingress(name):
+    found = Service.objects.select_related("current_deployment").filter(name=name).first()
+    if found is None:
+        return ""
+    context = {"service": found, "ingress": ingress_status.of(found)}
+    return render_to_string("dashboard/fragments/ingress.html", context)
+
+
 def replica(pk):
     found = Replica.objects.select_related("service", "node", "deployment").filter(pk=pk).first()
     if found is None:
@@ -141,6 +150,7 @@ def register():
     live.register("node", node)
     live.register_view("node", "node-summary", node_summary)
     live.register("service", service)
+    live.register_view("service", "service-ingress", service_ingress)
     live.register("replica", replica)
     live.register("deployment", deployment)
     live.register("event", event)

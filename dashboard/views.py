@@ -12,6 +12,7 @@ from django.views.generic import DetailView, TemplateView
 
 from fleet import nodes
 from fleet.filters import EventFilter
+from fleet.ingress import status as ingress_status
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
@@ -137,6 +138,7 @@ class ServiceDetailView(FleetReadMixin, DetailView):
             deployments=service.deployments.all()[:20],
             usage_ranges=USAGE_RANGES,
             events=Event.objects.filter(service_name=service.name).folded(RECENT_EVENTS),
+            ingress=ingress_status.of(service),
             **kwargs,
         )
 

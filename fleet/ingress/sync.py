@@ -12,7 +12,7 @@ import logging
 
 from django.db import transaction
 
-from .. import engine, labels
+from .. import engine, labels, live
 from ..models import Node, Replica, Service
 from . import config, haproxy, routes
 from .config import CHECK, Server
@@ -79,8 +79,8 @@ def sync(service):
                 config.apply()  # the new backend comes with its servers
             return
         wanted = desired_servers(service, ingress) if ingress else {}
-        _apply(backend, present, wanted)
-        _route(backend, ingress)
+        if _apply(backend, present, wanted) + _route(backend, ingress):
+            live.broadcast("service", service.name)  # its page shows the proxy's view
     except haproxy.Unavailable as exc:
         log.debug("ingress not synced for %s: %s", service.name, exc)
     except haproxy.Refused as exc:
@@ -88,6 +88,8 @@ def sync(service):
 
 
 def _apply(backend, present, wanted):
+    """Add, enable and remove servers; return how many changes were made."""
+    changes = 0
     for name, server in wanted.items():
         now = present.get(name)
         if now is not None and (now.addr, now.port) != (server.addr, server.port):
@@ -95,11 +97,15 @@ def _apply(backend, present, wanted):
             now = None
         if now is None:
             add(backend, server)
+            changes += 1
         elif now.in_maintenance:
             haproxy.change(f"set server {backend}/{name} state ready")
+            changes += 1
     for name, now in present.items():
         if name not in wanted and not now.draining:
             _remove(backend, name)
+            changes += 1
+    return changes
 
 
 def add(backend, server):
@@ -123,16 +129,20 @@ def _remove(backend, name):
 
 
 def _route(backend, ingress):
-    """The route map holds this backend's route, and only it."""
+    """The route map holds this backend's route, and only it; return how many changes."""
+    changes = 0
     _, routes_path = config.paths()
     entries = haproxy.show_map(routes_path)
     key = routes.route_key(ingress) if ingress else None
     for old, target in entries.items():
         if target == backend and old != key:
             haproxy.change(f"del map {routes_path} {old}")
+            changes += 1
     if key and entries.get(key) != backend:
         verb = "set" if key in entries else "add"
         haproxy.change(f"{verb} map {routes_path} {key} {backend}")
+        changes += 1
+    return changes
 
 
 def sync_all():
@@ -154,3 +164,5 @@ def sync_all():
             haproxy.change(f"del map {routes_path} {key}")
     for service, _ in routes.routed():
         sync(service)
+        # Request rates change without any state change: the page gets them each round.
+        live.broadcast("service", service.name)

@@ -137,7 +137,7 @@ def in_line(count):
 
 
 def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_killed_engine(
-    fleet, watch_process, ingress
+    fleet, watch_process, ingress, client, admin_user, anon_api
 ):
     created = fleet.create(
         "web",
@@ -147,6 +147,8 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         ingress=INGRESS,
         update={"parallelism": 2, "monitor": 1},
     )
+    plain = fleet.create("plain", replicas=0)
+    assert fleet.api.get(f"/api/services/{plain['name']}/ingress/").status_code == 404
     fleet.wait_deployment(created["current_deployment"]["id"], "succeeded")
     wait_for(lambda: in_line(6), 10, message="six servers up in the proxy")
     timings = {}
@@ -176,6 +178,19 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         wait_for(lambda: in_line(3) and fleet.count("web") == 3, 30, message="three left")
         timings["scale down"] = time.monotonic() - begin
         assert load.failures(begin) == []
+
+        # The API and the page show the route and the three servers with their traffic.
+        shown = fleet.api.get("/api/services/web/ingress/").json()
+        assert (shown["address"], shown["proxy"]) == (f"http://{HOST}/", "running")
+        assert sorted(s["slot"] for s in shown["servers"]) == [1, 2, 3]
+        assert {s["state"] for s in shown["servers"]} == {"up"}
+        assert sum(s["request_rate"] for s in shown["servers"]) > 0
+        assert all(s["requests"] > 0 and s["errors"] == 0 for s in shown["servers"])
+        client.force_login(admin_user)
+        page = client.get("/services/web/").content.decode()
+        assert f"http://{HOST}/" in page and 'data-live="service-ingress"' in page
+        assert page.count("<td>up</td>") == 3
+        assert anon_api.get("/api/services/web/ingress/").status_code in (401, 403)
 
         # Restart a replica: its container is drained out of the proxy before it stops.
         # (A node's drain in Fleet only stops placement there, so it stops no replica.)
