@@ -27,7 +27,7 @@ class IngressServerSerializer(serializers.Serializer):
     error_share = serializers.FloatField(help_text="Errors as a percentage of its requests.")
 
 
-class IngressSerializer(serializers.Serializer):
+class ServiceIngressSerializer(serializers.Serializer):
     """A service's route through the ingress and its servers there."""
 
     host = serializers.CharField()
@@ -46,10 +46,10 @@ class ServiceIngressView(APIView):
     read_model = Service
     http_method_names = ["get", "head", "options"]
 
-    @extend_schema(responses={200: IngressSerializer})
+    @extend_schema(responses={200: ServiceIngressSerializer})
     def get(self, request, name):
         service = get_object_or_404(Service.objects.select_related("current_deployment"), name=name)
         found = status.of(service)
         if found is None:
             return Response({"detail": f"{service.name} declares no ingress."}, status=404)
-        return Response(IngressSerializer(found).data)
+        return Response(ServiceIngressSerializer(found).data)
