@@ -49,8 +49,8 @@ FAILURE_ACTIONS = ("rollback", "pause")
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
 # A host name as HTTP clients send it: DNS labels joined by dots, lowercase once normalised.
 HOSTNAME = re.compile(rf"^{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*$")
-# A path prefix of plain URL characters: no spaces, quotes or anything HAProxy's map file reads.
-URL_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+# A path prefix of plain URL characters: nothing HAProxy's CLI or map file reads (spaces, ';').
+URL_PATH = re.compile(r"^/[A-Za-z0-9._~%/+-]*$")
 
 
 def validate_image(value):

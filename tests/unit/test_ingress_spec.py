@@ -49,6 +49,7 @@ def test_an_ingress_on_a_udp_port_is_refused():
         ({"host": "web.example.com", "port": 80, "path": "api"}, "path"),
         ({"host": "web.example.com", "port": 80, "path": "/a b"}, "path"),
         ({"host": "web.example.com", "port": 80, "path": "/a\nb"}, "path"),
+        ({"host": "web.example.com", "port": 80, "path": "/a;quit"}, "path"),
         ({"host": "web.example.com", "port": 80, "tls": True}, "tls"),
         ({"port": 80}, "host"),
     ],
