@@ -2,8 +2,6 @@
 
 from urllib.parse import urlsplit
 
-from ..models import Service
-
 
 def backend_name(service_name):
     return f"svc-{service_name}"
@@ -41,6 +39,10 @@ def node_address(node):
 
 def routed():
     """[(service, its ingress)] of every service whose current revision has one."""
+    # Imported here, where the database is read, so that the configuration can be
+    # rendered without Django's apps loaded (bench/rollout.py does, for Swarm's proxy).
+    from ..models import Service
+
     services = Service.objects.select_related("current_deployment").order_by("name")
     return [
         (service, ingress)
