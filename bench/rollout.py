@@ -20,9 +20,11 @@ crash how long after it the last failure came (from a probe's timestamps).
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -179,6 +181,7 @@ class SwarmProxy:
 
     def __init__(self, folder):
         self.folder, self.port = Path(folder), free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.admin = self.folder / "admin.sock"
         text, routes = render(
             [Backend("swarm-roll", f"{HOST}/", [])],
@@ -251,9 +254,10 @@ def swarm_runs(stack, folder):
     clients = engines(stack)
     names = sorted(clients)
     swarm.form(clients, names[0])
-    proxy = SwarmProxy(Path(folder) / "swarm")
+    proxy = None
     boss = clients[names[0]]
     try:
+        proxy = SwarmProxy(Path(folder) / "swarm")
         boss.services.create(
             images["demo_v1"],
             name=SERVICE,
@@ -294,7 +298,8 @@ def swarm_runs(stack, folder):
             "crash_failures": failures,
         }
     finally:
-        proxy.stop()
+        if proxy is not None:
+            proxy.stop()
         with suppress(docker.errors.APIError):
             swarm.leave(clients)
 
@@ -309,7 +314,12 @@ def measure(stack):
     finally:
         stack.manage("ingress", "stop")
         stack.reconfigure()  # the stack's defaults again, for whatever runs next
-    reference = swarm_runs(stack, folder)
+    print(f"fleet: {json.dumps(fleet)}", file=sys.stderr, flush=True)
+    try:
+        reference = swarm_runs(stack, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"swarm: {json.dumps(reference)}", file=sys.stderr, flush=True)
     details = {"fleet": fleet, "swarm": reference}
     rows = []
     for label, key in (("failed requests", "failed"), ("slow requests (> 1 s)", "slow")):
