@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from fleet import live
 from fleet.ingress import haproxy, process, routes
 from fleet.models import Replica
 from tests.integration.conftest import wait_for
@@ -124,6 +125,13 @@ def proxy_servers():
         return {}
 
 
+def retried():
+    """Requests of the backend that HAProxy had to retry or send to another replica: none,
+    when every replica left the proxy before it stopped."""
+    (row,) = haproxy.parse_stats(haproxy.command(f"show stat {routes.backend_name('web')} 2 -1"))
+    return int(row["wretr"] or 0) + int(row["wredis"] or 0)
+
+
 def serving_servers():
     """The servers the proxy should have: one per serving replica."""
     rows = Replica.objects.filter(service__name="web").exclude(container_id="")
@@ -190,6 +198,9 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         page = client.get("/services/web/").content.decode()
         assert f"http://{HOST}/" in page and 'data-live="service-ingress"' in page
         assert page.count("<td>up</td>") == 3
+        # The same fragment rides along with every live message of the service.
+        pushed = live.envelope("service", "web")["views"]["service-ingress"]
+        assert pushed.count("<td>up</td>") == 3 and f"http://{HOST}/" in pushed
         assert anon_api.get("/api/services/web/ingress/").status_code in (401, 403)
 
         # Restart a replica: its container is drained out of the proxy before it stops.
@@ -205,6 +216,9 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         )
         timings["restart"] = time.monotonic() - begin
         assert load.failures(begin) == []
+
+        # Not even a retry: the drains, not HAProxy's retries, kept every request whole.
+        assert retried() == 0
 
         # A node's engine killed under load, its containers with it (a machine that dies;
         # a killed dockerd alone leaves its containers serving): HAProxy's own checks take
