@@ -60,9 +60,14 @@ def changed(replica):
 
 
 def sync_id(service_id):
-    service = Service.objects.select_related("current_deployment").filter(pk=service_id).first()
-    if service is not None:
-        sync(service)
+    """sync() by id, for the hooks: whatever goes wrong is logged, never raised into the
+    code that recorded the change (the next change or the reconcile syncs again)."""
+    try:
+        service = Service.objects.select_related("current_deployment").filter(pk=service_id)
+        if (found := service.first()) is not None:
+            sync(found)
+    except Exception:
+        log.exception("ingress not synced for service %s", service_id)
 
 
 def sync(service):
@@ -72,19 +77,27 @@ def sync(service):
     ingress = spec.get("ingress")
     backend = routes.backend_name(service.name)
     try:
-        try:
-            present = haproxy.servers_state(backend)
-        except haproxy.NoBackend:
-            if ingress:
-                config.apply()  # the new backend comes with its servers
-            return
+        present = haproxy.servers_state(backend)
         wanted = desired_servers(service, ingress) if ingress else {}
         if _apply(backend, present, wanted) + _route(backend, ingress):
             live.broadcast("service", service.name)  # its page shows the proxy's view
+    except haproxy.NoBackend:
+        if ingress:
+            _reload_for(service)
     except haproxy.Unavailable as exc:
         log.debug("ingress not synced for %s: %s", service.name, exc)
     except haproxy.Refused as exc:
         log.warning("ingress not synced for %s: %s", service.name, exc)
+
+
+def _reload_for(service):
+    """A new backend comes with its servers, by a reload of a rewritten configuration."""
+    try:
+        config.apply()
+    except (RuntimeError, OSError, haproxy.Unavailable) as exc:
+        # A configuration HAProxy refused, a full disk: the next sync tries again.
+        log.warning("ingress configuration not applied for %s: %s", service.name, exc)
+    live.broadcast("service", service.name)
 
 
 def _apply(backend, present, wanted):
