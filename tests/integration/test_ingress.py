@@ -267,11 +267,14 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         old = serving_servers()
         restarted = fleet.api.post("/api/services/web/replicas/1/restart/")
         assert restarted.status_code == 202, restarted.json()
+        # The new container is in the proxy within a second of its row saying it serves.
+        new = wait_for(lambda: serving_servers() - old, 30, 0.02, "slot 1 to serve again")
+        serving = time.monotonic()
         wait_for(
-            lambda: in_line(3) and len(serving_servers() - old) == 1,
-            30,
-            message="slot 1 to serve again from a new container",
+            lambda: all(proxy_servers().get(n) == "up" for n in new), 1, 0.02, "it in the proxy"
         )
+        timings["in the proxy after serving"] = time.monotonic() - serving
+        wait_for(lambda: in_line(3), 10, message="the proxy to hold the three serving replicas")
         timings["restart"] = time.monotonic() - begin
         assert load.failures(begin) == []
 
