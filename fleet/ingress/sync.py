@@ -159,22 +159,22 @@ def _route(backend, ingress):
 
 
 def sync_all():
-    """Every routed service, and the routes of services that are gone (the safety net)."""
+    """Every routed service, and the routes of services that are gone (the safety net).
+    Nothing raises: a proxy that is away or refuses is logged and left for the next round."""
     if not haproxy.running():
         return
     try:
         config.apply()
         _, routes_path = config.paths()
         entries = haproxy.show_map(routes_path)
+        known = {routes.backend_name(s.name) for s, _ in routes.routed()}
+        for key, backend in entries.items():
+            if backend not in known:
+                haproxy.change(f"del map {routes_path} {key}")
     except haproxy.Unavailable:
         return
-    except RuntimeError as exc:
+    except (RuntimeError, OSError, haproxy.Refused) as exc:
         log.warning("ingress configuration not applied: %s", exc)
-        return
-    known = {routes.backend_name(s.name) for s, _ in routes.routed()}
-    for key, backend in entries.items():
-        if backend not in known:
-            haproxy.change(f"del map {routes_path} {key}")
     for service, _ in routes.routed():
         sync(service)
         # Request rates change without any state change: the page gets them each round.
