@@ -17,6 +17,7 @@ from fleet.api.service_serializers import (
 )
 from fleet.containers import reservations
 from fleet.image_updates import status_of
+from fleet.ingress import status as ingress_status
 from fleet.metrics.latest import node_usage, round_message
 from fleet.models import Delivery, Deployment, Event, Incident, Node, Replica, Service
 
@@ -107,6 +108,14 @@ def service_image(name):
     return render_to_string("dashboard/fragments/image_update.html", context)
 
 
+def service_ingress(name):
+    found = Service.objects.select_related("current_deployment").filter(name=name).first()
+    if found is None:
+        return ""
+    context = {"service": found, "ingress": ingress_status.of(found)}
+    return render_to_string("dashboard/fragments/ingress.html", context)
+
+
 def replica(pk):
     found = Replica.objects.select_related("service", "node", "deployment").filter(pk=pk).first()
     if found is None:
@@ -167,6 +176,7 @@ def register():
     live.register_view("node", "node-summary", node_summary)
     live.register("service", service)
     live.register_view("service", "service-image", service_image)
+    live.register_view("service", "service-ingress", service_ingress)
     live.register("replica", replica)
     live.register("deployment", deployment)
     live.register("event", event)

@@ -13,6 +13,7 @@ from django.views.generic import DetailView, TemplateView
 from fleet import nodes
 from fleet.filters import EventFilter
 from fleet.image_updates import status_of
+from fleet.ingress import status as ingress_status
 from fleet.models import Actor, Event, Node, Service
 from fleet.roles import READ_FLEET
 
@@ -139,6 +140,7 @@ class ServiceDetailView(FleetReadMixin, DetailView):
             image=status_of(service),
             usage_ranges=USAGE_RANGES,
             events=Event.objects.filter(service_name=service.name).folded(RECENT_EVENTS),
+            ingress=ingress_status.of(service),
             **kwargs,
         )
 

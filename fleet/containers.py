@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from . import engine, labels, live, scheduling, sealing
+from .ingress.drain import drain
 from .models import Deployment, Node, Replica
 from .threads import close_thread_connections
 
@@ -131,6 +132,7 @@ def remove(replica):
     live.broadcast_replica(replica)
     node = replica.node
     if replica.container_id and node is not None and node.status != Node.Status.DOWN:
+        drain(replica, replica.container_id)  # out of the ingress, its requests finished
         try:
             engine.remove_container(node, replica.container_id, STOP_TIMEOUT)
         except engine.EngineError as exc:
@@ -201,6 +203,7 @@ def run_parallel(calls):
 def replace(replica, old_node, old_container_id):
     """Remove a broken replica's old container (when its node answers), then start the new one."""
     if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
+        drain(replica, old_container_id)
         try:
             engine.remove_container(old_node, old_container_id, STOP_TIMEOUT)
         except engine.EngineError as exc:

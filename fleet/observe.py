@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 
 from . import engine, labels, live
+from .ingress import sync as ingress
 from .models import Event, EventKind, Node, Replica
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def _mark_lost(replica, reason):
         replica.ready_at = None
         replica.save()
         live.broadcast_replica(replica)
+        ingress.changed(replica)
 
 
 def _adoptable(containers, replica):
@@ -192,6 +194,7 @@ def _save_seen(replica, seen, node, seen_at):
         values = {name: getattr(replica, name) for name in OBSERVED_FIELDS}
         if Replica.objects.filter(pk=replica.pk, **as_read).update(**values):
             live.broadcast_replica(replica)
+            ingress.changed(replica)
             if kind:
                 _record(replica, kind, node)
             return kind

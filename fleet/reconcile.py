@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import containers, labels, live, observe, queue
+from .ingress import sync as ingress
 from .models import Deployment, Node, Replica, Service
 
 log = logging.getLogger(__name__)
@@ -110,3 +111,4 @@ def run():
         log.info("removed %d orphan container(s)", removed)
     for service_id in services_to_converge():
         queue.converge(service_id)
+    ingress.sync_all()  # whatever a missed change left in the proxy

@@ -79,6 +79,9 @@ try:
     # {"registry.example.com": {"username": "...", "password": "..."}}.
     FLEET_MAX_REPLICAS = _positive("FLEET_MAX_REPLICAS", env.int, 100)
     FLEET_RECONCILE_INTERVAL = _positive("FLEET_RECONCILE_INTERVAL", env.float, 5.0)
+    FLEET_INGRESS_BIND = env.str("FLEET_INGRESS_BIND", "127.0.0.1:8080")  # HAProxy's listener
+    FLEET_INGRESS_DIR = env.path("FLEET_INGRESS_DIR", VAR_DIR / "ingress")  # config, sockets
+    FLEET_INGRESS_HAPROXY = env.str("FLEET_INGRESS_HAPROXY", "haproxy")  # the binary to run
     FLEET_REGISTRY_AUTH = env.json("FLEET_REGISTRY_AUTH", {})
     # Logins: after this many failures for one user name from one address, that pair is
     # locked out for the cool-off (seconds); a successful login resets the count.

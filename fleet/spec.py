@@ -1,7 +1,6 @@
 """The service spec: what a client may ask for, checked and normalised with every default."""
 
 import copy
-import math
 import re
 
 from django.conf import settings
@@ -9,7 +8,22 @@ from rest_framework import serializers
 
 from . import sealing
 from .engine_errors import registry_of
-from .scheduling import parse_constraint
+from .ingress import routes
+from .spec_fields import (
+    HOUR,
+    BooleanField,
+    ConstraintField,
+    EnvField,
+    IntegerField,
+    NumberField,
+    SecretsField,
+    StrictSerializer,
+    StringField,
+    _above_zero,
+    command_field,
+    defaults_of,
+    duration,
+)
 from .validation import validate_dns_label
 
 SPEC_FIELDS = (
@@ -23,6 +37,7 @@ SPEC_FIELDS = (
     "resources",
     "restart_policy",
     "update",
+    "ingress",
 )
 # Nested objects a partial deploy changes key by key; every other field is replaced whole.
 MERGED_OBJECTS = ("update", "resources")
@@ -35,11 +50,8 @@ IMAGE = re.compile(
     rf"^(?:{_REGISTRY}/)?{_PATH_PART}(?:/{_PATH_PART})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_ENV = 200
 # Current engines refuse memory limits under 6 MiB (older ones under 4 MiB).
 MIN_MEMORY_BYTES = 6 * 1024 * 1024
-HOUR = 3600
 PROTOCOLS = ("tcp", "udp")
 RESTART_POLICIES = ("any", "on-failure", "none")
 UPDATE_ORDERS = ("start-first", "stop-first")
@@ -47,6 +59,10 @@ FAILURE_ACTIONS = ("rollback", "pause")
 # What a policy field added since (`auto`) means in a revision stored before it.
 UPDATE_DEFAULTS = {"auto": False}
 HEALTHCHECK_KINDS = ("CMD", "CMD-SHELL")
+# A host name as HTTP clients send it: DNS labels joined by dots, lowercase once normalised.
+HOSTNAME = re.compile(rf"^{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*$")
+# A path prefix of plain URL characters: nothing HAProxy's CLI or map file reads (spaces, ';').
+URL_PATH = re.compile(r"^/[A-Za-z0-9._~%/+-]*$")
 
 
 def validate_image(value):
@@ -67,181 +83,6 @@ def validate_image(value):
             f"Images may come only from {', '.join(allowed)} (FLEET_ALLOWED_REGISTRIES); "
             f"this one is from {registry_of(value)}."
         )
-
-
-def _above_zero(value):
-    if value <= 0:
-        raise serializers.ValidationError("Ensure this value is greater than 0.")
-
-
-def _zero_or_a_millisecond(value):
-    # The Engine API takes 0 or at least 1 ms; anything in between would be accepted here
-    # and refused only when a container is created.
-    if 0 < value < 0.001:
-        raise serializers.ValidationError("Ensure this value is 0 or at least 0.001 (1 ms).")
-
-
-class StringField(serializers.CharField):
-    """A JSON string kept as given: numbers are not turned into text, spaces are not trimmed."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class IntegerField(serializers.IntegerField):
-    """A JSON integer: true, false and strings such as "3" are refused."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class NumberField(serializers.FloatField):
-    """A JSON number kept as given, so that 5 stays 5 and 0.5 stays 0.5."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        if isinstance(data, float) and not math.isfinite(data):
-            self.fail("invalid")
-        return data
-
-
-class BooleanField(serializers.BooleanField):
-    """A JSON true or false: "true", 1 and the other spellings DRF accepts are refused."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
-
-
-class ConstraintField(StringField):
-    """A placement constraint, stored in its canonical form ("zone != a" becomes "zone!=a")."""
-
-    def to_internal_value(self, data):
-        try:
-            return str(parse_constraint(super().to_internal_value(data)))
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-
-
-class EnvField(serializers.DictField):
-    """Environment variables: named like shell variables, with string values."""
-
-    child = StringField(allow_blank=True, max_length=32768)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            return super().to_internal_value(data)
-        if len(data) > MAX_ENV:
-            raise serializers.ValidationError(f"Ensure there are at most {MAX_ENV} variables.")
-        errors = {
-            str(name): ["Use letters, digits and '_', not starting with a digit."]
-            for name in data
-            if not ENV_NAME.fullmatch(str(name))
-        }
-        try:
-            env = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({**errors, **exc.detail}) from exc
-        if errors:
-            raise serializers.ValidationError(errors)
-        return env
-
-
-class SecretsField(EnvField):
-    """Environment variables whose values are secret: sealed as soon as they are validated.
-
-    A value already sealed with this key (the stored one, carried over by a partial
-    deploy) is kept as it is, so an unchanged secret makes no new revision.
-    """
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            return super().to_internal_value(data)
-        kept = {name: value for name, value in data.items() if sealing.is_sealed(value)}
-        # Sealed, but not with this key (the key changed since): never passed on as a value.
-        lost = [
-            name
-            for name, value in data.items()
-            if name not in kept and isinstance(value, str) and value.startswith(sealing.PREFIX)
-        ]
-        if lost:
-            raise serializers.ValidationError(
-                {
-                    name: [
-                        "Stored with a key Fleet no longer has (FLEET_SECRETS_KEY or "
-                        "SECRET_KEY changed); send its value again."
-                    ]
-                    for name in lost
-                }
-            )
-        fresh = super().to_internal_value({k: v for k, v in data.items() if k not in kept})
-        return kept | {name: sealing.seal(value) for name, value in fresh.items()}
-
-    def to_representation(self, value):
-        return sealing.masked(value)
-
-
-def duration(default, *, allow_zero=False):
-    """A number of seconds, at most an hour."""
-    if allow_zero:
-        return NumberField(
-            min_value=0, max_value=HOUR, default=default, validators=[_zero_or_a_millisecond]
-        )
-    return NumberField(
-        min_value=0.001,
-        max_value=HOUR,
-        default=default,
-        error_messages={"min_value": "Ensure this value is at least 0.001 (1 ms)."},
-    )
-
-
-def command_field(**kwargs):
-    """A command as an argument list, the way Docker takes it without a shell."""
-    child = StringField(allow_blank=True, max_length=4096)
-    return serializers.ListField(child=child, max_length=64, **kwargs)
-
-
-def defaults_of(serializer_class):
-    """The default of a nested object: the object with every field at its default."""
-    return lambda: serializer_class().run_validation({})
-
-
-class StrictMixin:
-    """Refuse keys a serializer does not know or only shows, so that a typo (or a field the
-    client may not set) never passes silently."""
-
-    def to_internal_value(self, data):
-        refused = {}
-        if isinstance(data, dict):
-            for key in data:
-                field = self.fields.get(key)
-                if field is None:
-                    refused[str(key)] = ["Unknown field."]
-                elif field.read_only:
-                    refused[str(key)] = ["This field is read-only."]
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if refused and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**refused, **exc.detail}) from exc
-            raise
-        if refused:
-            raise serializers.ValidationError(refused)
-        return value
-
-
-class StrictSerializer(StrictMixin, serializers.Serializer):
-    """A serializer that refuses unknown keys."""
 
 
 class PortSerializer(StrictSerializer):
@@ -298,6 +139,33 @@ class UpdatePolicySerializer(StrictSerializer):
     failure_action = serializers.ChoiceField(choices=FAILURE_ACTIONS, default="rollback")
     # Deploy a newer digest of the image's tag as soon as an image check finds one.
     auto = BooleanField(default=False)
+    # How long a replica's in-flight requests may take to finish once the ingress stops
+    # sending it new ones, before it is stopped anyway.
+    drain = NumberField(min_value=0, max_value=HOUR, default=10)
+
+
+class IngressSerializer(StrictSerializer):
+    """Where the ingress sends requests for this service: a host and a path prefix, to the
+    replicas' container port."""
+
+    host = StringField(max_length=253)
+    port = IntegerField(min_value=1, max_value=65535)
+    path = StringField(max_length=1024, default="/")
+
+    def validate_host(self, value):
+        value = value.lower().rstrip(".")
+        if not HOSTNAME.fullmatch(value):
+            raise serializers.ValidationError(
+                "Use a host name such as web.example.com: letters, digits, '-' and dots."
+            )
+        return value
+
+    def validate_path(self, value):
+        if not URL_PATH.fullmatch(value):
+            raise serializers.ValidationError(
+                "Use a path prefix that starts with '/', such as / or /api/, without spaces."
+            )
+        return value
 
 
 class ServiceSpecSerializer(StrictSerializer):
@@ -315,6 +183,7 @@ class ServiceSpecSerializer(StrictSerializer):
     resources = ResourcesSerializer(default=defaults_of(ResourcesSerializer))
     restart_policy = serializers.ChoiceField(choices=RESTART_POLICIES, default="any")
     update = UpdatePolicySerializer(default=defaults_of(UpdatePolicySerializer))
+    ingress = IngressSerializer(allow_null=True, default=None)
 
     def validate_replicas(self, value):
         # Read when validating, not at import, so that a changed setting applies at once.
@@ -330,7 +199,32 @@ class ServiceSpecSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 {"secrets": [f"{', '.join(both)} is also in env; name each variable once."]}
             )
+        self._check_ingress(attrs)
         return attrs
+
+    def _check_ingress(self, attrs):
+        ingress = attrs.get("ingress")
+        if ingress and (other := routes.taken_by(ingress, attrs.get("name"))):
+            raise serializers.ValidationError(
+                {
+                    "ingress": [
+                        f"Service {other} already takes host {ingress['host']} with path "
+                        f"{ingress['path']}; give this one another host or path."
+                    ]
+                }
+            )
+        published = {(p["container"], p["protocol"]) for p in attrs.get("ports", [])}
+        if ingress and (ingress["port"], "tcp") not in published:
+            raise serializers.ValidationError(
+                {
+                    "ingress": {
+                        "port": [
+                            f"Publish container port {ingress['port']}/tcp in ports (published "
+                            "may be left out) so that the ingress can reach the replicas."
+                        ]
+                    }
+                }
+            )
 
     def validate_ports(self, ports):
         # Keyed by index, as DRF reports the errors of list items.

@@ -22,7 +22,8 @@ from rest_framework import serializers
 
 from . import services
 from .models import SYSTEM, Actor, Event, EventKind, Webhook
-from .spec import EnvField, ServiceSpecSerializer, StrictSerializer, StringField, merge
+from .spec import ServiceSpecSerializer, merge
+from .spec_fields import EnvField, StrictSerializer, StringField
 
 # What a secret may look like: secrets.token_urlsafe(32) makes 43 of these characters.
 SECRET = re.compile(r"^[A-Za-z0-9_-]{20,100}$")

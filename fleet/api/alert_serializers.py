@@ -10,7 +10,7 @@ from rest_framework import serializers
 from ..alerts import channels
 from ..models import Alert, AlertChannel, Delivery, Incident
 from ..models.alerts import Topic, default_topics
-from ..spec import StrictMixin
+from ..spec_fields import StrictMixin
 
 
 class RedactedURLField(serializers.CharField):

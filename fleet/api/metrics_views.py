@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from ..metrics import series
 from ..models import MetricThreshold, Node, Service
-from ..spec import StrictMixin
+from ..spec_fields import StrictMixin
 from .permissions import ActionPermission
 
 RANGE_PARAMETERS = [

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from ..models import Event, Node
-from ..spec import StrictMixin
+from ..spec_fields import StrictMixin
 
 
 class NodeSerializer(StrictMixin, serializers.ModelSerializer):

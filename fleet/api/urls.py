@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from ..validation import NAME_IN_URL
 from .alert_views import AlertChannelViewSet, DeliveryViewSet, IncidentViewSet
 from .auth import ObtainToken, TokenViewSet
+from .ingress_views import ServiceIngressView
 from .metrics_views import MetricThresholdViewSet, NodeMetricsView, ServiceMetricsView
 from .service_views import DeploymentViewSet, ServiceViewSet
 from .views import EventViewSet, NodeViewSet
@@ -47,5 +48,6 @@ urlpatterns = [
     ),
     path("nodes/<str:name>/metrics/", NodeMetricsView.as_view(), name="node-metrics"),
     path("services/<str:name>/metrics/", ServiceMetricsView.as_view(), name="service-metrics"),
+    path("services/<str:name>/ingress/", ServiceIngressView.as_view(), name="service-ingress"),
     *router.urls,
 ]

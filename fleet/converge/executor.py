@@ -10,6 +10,7 @@ acts beside the one that took over.
 from django.utils import timezone
 
 from .. import containers, live, observe, scheduling
+from ..ingress import sync as ingress
 from ..models import Deployment, Event, Node, Replica
 from . import planner, transitions
 from .planner import Transition
@@ -57,6 +58,7 @@ def look(service, lease):
     if orphans:
         lease.ensure()
         containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
+    ingress.sync(service)  # its route and servers follow the revision and the rows
     now = timezone.now()
     plan = planner.plan(desired_of(service), rows, node_states(nodes), now)
     if plan.begin:

@@ -55,7 +55,9 @@ def test_a_spec_of_only_name_and_image_comes_out_complete():
             "monitor": 5,
             "failure_action": "rollback",
             "auto": False,
+            "drain": 10,
         },
+        "ingress": None,
     }
 
 
@@ -102,7 +104,9 @@ def test_a_full_spec_comes_out_as_given_with_ints_kept_as_ints():
             "monitor": 10,
             "failure_action": "pause",
             "auto": True,
+            "drain": 2.5,
         },
+        "ingress": None,
     }
     serializer = ServiceSpecSerializer(data=given)
     assert serializer.is_valid(), serializer.errors
@@ -119,6 +123,7 @@ def test_a_partial_update_policy_gets_defaults_for_the_rest():
         "monitor": 5,
         "failure_action": "rollback",
         "auto": False,
+        "drain": 10,
     }
 
 
