@@ -9,7 +9,8 @@ settings; BENCH_LAB_NAME, BENCH_LAB_SUBNET and BENCH_REDIS_URL move it), each
 leaving it as it found it; the read path runs afterwards, in this process, on the
 same database. A benchmark that fails is reported as a failed row and the others
 still run. Node loss, with its Swarm references and stalls, takes about 5.5
-minutes a run (some 16 minutes for the default 3); metrics some 15 minutes.
+minutes a run (some 16 minutes for the default 3); rollout (Fleet's ingress and
+Swarm behind HAProxy, under wrk) some 4 minutes; metrics some 15 minutes.
 """
 
 import argparse
@@ -17,7 +18,7 @@ import sys
 import time
 import traceback
 
-from bench import fanout, freshness, metrics, nodeloss, readpath, scale
+from bench import fanout, freshness, metrics, nodeloss, readpath, rollout, scale
 from bench.harness import (
     all_rows,
     fleet_stack,
@@ -58,6 +59,7 @@ def main():
         "fan-out",
         "node loss",
         "metrics",
+        "rollout",
         "read path",
     }
     raise_fd_limit()
@@ -67,6 +69,7 @@ def main():
         ("scale", scale.measure, {"runs": options.runs}),
         ("fan-out", fanout.measure, {"clients": options.clients}),
         ("node loss", nodeloss.measure, {"runs": options.runs}),
+        ("rollout", rollout.measure, {}),
         (
             "metrics",
             metrics.measure,
