@@ -10,22 +10,15 @@ from pathlib import Path
 
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
-from environs import Env, EnvError
+from environs import EnvError
 
 from . import settings_features as features
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = Env()
-
-
-def _positive(name, reader, default):
-    """Read a number that must be above zero."""
-    value = reader(name, default)
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be greater than zero, got {value!r}")
-    return value
+env = features.env
+_positive = features.positive
 
 
 def _secret_key_from_file():
