@@ -36,7 +36,6 @@ from .engine_errors import (  # noqa: F401 - callers catch and read these as eng
     registry_of,
 )
 from .engine_pulls import pull_slot
-from .engine_stats import StatsReading, disk_bytes, stats_reading  # noqa: F401 - callers read engine.*
 from .engine_tls import ContextAdapter, tls_context
 
 # Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
@@ -386,34 +385,6 @@ def remove_container(node, container_id, stop_timeout=10):
         return
     except SDK_ERRORS as exc:
         raise failure(exc, CALL_TIMEOUT) from exc
-
-
-def stats(node, container_id, timeout):
-    """One reading of a container's counters: a one-shot stats call, no waiting.
-
-    Without one-shot the engine waits for a second reading (about a second) to fill in
-    its "precpu" fields; Fleet keeps the previous reading itself instead, so each call
-    costs the engine one read of the container's cgroup. Raises EngineError (NotFound
-    included: the container went between the listing and the call).
-    """
-    api = client(node, timeout).api
-    try:
-        raw = api.stats(container_id, stream=False, one_shot=True)
-    except SDK_ERRORS as exc:
-        raise failure(exc, timeout) from exc
-    return stats_reading(container_id, raw)
-
-
-def disk_usage(node, timeout):
-    """Bytes the engine's images, containers and volumes take on disk (GET /system/df).
-
-    The engine walks its layers and volumes to answer, so this is called seldom.
-    """
-    try:
-        found = client(node, timeout).api.df()
-    except SDK_ERRORS as exc:
-        raise failure(exc, timeout) from exc
-    return disk_bytes(found)
 
 
 def follow_logs(node, container_id, tail=100):

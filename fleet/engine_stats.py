@@ -1,10 +1,13 @@
-"""A container's stats document as plain counters: the Docker-free part of engine.stats().
+"""A container's counters and an engine's disk use, for the metrics sampler.
 
-The Engine API answers GET /containers/{id}/stats with cgroup v1 or v2 names
-depending on the host; this reads either.
+Part of the Docker seam: it reaches engines only through fleet.engine's clients (and
+imports nothing of Docker's). The Engine API answers GET /containers/{id}/stats with
+cgroup v1 or v2 names depending on the host; stats_reading() reads either.
 """
 
 from dataclasses import dataclass
+
+from .engine import SDK_ERRORS, client, failure
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,31 @@ def disk_bytes(df):
         max(0, int((v.get("UsageData") or {}).get("Size") or 0)) for v in df.get("Volumes") or []
     )
     return images + containers + volumes
+
+
+def stats(node, container_id, timeout):
+    """One reading of a container's counters: a one-shot stats call, no waiting.
+
+    Without one-shot the engine waits for a second reading (about a second) to fill in
+    its "precpu" fields; Fleet keeps the previous reading itself instead, so each call
+    costs the engine one read of the container's cgroup. Raises EngineError (NotFound
+    included: the container went between the listing and the call).
+    """
+    api = client(node, timeout).api
+    try:
+        raw = api.stats(container_id, stream=False, one_shot=True)
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    return stats_reading(container_id, raw)
+
+
+def disk_usage(node, timeout):
+    """Bytes the engine's images, containers and volumes take on disk (GET /system/df).
+
+    The engine walks its layers and volumes to answer, so this is called seldom.
+    """
+    try:
+        found = client(node, timeout).api.df()
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    return disk_bytes(found)

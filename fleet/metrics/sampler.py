@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from .. import engine
+from .. import engine, engine_stats
 from . import readings, store
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class NodeSampler(threading.Thread):
         if silent.is_set() or self.stopping.is_set():
             return None  # the engine did not answer an earlier call of this round
         try:
-            return engine.stats(self.node, container_id, settings.FLEET_METRICS_TIMEOUT), (
+            return engine_stats.stats(self.node, container_id, settings.FLEET_METRICS_TIMEOUT), (
                 time.monotonic()
             )
         except engine.EngineUnreachable:
@@ -123,7 +123,7 @@ class NodeSampler(threading.Thread):
 
     def disk_usage(self):
         try:
-            return engine.disk_usage(self.node, settings.FLEET_METRICS_TIMEOUT * 3)
+            return engine_stats.disk_usage(self.node, settings.FLEET_METRICS_TIMEOUT * 3)
         except engine.EngineError as exc:
             log.info("no disk use of %s: %s", self.node.name, exc)
             return self.disk
