@@ -16,7 +16,7 @@ from contextlib import suppress
 import redis
 from django.conf import settings
 
-from . import engine_exec
+from . import engine_exec, slots
 from .engine_errors import EngineError
 from .models import Event, EventKind, Node, Replica
 from .roles import READ_FLEET
@@ -34,17 +34,6 @@ MAX_COMMAND = 512  # characters
 LAPSE_SECONDS = 60
 RENEW_SECONDS = 20
 
-# Take a place among the user's sessions if fewer than the limit are held (lapsed ones
-# dropped first): a sorted set of session tokens scored by when each lapses.
-_TAKE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
-  return 1
-end
-return 0
-"""
 _redis = None
 
 
@@ -129,7 +118,7 @@ def _take_place(user_pk):
     token = secrets.token_hex(8)
     args = (now, limit, now + LAPSE_SECONDS, token, LAPSE_SECONDS)
     try:
-        taken = _client().eval(_TAKE, 1, _key(user_pk), *args)
+        taken = _client().eval(slots.TAKE, 1, _key(user_pk), *args)
     except redis.RedisError as exc:
         # Without the count there is no bound: refuse rather than open unbounded.
         raise ConsoleRefused(f"cannot count your open consoles: {exc}") from exc

@@ -13,22 +13,12 @@ from contextlib import contextmanager, suppress
 import redis
 from django.conf import settings
 
+from . import slots
 from .engine_errors import PULL_BUSY, PullError
 
 log = logging.getLogger(__name__)
 
 
-# Slots of a node's concurrent pulls, shared by every process through Redis: a sorted
-# set of slot tokens scored by when they lapse (so a crashed holder frees its slot).
-_TAKE_PULL_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
-  return 1
-end
-return 0
-"""
 _redis_client = None
 
 
@@ -48,7 +38,7 @@ def pull_slot(node, image, deadline):
         now = time.time()
         try:
             args = (now, limit, now + lapse, token, int(lapse))
-            held = bool(_redis_client.eval(_TAKE_PULL_SLOT, 1, key, *args))
+            held = bool(_redis_client.eval(slots.TAKE, 1, key, *args))
         except redis.RedisError as exc:
             log.warning("pull of %s on %s not limited: %s", image, node, exc)
             break
