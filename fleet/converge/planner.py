@@ -233,9 +233,11 @@ class _Planner:
                 return False
         if problem:
             self.heal(row)
-        elif self.proven(row):
+        elif row.serving:
+            # Its old replica goes once it serves, as in Swarm; the monitor period goes on
+            # (a failure in it still fails the revision) without holding the update up.
             self.plan.removals += old
-        elif old or not row.serving:
+        else:
             self.plan.wait_for(POLL)
         return False
 
@@ -318,17 +320,19 @@ class _Planner:
     # --- the rolling update -------------------------------------------------------------
 
     def plan_batch(self, candidates, by_slot):
-        """Pick the next slots to update, `parallelism` at a time, `delay` apart."""
+        """Pick the next slots to update, `parallelism` at a time, `delay` apart.
+
+        A batch is done once its new replicas serve; their monitor period runs on beside
+        the next batches (the way Swarm paces an update), so an update of N batches takes
+        N start-ups, not N start-ups and N monitor periods."""
         if not candidates or self.status == Status.FAILED:
             return
         target_rows = [r for r in self.rows if r.deployment_id == self.target]
-        in_flight = sum(1 for r in target_rows if not self.proven(r))
+        in_flight = sum(1 for r in target_rows if not r.serving)
         room = self.update["parallelism"] - in_flight
-        settled = [r.ready_at for r in target_rows if self.proven(r)]
-        if settled and self.update["delay"]:
-            next_batch = max(settled) + timedelta(
-                seconds=self.update["monitor"] + self.update["delay"]
-            )
+        served = [r.ready_at for r in target_rows if r.serving and r.ready_at]
+        if served and self.update["delay"]:
+            next_batch = max(served) + timedelta(seconds=self.update["delay"])
             room = room if self.now >= next_batch else 0
         if room <= 0:
             self.plan.wait_for(POLL)

@@ -63,11 +63,11 @@ def test_a_node_lost_during_a_rolling_update_has_its_old_replicas_back_elsewhere
 ):
     fleet.create("web", replicas=6, update={"monitor": 0})
     fleet.converged("web", 6)
-    # One slot at a time, each new replica proven for a minute: the update is under way
-    # throughout, and the lost node's slots would wait their turn for minutes.
+    # One slot at a time, a minute apart: the update is under way throughout, and the
+    # lost node's slots would wait their turn for minutes.
     response = fleet.api.post(
         "/api/services/web/deploy",
-        {"image": fleet.images["demo_v2"], "update": {"parallelism": 1, "monitor": 60}},
+        {"image": fleet.images["demo_v2"], "update": {"parallelism": 1, "delay": 60}},
         format="json",
     )
     assert response.status_code == 202
@@ -87,7 +87,9 @@ def test_a_node_lost_during_a_rolling_update_has_its_old_replicas_back_elsewhere
         assert time.monotonic() - down <= 3, f"back {time.monotonic() - down:.1f}s after down"
         assert fleet.deployment(response.json()["id"])["status"] == "running"
         # A quicker deploy ends the slow one, on the survivors.
-        fleet.api.post("/api/services/web/deploy", {"update": {"monitor": 0}}, format="json")
+        fleet.api.post(
+            "/api/services/web/deploy", {"update": {"monitor": 0, "delay": 0}}, format="json"
+        )
         fleet.converged("web", 6, skip={lost})
     finally:
         fleet.lab.start_node(lost)

@@ -137,32 +137,48 @@ def test_parallelism_sets_how_many_slots_update_at_once():
     assert result.new_slots == [1, 2]
 
 
-def test_new_replicas_not_yet_proven_count_against_parallelism():
-    rows = [replica(1, serving_for=1), *old_revision()]
+def test_new_replicas_not_yet_serving_count_against_parallelism():
+    rows = [replica(1, state=R.PENDING, serving_for=1), *old_revision()]
     result = plan(desired(status=S.RUNNING, update={"parallelism": 1}), rows, NODES, NOW)
     assert result.new_slots == []
-    assert result.removals == []  # the old replica of slot 1 stays until the new one is proven
+    assert result.removals == []  # the old replica of slot 1 stays until the new one serves
     assert result.wait == POLL
 
 
-def test_a_new_replica_proven_for_the_monitor_period_lets_the_old_go_and_the_next_slot_start():
-    rows = [replica(1, serving_for=5), *old_revision()]
+def test_a_new_replica_that_serves_lets_the_old_go_and_the_next_batch_start_within_its_monitor():
+    rows = [replica(1, serving_for=1), *old_revision()]
     result = plan(desired(status=S.RUNNING, update={"monitor": 5}), rows, NODES, NOW)
     assert [(r.slot, r.deployment_id) for r in result.removals] == [(1, OLD)]
     assert result.new_slots == [2]
+    assert result.finish == Transition(Transition.PROGRESS, progress=0)  # not proven yet
+
+
+def test_a_new_replica_that_fails_within_its_monitor_still_fails_the_revision():
+    rows = [replica(1, state=R.EXITED, exit_code=1, serving_for=1), replica(2), replica(3, OLD)]
+    result = plan(desired(status=S.RUNNING, update={"monitor": 5}), rows, NODES, NOW)
+    assert result.outcome == Transition(Transition.ROLL_BACK, "slot 1 exited with code 1")
+
+
+def test_the_rollout_succeeds_only_once_the_last_batch_served_for_the_monitor_period():
+    rows = [replica(1), replica(2), replica(3, serving_for=4)]
+    result = plan(desired(status=S.RUNNING, update={"monitor": 5}), rows, NODES, NOW)
+    assert result.finish == Transition(Transition.PROGRESS, progress=66)
+    rows = [replica(1), replica(2), replica(3, serving_for=5)]
+    result = plan(desired(status=S.RUNNING, update={"monitor": 5}), rows, NODES, NOW)
+    assert result.finish.kind == Transition.SUCCEED
 
 
 def test_a_monitor_of_zero_proves_a_replica_as_soon_as_it_serves():
-    rows = [replica(1, serving_for=0), *old_revision()]
+    rows = [replica(1, serving_for=0), replica(2), replica(3)]
     result = plan(desired(status=S.RUNNING, update={"monitor": 0}), rows, NODES, NOW)
-    assert [r.slot for r in result.removals] == [1]
+    assert result.finish.kind == Transition.SUCCEED
 
 
-def test_delay_holds_the_next_batch_after_the_last_one_was_proven():
+def test_delay_holds_the_next_batch_after_the_last_one_served():
     rows = [replica(1, serving_for=8), *old_revision()]
     held = plan(desired(status=S.RUNNING, update={"monitor": 5, "delay": 10}), rows, NODES, NOW)
     assert held.new_slots == [] and held.wait == POLL
-    rows = [replica(1, serving_for=15), *old_revision()]
+    rows = [replica(1, serving_for=10), *old_revision()]
     free = plan(desired(status=S.RUNNING, update={"monitor": 5, "delay": 10}), rows, NODES, NOW)
     assert free.new_slots == [2]
 
@@ -373,7 +389,7 @@ def test_a_replica_of_a_down_node_moves_at_once():
 def test_an_old_replica_of_a_down_node_moves_at_once_during_a_rollout_not_when_its_turn_comes():
     nodes = [NODES[0], NodeState(2, "lab-2", {}, down=True, schedulable=False), NODES[2]]
     lost = replica(3, OLD, state=R.MISSING, node=2, error="node lab-2 is down")
-    rows = [replica(1, serving_for=1), replica(1, OLD), replica(2, OLD), lost]
+    rows = [replica(1, state=R.PENDING, serving_for=1), replica(1, OLD), replica(2, OLD), lost]
     result = plan(desired(status=S.RUNNING, update={"parallelism": 1}), rows, nodes, NOW)
     [restart] = result.restarts
     assert (restart.row, restart.node_id, restart.event) == (
