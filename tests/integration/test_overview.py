@@ -76,11 +76,16 @@ def test_the_search_finds_nodes_by_name_or_label(client, viewer, fleet_rows):
     ]
 
 
-def test_each_service_row_has_one_mark_per_replica_coloured_by_state(client, viewer, fleet_rows):
+def test_each_service_row_has_one_mark_per_replica_coloured_by_state_and_health(
+    client, viewer, fleet_rows
+):
+    Replica.objects.filter(service__name="api", slot=1).update(health="healthy")
+    Replica.objects.filter(service__name="api", slot=2).update(health="unhealthy")
     client.force_login(viewer)
     html = client.get("/").content.decode()
     row = re.search(r'<tr id="service-api".*?</tr>', html, re.S).group(0)
-    assert re.findall(r'class="mark rep-(\w+)', row) == ["running", "exited"]
+    marks = re.findall(r'class="mark rep-(\w+) health-(\w+)', row)
+    assert marks == [("running", "healthy"), ("exited", "unhealthy")]
     assert 'aria-label="1 of 3 replicas serving"' in row
 
 
