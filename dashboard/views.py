@@ -129,11 +129,16 @@ class ServiceDetailView(FleetReadMixin, DetailView):
         service = self.object
         with_strips([service])
         replicas = service.replica_set.select_related("node", "deployment", "service")
-        columns = {node.name: [] for node in Node.objects.all()}
+        every_node = list(Node.objects.all())
+        columns = {node.name: [] for node in every_node}
+        insecure = {node.name for node in every_node if node.insecure}
         for replica in replicas.order_by("slot"):
             columns.setdefault(replica.node.name if replica.node else "", []).append(replica)
         return super().get_context_data(
-            columns=[{"name": name, "replicas": rows} for name, rows in columns.items()],
+            columns=[
+                {"name": name, "replicas": rows, "insecure": name in insecure}
+                for name, rows in columns.items()
+            ],
             max_replicas=settings.FLEET_MAX_REPLICAS,
             can_change=self.request.user.has_perm("fleet.change_service"),
             deployments=service.deployments.all()[:20],

@@ -91,3 +91,35 @@ def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violation
         found[path] = axe_violations(page)
         screenshot(page, f"{name}-{width}-{scheme}")
     assert found == {path: [] for path in found}
+
+
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const box = el.getBoundingClientRect();
+  return {
+    name: el.getAttribute("aria-label") || el.id || el.textContent.trim().slice(0, 40),
+    outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2,
+    onScreen: box.right > 0 && box.bottom > 0 && box.left < innerWidth,
+  };
+}"""
+
+
+def test_the_overviews_controls_are_reached_by_the_keyboard_and_show_their_focus(page, fleet):
+    fleet.create("web", replicas=0)
+    live(page)
+    page.wait_for_selector("#service-web")
+    reached = []
+    for _ in range(300):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused is None or (reached and focused == reached[0]):
+            break  # past the last control, or round to the first again
+        reached.append(focused)
+    names = [f["name"] for f in reached]
+    assert names[0] == "Skip to content" and reached[0]["onScreen"]
+    for control in ("service-q", "node-status", "Add one replica of web", "New service"):
+        assert control in names, f"{control} is not reached with Tab: {names}"
+    unseen = [f["name"] for f in reached if not (f["outline"] and f["onScreen"])]
+    assert unseen == [], "focused without a visible outline"

@@ -81,6 +81,21 @@ def test_ports_inside_the_range_or_picked_by_docker_are_accepted(api, ports_8000
     assert response.status_code == 201, response.json()
 
 
+def test_the_admins_service_form_keeps_to_the_same_guard_rails(
+    client, admin_user, lab_registry_only, ports_8000s
+):
+    client.force_login(admin_user)
+    form = {"name": "web", "image": "busybox:1", "replicas": "1", "options": "{}"}
+    page = client.post("/admin/fleet/service/add/", form).content.decode()
+    assert "FLEET_ALLOWED_REGISTRIES" in page
+    ports = '{"ports": [{"container": 80, "published": 22}]}'
+    page = client.post(
+        "/admin/fleet/service/add/", {**form, "image": LAB_IMAGE, "options": ports}
+    ).content.decode()
+    assert "FLEET_PUBLISHED_PORTS" in page
+    assert not Service.objects.exists() and not Event.objects.exists()
+
+
 def test_by_default_any_registry_and_port_is_accepted(api):
     body = {"name": "web", "image": "busybox:1", "ports": [{"container": 80, "published": 80}]}
     assert api.post("/api/services/", body, format="json").status_code == 201

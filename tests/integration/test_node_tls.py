@@ -59,6 +59,11 @@ def test_with_plain_tcp_allowed_a_node_is_accepted_and_shown_as_insecure_everywh
     assert "insecure: no TLS" in client.get("/nodes/plain-1/").content.decode()
     assert "insecure: no TLS" not in client.get("/nodes/edge-1/").content.decode()
     assert "insecure: plain TCP" in client.get("/admin/fleet/node/").content.decode()
+    made = api.post("/api/services/", {"name": "web", "image": "demo:1"}, format="json")
+    assert made.status_code == 201, made.json()
+    by_node = client.get("/services/web/").content.decode()
+    assert "insecure" in by_node.split('"replicas on plain-1"')[1].split("</h3>")[0]
+    assert "insecure" not in by_node.split('"replicas on edge-1"')[1].split("</h3>")[0]
 
 
 def test_a_client_certificate_without_the_servers_ca_is_refused(api):

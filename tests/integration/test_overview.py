@@ -76,11 +76,16 @@ def test_the_search_finds_nodes_by_name_or_label(client, viewer, fleet_rows):
     ]
 
 
-def test_each_service_row_has_one_mark_per_replica_coloured_by_state(client, viewer, fleet_rows):
+def test_each_service_row_has_one_mark_per_replica_coloured_by_state_and_health(
+    client, viewer, fleet_rows
+):
+    Replica.objects.filter(service__name="api", slot=1).update(health="healthy")
+    Replica.objects.filter(service__name="api", slot=2).update(health="unhealthy")
     client.force_login(viewer)
     html = client.get("/").content.decode()
     row = re.search(r'<tr id="service-api".*?</tr>', html, re.S).group(0)
-    assert re.findall(r'class="mark rep-(\w+)', row) == ["running", "exited"]
+    marks = re.findall(r'class="mark rep-(\w+) health-(\w+)', row)
+    assert marks == [("running", "healthy"), ("exited", "unhealthy")]
     assert 'aria-label="1 of 3 replicas serving"' in row
 
 
@@ -98,7 +103,7 @@ def test_the_overview_costs_the_same_queries_however_big_the_fleet(
         client.get("/")
 
 
-def test_a_first_run_explains_and_offers_the_demo_to_operators(client, viewer, operator):
+def test_a_first_run_explains_and_offers_the_demo_to_operators(client, viewer, operator, settings):
     client.force_login(viewer)
     html = client.get("/").content.decode()
     assert "No nodes yet." in html and "lab up" in html and "POST /api/nodes" in html
@@ -110,4 +115,6 @@ def test_a_first_run_explains_and_offers_the_demo_to_operators(client, viewer, o
     client.force_login(operator)
     response = client.get("/")
     assert response.context["can_change"] is True
-    assert 'name="image" value="10.250.8.1:5000/fleet/demo:1"' in response.content.decode()
+    # The lab's demo image, wherever this run's lab (FLEET_LAB_SUBNET) put its registry.
+    demo = f'name="image" value="{settings.FLEET_DEFAULT_IMAGE}"'
+    assert demo in response.content.decode()
