@@ -80,8 +80,13 @@ try:
     # locked out for the cool-off (seconds); a successful login resets the count.
     FLEET_LOGIN_FAILURE_LIMIT = _positive("FLEET_LOGIN_FAILURE_LIMIT", env.int, 5)
     FLEET_LOGIN_COOLOFF = _positive("FLEET_LOGIN_COOLOFF", env.float, 900.0)
-    # What the dashboard's new-service form suggests (the lab's demo image by default).
-    FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", "10.250.7.1:5000/fleet/demo:1")
+    # What the dashboard's new-service form suggests: by default the demo image in the
+    # registry of the lab that FLEET_LAB_SUBNET names (at the subnet's first address).
+    try:
+        lab_registry = ipaddress.IPv4Network(env.str("FLEET_LAB_SUBNET", "") or "10.250.7.0/24")[1]
+    except (ValueError, IndexError) as exc:
+        raise ImproperlyConfigured(f"Bad environment setting FLEET_LAB_SUBNET: {exc}") from exc
+    FLEET_DEFAULT_IMAGE = env.str("FLEET_DEFAULT_IMAGE", f"{lab_registry}:5000/fleet/demo:1")
     # The key that seals services' secret values at rest; derived from SECRET_KEY if unset.
     FLEET_SECRETS_KEY = env.str("FLEET_SECRETS_KEY", "")
     # Nodes on plain tcp:// (no TLS) are refused unless this is set: whoever reaches such an

@@ -36,12 +36,33 @@ def test_the_defaults_load():
         ({"FLEET_NODE_CHECK_TIMEOUT": "-1"}, "FLEET_NODE_CHECK_TIMEOUT"),
         ({"FLEET_NODE_DOWN_AFTER": "0"}, "FLEET_NODE_DOWN_AFTER"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        ({"FLEET_LAB_SUBNET": "10.250.300.0/24"}, "FLEET_LAB_SUBNET"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_its_name(env, message):
     result = load_settings(SECRET_KEY="k", **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_the_demo_image_offered_is_in_the_registry_of_the_lab_the_subnet_names():
+    code = "from django.conf import settings as s; print(s.FLEET_DEFAULT_IMAGE)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env |= {"SECRET_KEY": "k", "DJANGO_SETTINGS_MODULE": "fleet.settings"}
+    for subnet, image in (
+        ({}, "10.250.7.1:5000/fleet/demo:1"),
+        ({"FLEET_LAB_SUBNET": "10.250.20.0/24"}, "10.250.20.1:5000/fleet/demo:1"),
+        ({"FLEET_DEFAULT_IMAGE": "nginx:1.27"}, "nginx:1.27"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env | subnet,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.stdout.strip() == image, result.stderr
 
 
 def test_a_secret_key_is_required_when_debug_is_off(tmp_path):
