@@ -16,7 +16,7 @@ from contextlib import suppress
 import redis
 from django.conf import settings
 
-from . import engine_exec, slots
+from . import engine_exec, redis_link, slots
 from .engine_errors import EngineError
 from .models import Event, EventKind, Node, Replica
 from .roles import READ_FLEET
@@ -34,18 +34,13 @@ MAX_COMMAND = 512  # characters
 LAPSE_SECONDS = 60
 RENEW_SECONDS = 20
 
-_redis = None
-
 
 class ConsoleRefused(Exception):
     """Why a console cannot be opened; the message is fit to show an operator."""
 
 
 def _client():
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-    return _redis
+    return redis_link.client()
 
 
 def _key(user_pk):

@@ -13,13 +13,10 @@ from contextlib import contextmanager, suppress
 import redis
 from django.conf import settings
 
-from . import slots
+from . import redis_link, slots
 from .engine_errors import PULL_BUSY, PullError
 
 log = logging.getLogger(__name__)
-
-
-_redis_client = None
 
 
 @contextmanager
@@ -28,9 +25,6 @@ def pull_slot(node, image, deadline):
 
     Without Redis the pull goes ahead unlimited (logged): a limit must not stop work.
     """
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
     key, token = f"fleet:pulls:{node.endpoint}", secrets.token_hex(8)
     limit, lapse = settings.FLEET_PULL_CONCURRENCY, settings.FLEET_PULL_TIMEOUT + 30
     held = False
@@ -38,7 +32,7 @@ def pull_slot(node, image, deadline):
         now = time.time()
         try:
             args = (now, limit, now + lapse, token, int(lapse))
-            held = bool(_redis_client.eval(slots.TAKE, 1, key, *args))
+            held = bool(redis_link.client(timeout=5).eval(slots.TAKE, 1, key, *args))
         except redis.RedisError as exc:
             log.warning("pull of %s on %s not limited: %s", image, node, exc)
             break
@@ -55,4 +49,4 @@ def pull_slot(node, image, deadline):
     finally:
         if held:
             with suppress(redis.RedisError):
-                _redis_client.zrem(key, token)
+                redis_link.client(timeout=5).zrem(key, token)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
-from . import engine, labels, live
+from . import engine, labels, live, wake
 from .ingress import sync as ingress
 from .models import Event, EventKind, Node, Replica
 
@@ -195,6 +195,7 @@ def _save_seen(replica, seen, node, seen_at):
         if Replica.objects.filter(pk=replica.pk, **as_read).update(**values):
             live.broadcast_replica(replica)
             ingress.changed(replica)
+            wake.nudge(replica.service_id)
             if kind:
                 _record(replica, kind, node)
             return kind

@@ -16,6 +16,8 @@ from celery import current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from . import wake
+
 log = logging.getLogger(__name__)
 
 CONVERGE_SERVICE = "fleet.tasks.converge_service"
@@ -41,6 +43,7 @@ def on_commit(task, *args, countdown=None):
 def converge(service_id):
     """Bring a service to its desired state (deploy, scale, roll back, heal, delete)."""
     on_commit(CONVERGE_SERVICE, service_id)
+    transaction.on_commit(lambda: wake.nudge(service_id))  # a converge under way looks now
 
 
 def check_node(node_id, after=None):

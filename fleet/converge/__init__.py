@@ -12,6 +12,7 @@ starts within seconds.
 
 import time
 
+from .. import wake
 from ..lease import Lease, LeaseLost
 from ..models import Service
 from . import executor
@@ -38,7 +39,7 @@ def converge(service_id):
             settled, pause = executor.look(service, lease)
             if settled and not changed_since(service_id, service.generation):
                 return "converged"
-            time.sleep(pause)
+            wake.wait(service_id, pause)  # or less, once a replica or request changes
         return "continues later"
     except LeaseLost:
         return "lease lost"

@@ -80,21 +80,33 @@ def look(service, lease):
 
 
 def act(service, target, plan, nodes, lease):
-    """Remove what goes, then place and start what comes; return whether anything started
-    (False when placement could not be met: then nothing of it is applied)."""
-    if plan.removals:
+    """Remove what goes and place and start what comes; return whether anything started
+    (False when placement could not be met: then nothing of it is applied).
+
+    What must go before the new replicas come (a slot's old replica under stop-first, a
+    fixed host port the new ones may need) goes first; the rest (old replicas whose new
+    ones serve) goes beside the starts, so that draining and stopping them does not hold
+    up the next batch of a rolling update.
+    """
+    removals = list({r.pk: r for r in plan.removals}.values())
+    first, beside = removals, []
+    if plan.new_slots or plan.restarts:
+        beside = [r for r in removals if may_go_beside(r, plan, target.spec)]
+        first = [r for r in removals if r not in beside]
+    if first:
         lease.ensure()
-        removals = list({r.pk: r for r in plan.removals}.values())
-        containers.run_parallel([(containers.remove, r) for r in removals])
+        containers.run_parallel([(containers.remove, r) for r in first])
     if not (plan.new_slots or plan.restarts):
         return False
     try:
-        picks = place(service, target.spec, plan, nodes)
+        picks = place(service, target.spec, plan, nodes, beside)
     except scheduling.PlacementError as exc:
         transitions.report_placement(service, target, str(exc))
+        if beside:
+            containers.run_parallel([(containers.remove, r) for r in beside])
         return False
     lease.ensure()
-    calls = []
+    calls = [(containers.remove, r) for r in beside]
     for slot in plan.new_slots:
         row = Replica.objects.create(
             service=service, deployment=target, slot=slot, node=picks.pop(0)
@@ -119,15 +131,23 @@ def act(service, target, plan, nodes, lease):
     return True
 
 
-def place(service, spec, plan, nodes):
+def may_go_beside(row, plan, spec):
+    """Whether a replica that goes may be removed while the new ones start: not the old
+    replica of a slot being started or restarted, and nothing that holds or needs a fixed port."""
+    if row.slot in plan.new_slots or row.slot in {r.row.slot for r in plan.restarts}:
+        return False
+    return not (containers.published_ports(spec) or containers.published_ports(row.deployment.spec))
+
+
+def place(service, spec, plan, nodes, going=()):
     """A node for each new slot, then for each restart, in the plan's order.
 
     A restart the planner keeps on its node stays there, unless another service has
     meanwhile taken a fixed port it needs there; the rest are placed, counting those
-    kept as taken and the replicas on their way out as gone, so they spread evenly.
-    Raises scheduling.PlacementError.
+    kept as taken and the replicas on their way out (`going` too) as gone, so they
+    spread evenly. Raises scheduling.PlacementError.
     """
-    leaving = [r.row for r in plan.restarts] + plan.leaving
+    leaving = [r.row for r in plan.restarts] + plan.leaving + list(going)
     ports = set(containers.published_ports(spec))
     views = {v.name: v for v in containers.node_views(nodes, service.pk, leaving)}
     kept = {}
