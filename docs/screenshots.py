@@ -11,7 +11,7 @@ the metrics sampler takes a few rounds, and saves:
     docs/service.png              the `web` service page, 1440 px, light, full page
     docs/overview-phone-dark.png  the overview on a phone (390 px), dark scheme
 
-Everything it started is stopped at the end, also on an error or Ctrl-C. Not part of
+Everything it started is stopped at the end, also on an error, Ctrl-C or SIGTERM. Not part of
 `make test`. It keeps apart from `make run`, the tests and the benchmarks: lab "doc"
 on 10.250.6.0/24, Redis on 6389, var/screenshots.sqlite3, logs in var/screenshots-logs;
 SCREENSHOTS_LAB_NAME, SCREENSHOTS_LAB_SUBNET and SCREENSHOTS_REDIS_URL move it.
@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import http.client
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -225,6 +226,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=2.5, help="usage sampled before")
     options = parser.parse_args()
+    # A TERM (from `timeout`, say) unwinds like Ctrl-C, through the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     configure()
     lab_name = harness.ENV["FLEET_LAB_NAME"]
