@@ -142,7 +142,8 @@ def _apply_ping(node, sent, error):
     node.status, node.unreachable_since = next_status(
         old, node.unreachable_since, not error, sent, now, settings.FLEET_NODE_DOWN_AFTER
     )
-    reason = error or "it answers its ping again"
+    answers = "it answers its ping" + ("" if old == Node.Status.UNKNOWN else " again")
+    reason = error or answers
     if node.status == Node.Status.DOWN and old != Node.Status.DOWN:
         held_back = _why_not_down(node, now)
         if held_back:

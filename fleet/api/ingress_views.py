@@ -20,6 +20,7 @@ class IngressServerSerializer(serializers.Serializer):
     address = serializers.CharField()
     state = serializers.CharField(help_text="up, down, drain or maint, as HAProxy has it.")
     check = serializers.CharField(help_text="HAProxy's last health check result.")
+    check_words = serializers.CharField(help_text="The same in words, as the service page says it.")
     in_flight = serializers.IntegerField(help_text="Requests on it now.")
     request_rate = serializers.IntegerField(help_text="Requests per second, last second.")
     requests = serializers.IntegerField(help_text="Requests since it joined the proxy.")

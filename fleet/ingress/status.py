@@ -8,6 +8,22 @@ from . import haproxy, routes
 
 # Responses that count as errors: the replica's 5xx, and connections or responses that failed.
 ERROR_COLUMNS = ("hrsp_5xx", "econ", "eresp")
+# HAProxy's health check results (`check_status`) in words; the code itself stays in the API.
+CHECK_WORDS = {
+    "INI": "not checked yet",
+    "L4OK": "port answers",
+    "L4TOUT": "port timed out",
+    "L4CON": "connection refused",
+    "L6OK": "TLS answers",
+    "L6TOUT": "TLS timed out",
+    "L6RSP": "bad TLS answer",
+    "L7OK": "HTTP answers",
+    "L7OKC": "HTTP answers",
+    "L7TOUT": "HTTP timed out",
+    "L7RSP": "bad HTTP answer",
+    "L7STS": "bad HTTP status",
+    "SOCKERR": "socket error",
+}
 
 
 def _int(row, key):
@@ -55,7 +71,8 @@ def of(service):
                 "node": replica.node.name if replica and replica.node else None,
                 "address": f"{state.addr}:{state.port}",
                 "state": state.state,
-                "check": row.get("check_status") or "",
+                "check": (check := (row.get("check_status") or "").lstrip("* ")),
+                "check_words": CHECK_WORDS.get(check, check),
                 "in_flight": _int(row, "scur"),
                 "request_rate": _int(row, "rate"),  # sessions a second: servers have no req_rate
                 "requests": total,

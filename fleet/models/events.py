@@ -148,3 +148,10 @@ class Event(models.Model):
         return "|".join(
             (self.kind, self.service_name, self.node_name, self.old, self.new, self.reason)
         )
+
+    @property
+    def repeat_span(self):
+        """How long a folded line's repeats took, worded as the page's script words it."""
+        minutes = (self.created_at - getattr(self, "first_at", self.created_at)).total_seconds()
+        minutes /= 60
+        return f"{int(minutes + 0.5)} min" if minutes >= 1 else "under a minute"

@@ -59,7 +59,7 @@ def test_the_service_page_shows_the_folded_feed_and_links_to_the_full_log(
     client.force_login(viewer)
     html = client.get("/services/web/").content.decode()
     assert html.count('<span class="reason">slot 3 exit code 1</span>') == 1
-    assert "5 times in 4" in html
+    assert "5 times in 4 min" in html
     assert 'href="/events/?service=web"' in html
 
 
@@ -71,7 +71,16 @@ def test_the_node_and_overview_feeds_fold_too(client, viewer):
     for url in ("/nodes/edge-1/", "/"):
         html = client.get(url).content.decode()
         assert html.count('<span class="kind">node.status_changed</span>') == 1, url
-        assert "3 times in 2" in html, url
+        assert "3 times in 2 min" in html, url
+
+
+def test_repeats_within_a_minute_read_as_the_live_feed_words_them(client, viewer):
+    for seconds in (40, 20, 0):
+        record(EventKind.REPLICA_STARTED, seconds / 60, service="web", reason="slot 1")
+    client.force_login(viewer)
+    html = client.get("/").content.decode()
+    assert "3 times in under a minute" in html
+    assert "0 minutes" not in html
 
 
 def test_the_events_page_is_the_whole_log_in_pages(client, viewer):

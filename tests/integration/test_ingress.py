@@ -252,10 +252,15 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         assert {s["state"] for s in shown["servers"]} == {"up"}
         assert sum(s["request_rate"] for s in shown["servers"]) > 0
         assert all(s["requests"] > 0 and s["errors"] == 0 for s in shown["servers"])
+        assert {(s["check"], s["check_words"]) for s in shown["servers"]} <= {
+            ("L4OK", "port answers"),
+            ("L7OK", "HTTP answers"),
+        }
         client.force_login(admin_user)
         page = client.get("/services/web/").content.decode()
         assert f"http://{HOST}/" in page and 'data-live="service-ingress"' in page
         assert page.count("<td>up</td>") == 3
+        assert page.count('title="HAProxy check status L') == 3  # in words, the code beside
         # The same fragment rides along with every live message of the service.
         pushed = live.envelope("service", "web")["views"]["service-ingress"]
         assert pushed.count("<td>up</td>") == 3 and f"http://{HOST}/" in pushed

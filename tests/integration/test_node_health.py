@@ -39,7 +39,8 @@ def test_registered_nodes_report_their_engine(ready_lab):
     assert node.containers_running is not None
     assert node.last_seen_at is not None
     registered = Event.objects.filter(kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-1")
-    assert registered.filter(old="unknown", new="ready").exists()
+    first = registered.get(old="unknown", new="ready")
+    assert first.reason == "it answers its ping"  # not "again": it never answered before
 
 
 def test_a_killed_engine_is_unreachable_then_down_once_silent_long_enough_then_back(ready_lab):
@@ -71,7 +72,7 @@ def test_a_killed_engine_is_unreachable_then_down_once_silent_long_enough_then_b
         ready_lab.start_node("lab-2")
     wait_for(lambda: statuses()["lab-2"] == "ready", 15, message="lab-2 to be ready again")
     back = Event.objects.filter(kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2").first()
-    assert (back.old, back.new) == ("down", "ready")
+    assert (back.old, back.new, back.reason) == ("down", "ready", "it answers its ping again")
     node = Node.objects.get(name="lab-2")
     assert node.last_error == "" and node.unreachable_since is None
 
