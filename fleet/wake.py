@@ -37,6 +37,8 @@ def nudge(service_id):
 
 def wait(service_id, seconds):
     """Sleep up to `seconds`, less if the service is nudged meanwhile."""
+    if seconds <= 0:
+        return  # (BLPOP would take 0 as "for ever")
     began = time.monotonic()
     try:
         link = redis_link.client(WAIT_TIMEOUT)

@@ -15,6 +15,7 @@ from ..models import Deployment, EventKind, Replica
 from ..scheduling import parse_constraint
 
 POLL = 0.25  # seconds between two looks while something is under way
+MIN_WAIT = 0.01  # seconds: the shortest wait for a moment the planner knows is coming
 START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included
 STABLE_AFTER = 60  # seconds of running that reset a replica's restart count
 MAX_BACKOFF = 60
@@ -333,7 +334,9 @@ class _Planner:
         served = [r.ready_at for r in target_rows if r.serving and r.ready_at]
         if served and self.update["delay"]:
             next_batch = max(served) + timedelta(seconds=self.update["delay"])
-            room = room if self.now >= next_batch else 0
+            if self.now < next_batch:
+                room = 0
+                self.plan.wait_for(max((next_batch - self.now).total_seconds(), MIN_WAIT))
         if room <= 0:
             self.plan.wait_for(POLL)
             return
@@ -366,6 +369,11 @@ class _Planner:
             progress = 100 if count == 0 else done * 100 // count
             self.plan.finish = Transition(Transition.PROGRESS, progress=progress)
             self.plan.wait_for(POLL)
+            # Nothing tells a converge that a monitor period ended: look again just then.
+            for row in self.rows:
+                if row.deployment_id == self.target and row.serving and not self.proven(row):
+                    proof = row.ready_at + timedelta(seconds=self.update["monitor"])
+                    self.plan.wait_for(max((proof - self.now).total_seconds(), MIN_WAIT))
 
 
 def publishes_fixed_ports(spec):

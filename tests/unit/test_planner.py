@@ -168,6 +168,18 @@ def test_the_rollout_succeeds_only_once_the_last_batch_served_for_the_monitor_pe
     assert result.finish.kind == Transition.SUCCEED
 
 
+def test_a_converge_looks_again_the_moment_the_last_monitor_period_ends():
+    rows = [replica(1), replica(2), replica(3, serving_for=4.9)]
+    result = plan(desired(status=S.RUNNING, update={"monitor": 5}), rows, NODES, NOW)
+    assert result.wait == pytest.approx(0.1)
+
+
+def test_a_delay_is_waited_out_to_the_moment_it_ends():
+    rows = [replica(1, serving_for=9.95), *old_revision()]
+    result = plan(desired(status=S.RUNNING, update={"monitor": 5, "delay": 10}), rows, NODES, NOW)
+    assert result.new_slots == [] and result.wait == pytest.approx(0.05)
+
+
 def test_a_monitor_of_zero_proves_a_replica_as_soon_as_it_serves():
     rows = [replica(1, serving_for=0), replica(2), replica(3)]
     result = plan(desired(status=S.RUNNING, update={"monitor": 0}), rows, NODES, NOW)
