@@ -337,8 +337,23 @@ class LabFleet:
         import docker
 
         def remove(container):
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 container.remove(force=True)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                # A removal the test's worker asked for before it was killed is under way
+                # in the engine: wait for it to end rather than ask twice.
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    try:
+                        container.reload()
+                    except docker.errors.NotFound:
+                        return
+                    time.sleep(0.1)
+                raise
 
         # Listed without inspecting each container (sparse), removed all at once.
         listed = [
