@@ -9,7 +9,8 @@ A node that stops answering is `unreachable` at once (nothing moves) and `down`
 once it has not answered for FLEET_NODE_DOWN_AFTER seconds; then its replicas
 move. Two brakes hold moves back when Fleet's own view is the likelier fault:
 when more than half of the nodes are unreachable at once none goes down (one
-event says so) until that ends, and at most FLEET_NODE_DOWN_PER_MINUTE nodes go
+event says so) until that ends, and a node still silent then has its silence
+counted from that moment; at most FLEET_NODE_DOWN_PER_MINUTE nodes go
 down per minute. A node that keeps going down and coming back is held out of
 placement for a while.
 
@@ -205,6 +206,12 @@ def _damp_if_most_unreachable():
     if not silent:
         for name in Node.objects.filter(damped=True).values_list("name", flat=True):
             live.broadcast("node", name)
+        # A node still silent when most answer again gets its whole down period from
+        # now: the nodes rarely come back at the same instant, and the last one's silence
+        # under the damping said nothing about it.
+        Node.objects.filter(damped=True, status=Node.Status.UNREACHABLE).update(
+            unreachable_since=timezone.now()
+        )
         Node.objects.filter(damped=True).update(damped=False)
         return
     already = Node.objects.filter(damped=True).exists()

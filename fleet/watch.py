@@ -102,6 +102,8 @@ class NodeWatch(threading.Thread):
                     self.answering.clear()
                     self.close_stream()  # silently dropped, it would hang: reopen it later
                     status = self.record(sent, error) or status
+                    # The row's clock wins: it restarts when a fleet-wide silence ends.
+                    since = self.silent_since() or since
                 else:
                     since = None
                     # An answer is written only when it changes something, or now and
@@ -116,6 +118,19 @@ class NodeWatch(threading.Thread):
                 )
         finally:
             connections.close_all()
+
+    def silent_since(self):
+        """When the row says this node's silence began (epoch seconds), or None."""
+        try:
+            since = (
+                Node.objects.filter(pk=self.node.pk)
+                .values_list("unreachable_since", flat=True)
+                .first()
+            )
+        except DatabaseError:
+            connections.close_all()
+            return None
+        return since.timestamp() if since else None
 
     def record(self, sent, error):
         close_old_connections()
