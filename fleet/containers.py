@@ -299,8 +299,8 @@ class Calls:
 @close_thread_connections
 def replace(replica, old_node, old_container_id):
     """Remove a broken replica's old container (when its node answers), then start the new one."""
-    with _going_away(old_container_id):
-        if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
+    if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
+        with _going_away(old_container_id):
             drain(replica, old_container_id)
             try:
                 engine.remove_container(old_node, old_container_id, STOP_TIMEOUT)
