@@ -2,10 +2,8 @@
 
 import logging
 import secrets
-import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
 
 from django.db.models import Count
 from django.utils import timezone
@@ -19,33 +17,6 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10
 LIVE_STATES = (Replica.State.PENDING, Replica.State.RUNNING)
-
-# Containers this process is draining and removing: no row claims them any more, yet
-# they are not orphans (a converge that looks again meanwhile must leave them be).
-_going = set()
-_going_lock = threading.Lock()
-
-
-@contextmanager
-def _going_away(container_id):
-    will_go([container_id])
-    try:
-        yield
-    finally:
-        with _going_lock:
-            _going.discard(container_id)
-
-
-def going():
-    """The ids of the containers this process is removing right now."""
-    with _going_lock:
-        return set(_going)
-
-
-def will_go(container_ids):
-    """Count these containers as going from now (a call queued to remove them ends it)."""
-    with _going_lock:
-        _going.update(c for c in container_ids if c)
 
 
 def published_ports(spec):
@@ -121,10 +92,7 @@ def place(nodes, service, spec, count, leaving=(), taken=()):
 @close_thread_connections
 def start(replica):
     """Create and start the replica's container; a failure is recorded on the row."""
-    try:
-        replica.refresh_from_db()
-    except Replica.DoesNotExist:
-        return  # removed meanwhile (a scale down, a rollback): nothing to start
+    replica.refresh_from_db()
     if replica.container_id:
         return  # another pass already did it
     # Late (its node froze meanwhile), the row may have moved on: then it is left alone,
@@ -160,16 +128,15 @@ def remove(replica):
     The row goes first, so that the container's own death is not mistaken for a
     crash; should this be cut short, the container is an orphan the reconcile removes.
     """
-    with _going_away(replica.container_id):
-        Replica.objects.filter(pk=replica.pk).delete()
-        live.broadcast_replica(replica)
-        node = replica.node
-        if replica.container_id and node is not None and node.status != Node.Status.DOWN:
-            drain(replica, replica.container_id)  # out of the ingress, its requests finished
-            try:
-                engine.remove_container(node, replica.container_id, STOP_TIMEOUT)
-            except engine.EngineError as exc:
-                log.warning("could not remove %s on %s: %s", replica.container_id, node, exc)
+    Replica.objects.filter(pk=replica.pk).delete()
+    live.broadcast_replica(replica)
+    node = replica.node
+    if replica.container_id and node is not None and node.status != Node.Status.DOWN:
+        drain(replica, replica.container_id)  # out of the ingress, its requests finished
+        try:
+            engine.remove_container(node, replica.container_id, STOP_TIMEOUT)
+        except engine.EngineError as exc:
+            log.warning("could not remove %s on %s: %s", replica.container_id, node, exc)
 
 
 @close_thread_connections
@@ -205,107 +172,42 @@ def _nodes_of(args):
     return ids | {a.node_id for a in args if isinstance(a, Replica) and a.node_id}
 
 
-_pulls_ahead = None  # made at the first use, in the process that pulls
-
-
-def pull_ahead(image, nodes):
-    """Pull an image on these nodes in the background, each where it lacks it; errors
-    are only logged (a start that needs the image pulls it itself and says why not)."""
-    global _pulls_ahead
-    if _pulls_ahead is None:
-        _pulls_ahead = ThreadPoolExecutor(4, thread_name_prefix="pull-ahead")
-    for node in nodes:
-        _pulls_ahead.submit(_pull_ahead_on, node, image)
-
-
-@close_thread_connections
-def _pull_ahead_on(node, image):
-    try:
-        engine.ensure_image(node, image)
-    except engine.EngineError as exc:
-        log.info("could not pull %s ahead on %s: %s", image, node, exc)
-    except Exception:
-        log.exception("could not pull %s ahead on %s", image, node)
-
-
 def run_parallel(calls):
-    """Run (function, args) pairs at once and wait for them; see Calls."""
-    batch = Calls()
-    try:
-        batch.submit(calls)
-        batch.wait()
-    finally:
-        batch.close()
-
-
-class Calls:
-    """Engine calls run at once: those on different nodes never wait in line.
-
-    run_parallel waits for its calls at once; a converge lets a batch's starts and
-    removals run while it looks again (the next batch of a rolling update need not
-    wait for the last one's slowest call), and waits for them before it ends.
-    `on_done` is called (in the call's thread) as each call ends.
+    """Run (function, args) pairs at once; engine calls on different nodes never wait in line.
 
     A call still waiting on a node that has meanwhile been marked down (a frozen
     engine answers nothing until the call times out) is not waited for: it
     finishes on its own, and every call is safe to finish late.
     """
-
-    def __init__(self, on_done=None):
-        self.pool = None
-        self.pending = {}  # future -> ids of the nodes its call waits on
-        self.on_done = on_done
-
-    def submit(self, calls):
-        if not calls:
-            return
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(engine.POOL_SIZE, thread_name_prefix="engine-call")
-        for func, *args in calls:
-            future = self.pool.submit(func, *args)
-            if self.on_done:
-                future.add_done_callback(lambda _future: self.on_done())
-            self.pending[future] = _nodes_of(args)
-
-    def busy(self):
-        """Whether a call is still running; one that failed raises its error here."""
-        self._collect(0)
-        return bool(self.pending)
-
-    def wait(self):
-        """Wait for every call (but those on nodes marked down); raise the first error."""
-        while self.pending:
-            self._collect(1.0)
-            if self.pending:
+    if not calls:
+        return
+    pool = ThreadPoolExecutor(max_workers=min(len(calls), engine.POOL_SIZE))
+    try:
+        pending = {pool.submit(func, *args): _nodes_of(args) for func, *args in calls}
+        while pending:
+            done, _ = wait(pending, timeout=1.0)
+            for future in done:
+                del pending[future]
+                future.result()
+            if pending:
                 down = Node.objects.filter(
-                    pk__in=set().union(*self.pending.values()), status=Node.Status.DOWN
+                    pk__in=set().union(*pending.values()), status=Node.Status.DOWN
                 )
                 down = set(down.values_list("pk", flat=True))
-                self.pending = {f: ids for f, ids in self.pending.items() if not ids & down}
-
-    def _collect(self, timeout):
-        if not self.pending:
-            return
-        done, _ = wait(self.pending, timeout=timeout)
-        for future in done:
-            del self.pending[future]
-            future.result()
-
-    def close(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=False)
+                pending = {f: ids for f, ids in pending.items() if not ids & down}
+    finally:
+        pool.shutdown(wait=False)
 
 
 @close_thread_connections
 def replace(replica, old_node, old_container_id):
     """Remove a broken replica's old container (when its node answers), then start the new one."""
     if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
-        with _going_away(old_container_id):
-            drain(replica, old_container_id)
-            try:
-                engine.remove_container(old_node, old_container_id, STOP_TIMEOUT)
-            except engine.EngineError as exc:
-                log.warning("could not remove %s on %s: %s", old_container_id, old_node, exc)
+        drain(replica, old_container_id)
+        try:
+            engine.remove_container(old_node, old_container_id, STOP_TIMEOUT)
+        except engine.EngineError as exc:
+            log.warning("could not remove %s on %s: %s", old_container_id, old_node, exc)
     start(replica)
 
 

@@ -10,15 +10,12 @@ a converge killed at any point is finished by the next one, which the reconcile
 starts within seconds.
 """
 
-import logging
 import time
 
-from .. import containers, wake
+from .. import wake
 from ..lease import Lease, LeaseLost
 from ..models import Service
 from . import executor
-
-log = logging.getLogger(__name__)
 
 RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
 
@@ -28,9 +25,6 @@ def converge(service_id):
     lease = Lease(service_id)
     if not lease.claim():
         return "busy"
-    # A look's starts and removals run on while the next look reads; each one that ends
-    # wakes the loop. None outlives the converge.
-    background = containers.Calls(on_done=lambda: wake.nudge(service_id))
     try:
         deadline = time.monotonic() + RUN_LIMIT
         while time.monotonic() < deadline:
@@ -40,10 +34,9 @@ def converge(service_id):
             if service is None:
                 return "gone"
             if service.deleting:
-                background.wait()
                 executor.teardown(service, lease)
                 return "deleted"
-            settled, pause = executor.look(service, lease, background)
+            settled, pause = executor.look(service, lease)
             if settled and not changed_since(service_id, service.generation):
                 return "converged"
             wake.wait(service_id, pause)  # or less, once a replica or request changes
@@ -51,11 +44,6 @@ def converge(service_id):
     except LeaseLost:
         return "lease lost"
     finally:
-        try:
-            background.wait()
-        except Exception:  # the converge's own outcome (or error) is what it reports
-            log.exception("an engine call of service %s's converge failed", service_id)
-        background.close()
         lease.release()
 
 

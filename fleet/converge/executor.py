@@ -46,26 +46,15 @@ def desired_of(service):
     )
 
 
-def look(service, lease, background=None):
+def look(service, lease):
     """One look at a service and the steps the planner names; return (settled, pause).
 
     Settled: nothing was left to do or to wait for. Raises lease.LeaseLost.
-    `background` (containers.Calls) takes the starts and removals the look begins and
-    lets them run on after it; without it, the look waits for them.
     """
-    if background is None:
-        background = containers.Calls()
-        try:
-            return look(service, lease, background)
-        finally:
-            background.wait()
-            background.close()
     target = service.current_deployment
     nodes = {n.pk: n for n in Node.objects.all()}
     rows = list(service.replica_set.select_related("deployment", "node"))
     orphans = observe.sync_replicas(service, rows, nodes)
-    going = containers.going()  # read after the listing: removals begun by an earlier look
-    orphans = [(node, container_id) for node, container_id in orphans if container_id not in going]
     if orphans:
         lease.ensure()
         containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
@@ -81,27 +70,23 @@ def look(service, lease, background=None):
     for retry in plan.retries:
         retry.row.retry_at, retry.row.restarts = retry.retry_at, retry.restarts
         retry.row.save(update_fields=["retry_at", "restarts", "updated_at"])
-    started = act(service, target, plan, nodes, lease, background)
-    if plan.begin:
-        pull_ahead(target, rows, nodes)
+    started = act(service, target, plan, nodes, lease)
     if plan.finish and plan.finish.kind == Transition.SUCCEED:
-        background.wait()  # the last old replicas are gone before it says so
         transitions.succeed(service, target, plan.finish.reason, now)
     elif plan.finish:
         transitions.progress(target, plan.finish.progress)
-    settled = not (started or plan.removals or background.busy()) and plan.wait is None
+    settled = not (started or plan.removals) and plan.wait is None
     return settled, plan.pause
 
 
-def act(service, target, plan, nodes, lease, background):
+def act(service, target, plan, nodes, lease):
     """Remove what goes and place and start what comes; return whether anything started
     (False when placement could not be met: then nothing of it is applied).
 
     What must go before the new replicas come (a slot's old replica under stop-first, a
     fixed host port the new ones may need) goes first; the rest (old replicas whose new
     ones serve) goes beside the starts, so that draining and stopping them does not hold
-    up the next batch of a rolling update. The starts and the removals beside them run
-    in `background`: the next look need not wait for this one's slowest call.
+    up the next batch of a rolling update.
     """
     removals = list({r.pk: r for r in plan.removals}.values())
     first, beside = removals, []
@@ -142,22 +127,8 @@ def act(service, target, plan, nodes, lease, background):
                 reason=restart.reason,
             )
         containers.reset_for_restart(row, node)
-    # Their rows no longer claim them: not orphans for the next look while they go.
-    containers.will_go([args[-1] for func, *args in calls if func is containers.replace])
-    containers.will_go([r.container_id for r in beside])
-    background.submit(calls)
+    containers.run_parallel(calls)
     return True
-
-
-def pull_ahead(target, rows, nodes):
-    """A new revision begins: pull its image now on the nodes its later batches will
-    most likely use (those of the service's replicas that get no start this look), so
-    that each batch after the first starts without waiting for a pull."""
-    starting = set(Replica.objects.filter(deployment=target).values_list("node_id", flat=True))
-    ahead = {row.node_id for row in rows if row.node_id} - starting
-    ready = [nodes[pk] for pk in sorted(ahead) if nodes[pk].status == Node.Status.READY]
-    if ready:
-        containers.pull_ahead(target.spec["image"], ready)
 
 
 def may_go_beside(row, plan, spec):

@@ -14,7 +14,7 @@ from typing import Any
 from ..models import Deployment, EventKind, Replica
 from ..scheduling import parse_constraint
 
-POLL = 1.0  # seconds between two looks while something is under way (nudges come sooner)
+POLL = 0.25  # seconds between two looks while something is under way
 MIN_WAIT = 0.01  # seconds: the shortest wait for a moment the planner knows is coming
 START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included
 STABLE_AFTER = 60  # seconds of running that reset a replica's restart count
