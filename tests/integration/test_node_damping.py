@@ -71,10 +71,14 @@ def test_most_nodes_silent_at_once_go_no_further_than_unreachable_and_one_event_
     assert fleet_wide_events().count() == 1
     assert "2 of 3 nodes stopped answering at once (n1, n2)" in fleet_wide_events().get().reason
     assert set(Node.objects.filter(damped=True).values_list("name", flat=True)) == {"n1", "n2"}
-    # One answers: no longer most of them, so the other, silent long enough, goes down.
+    # One answers: no longer most of them. The other's silence under the damping said
+    # nothing about it: it has its whole down period from now, then goes down.
     assert answers(first) == "ready"
-    assert long_silent(second) == "down"
     assert not Node.objects.filter(damped=True).exists()
+    assert long_silent(second) == "unreachable"
+    assert Node.objects.get(pk=second.pk).unreachable_since > timezone.now() - timedelta(seconds=5)
+    Node.objects.filter(pk=second.pk).update(unreachable_since=eleven_ago)
+    assert long_silent(second) == "down"
     assert fleet_wide_events().count() == 1
     assert third.schedulable
 
