@@ -63,7 +63,8 @@ def main():
         "read path",
     }
     raise_fd_limit()
-    reset_results()
+    if not options.only:
+        reset_results()  # a partial run replaces only its own benchmarks' entries
     on_stack = [
         ("freshness", freshness.measure, {"kills": options.kills}),
         ("scale", scale.measure, {"runs": options.runs}),

@@ -28,7 +28,7 @@ from pathlib import Path
 import docker
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results.json"
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results.json")
 LOGS = ROOT / "var" / "bench-logs"
 
 ENV = {
@@ -40,6 +40,12 @@ ENV = {
     "FLEET_LAB_SUBNET": os.environ.get("BENCH_LAB_SUBNET") or "10.250.9.0/24",
     "LOG_LEVEL": "WARNING",
 }
+# BENCH_ENGINE_CPU=0.25 runs the lab's engines (each dockerd with its containerd, shims and
+# the runc calls they make) on that share of one core between them, through a CPU cgroup
+# with a quota: engines as slow as a small, busy VM's, for the runs that must hold there.
+# Fleet's processes and the benchmark's clients keep the machine's cores.
+ENGINE_CPU = float(os.environ.get("BENCH_ENGINE_CPU") or 0)
+ENGINE_CGROUP = Path("/sys/fs/cgroup/cpu") / f"fleet-bench-engines-{ENV['FLEET_LAB_NAME']}"
 # Fleet settings a caller's environment may hold (from `make run` or a test run): dropped, so
 # that every benchmark measures the defaults unless it sets a value itself and says so.
 FLEET_SETTING_PREFIX = "FLEET_"
@@ -143,6 +149,8 @@ class Stack:
         self.manage("migrate", "--noinput")
         self.manage("lab", "up", "--nodes", str(nodes))
         self.lab = json.loads(self.manage("lab", "status", "--json"))
+        if ENGINE_CPU:
+            slow_engines(self.lab, ENGINE_CPU)
         script = (
             "import django; django.setup();"
             "from django.contrib.auth.models import User;"
@@ -205,10 +213,41 @@ class Stack:
             self.stop_fleet()
             if self.lab is not None:
                 self.manage("lab", "down")
+            if ENGINE_CGROUP.exists():
+                ENGINE_CGROUP.rmdir()  # empty once the lab's engines are gone
         finally:
             if self.redis is not None:
                 self.redis.terminate()
                 self.redis.wait(10)
+
+
+def descendants(pid):
+    """pid and every process below it now alive."""
+    tree = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                tree.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        todo.extend(tree.get(current, []))
+    return found
+
+
+def slow_engines(lab, share):
+    """Hold every engine of the lab, with what it starts from now on, to `share` of one core
+    between them (a cgroup v1 CPU quota; children stay in their parent's group)."""
+    ENGINE_CGROUP.mkdir(exist_ok=True)
+    period = 100_000
+    (ENGINE_CGROUP / "cpu.cfs_period_us").write_text(str(period))
+    (ENGINE_CGROUP / "cpu.cfs_quota_us").write_text(str(int(period * share)))
+    for node in lab["nodes"]:
+        for pid in descendants(node["pid"]):
+            with suppress(ProcessLookupError, OSError):
+                (ENGINE_CGROUP / "cgroup.procs").write_text(str(pid))
+    print(f"engines held to {share:g} of a core between them", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -348,6 +387,7 @@ def record(name, rows, details):
     }
     results["benchmarks"][name] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "engines_cpu": f"{ENGINE_CPU:g} of a core between them" if ENGINE_CPU else "unlimited",
         "rows": rows,
         "details": details,
     }

@@ -177,11 +177,15 @@ def measure(requests=20):
                 met=flat,
             )
         )
+        # The overview at the larger size has an aim; the API's time is only reported.
+        aimed = page == "overview"
         rows.append(
             row(
                 "read path",
                 f"{page} {path}: median response, {sizes[0]} -> {sizes[1]} nodes/replicas",
                 f"{few['median_ms']:.0f} -> {many['median_ms']:.0f} ms",
+                aim="< 100 ms at the larger" if aimed else "",
+                met=(many["median_ms"] < 100) if aimed else None,
             )
         )
     return rows, details
