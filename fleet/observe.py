@@ -41,13 +41,16 @@ def list_on(nodes, label):
         return {pk: found for pk, found in pool.map(one, reachable) if found is not None}
 
 
+LIVE = ("running", "paused", "restarting")  # what Docker calls a container that runs
+
+
 def _apply(replica, seen, now):
     """Copy what Docker says onto the row; return the Event kind this change deserves, if any."""
     was_serving, old_state, old_health = replica.serving, replica.state, replica.health
     if seen is None:
         replica.state = Replica.State.MISSING
         replica.error = replica.error or "its container is gone"
-    elif seen.state in ("running", "paused", "restarting"):
+    elif seen.state in LIVE:
         replica.state = Replica.State.RUNNING
         replica.health = seen.health
         if seen.host_ports is not None:  # events do not carry ports
@@ -179,10 +182,17 @@ def _save_seen(replica, seen, node, seen_at):
     The write is conditional on the row being as it was read, so that a listing and
     an event applied at once cannot both record the same change (one death, one
     replica.died); the one that loses reads the row again and tries once more.
+
+    A container seen exited never runs again (Fleet's containers have no restart
+    policy; a replica restarts as a new container): a listing that still shows it
+    running is older news, however late it began. The engine answers a listing from
+    a view it updates a little after it sends the container's `die` event.
     """
     for _ in range(3):
         news = replica.state == Replica.State.PENDING and seen is not None
         if replica.observed_at and seen_at < replica.observed_at and not news:
+            return None
+        if replica.state == Replica.State.EXITED and seen is not None and seen.state in LIVE:
             return None
         before = _shown(replica)
         as_read = {"state": replica.state, "health": replica.health}

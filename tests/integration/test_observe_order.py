@@ -95,3 +95,18 @@ def test_the_start_of_a_pending_replica_counts_even_if_recorded_after_it(running
     )
     assert Replica.objects.get(pk=running.pk).state == Replica.State.RUNNING
     assert Event.objects.filter(kind=EventKind.REPLICA_STARTED).count() == 1
+
+
+def test_a_listing_begun_after_a_death_that_still_shows_it_running_does_not_revive_it(running):
+    """The engine sends `die` a little before its listings stop calling the container
+    running: a converge's listing begun just after the event must not undo it."""
+    stale = Replica.objects.select_related("service", "deployment").get(pk=running.pk)
+    died_at = timezone.now()
+    observe.apply_event(running.node, event(running, "die", died_at, exitCode="137"))
+    # Read before the event was written (the converge's rows) and after it (a resync's).
+    observe._save_seen(stale, listed("running"), running.node, died_at + timedelta(seconds=0.03))
+    observe.apply_listing(running.node, [listed("running")], died_at + timedelta(seconds=0.05))
+    row = Replica.objects.get(pk=running.pk)
+    assert (row.state, row.exit_code) == (Replica.State.EXITED, 137)
+    assert died_count() == 1
+    assert not Event.objects.filter(kind=EventKind.REPLICA_STARTED).exists()
