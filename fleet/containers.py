@@ -172,6 +172,29 @@ def _nodes_of(args):
     return ids | {a.node_id for a in args if isinstance(a, Replica) and a.node_id}
 
 
+_pulls_ahead = None  # made at the first use, in the process that pulls
+
+
+def pull_ahead(image, nodes):
+    """Pull an image on these nodes in the background, each where it lacks it. Errors
+    are only logged: a start that needs the image pulls it itself and says why not."""
+    global _pulls_ahead
+    if _pulls_ahead is None:
+        _pulls_ahead = ThreadPoolExecutor(4, thread_name_prefix="pull-ahead")
+    for node in nodes:
+        _pulls_ahead.submit(_pull_ahead_on, node, image)
+
+
+@close_thread_connections
+def _pull_ahead_on(node, image):
+    try:
+        engine.ensure_image(node, image)
+    except engine.EngineError as exc:
+        log.info("could not pull %s ahead on %s: %s", image, node, exc)
+    except Exception:
+        log.exception("could not pull %s ahead on %s", image, node)
+
+
 def run_parallel(calls):
     """Run (function, args) pairs at once; engine calls on different nodes never wait in line.
 

@@ -71,6 +71,8 @@ def look(service, lease):
         retry.row.retry_at, retry.row.restarts = retry.retry_at, retry.restarts
         retry.row.save(update_fields=["retry_at", "restarts", "updated_at"])
     started = act(service, target, plan, nodes, lease)
+    if plan.begin:
+        pull_ahead(target, rows, nodes)
     if plan.finish and plan.finish.kind == Transition.SUCCEED:
         transitions.succeed(service, target, plan.finish.reason, now)
     elif plan.finish:
@@ -129,6 +131,17 @@ def act(service, target, plan, nodes, lease):
         containers.reset_for_restart(row, node)
     containers.run_parallel(calls)
     return True
+
+
+def pull_ahead(target, rows, nodes):
+    """A new revision has begun: pull its image now on the nodes its later batches will
+    most likely use (those of the service's replicas that got no start this look), so
+    that each batch after the first starts without waiting for a pull."""
+    starting = set(Replica.objects.filter(deployment=target).values_list("node_id", flat=True))
+    ahead = {row.node_id for row in rows if row.node_id} - starting
+    ready = [nodes[pk] for pk in sorted(ahead) if nodes[pk].status == Node.Status.READY]
+    if ready:
+        containers.pull_ahead(target.spec["image"], ready)
 
 
 def may_go_beside(row, plan, spec):

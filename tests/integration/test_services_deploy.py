@@ -1,9 +1,11 @@
 """Deploy, scale, update and place services on real engines with a real worker and beat."""
 
+import contextlib
 import threading
 import time
 from collections import Counter
 
+import docker
 import pytest
 
 from fleet.models import Event, EventKind
@@ -211,3 +213,34 @@ def test_secrets_reach_the_container_and_nowhere_else(fleet):
             assert "MODE=prod" in env and f"TOKEN={secret}" in env
     assert fleet.service("vault")["secrets"] == {"TOKEN": "********"}
     assert all(secret not in path.read_text() for path in LOGS.glob("*.log"))
+
+
+def test_a_new_revision_s_image_is_pulled_ahead_on_the_nodes_of_its_later_batches(fleet):
+    """One batch at a time, 30 s apart: while the first batch starts, the new image is
+    pulled on the nodes of the other replicas, so their batches wait for no pull."""
+    new = fleet.images["demo_v2"]
+    for client in fleet.engines.values():
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(new, force=True)
+    fleet.create("web", replicas=3, update={"parallelism": 1, "delay": 30, "monitor": 0})
+    wait_running(fleet, "web", 3)
+    assert {r["node"] for r in fleet.replicas("web")} == set(fleet.engines)
+
+    def has_new_image(client):
+        try:
+            client.images.get(new)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    response = fleet.api.post("/api/services/web/deploy", {"image": new}, format="json")
+    assert response.status_code == 202
+    wait_for(
+        lambda: all(has_new_image(c) for c in fleet.engines.values()),
+        20,
+        0.2,
+        message=f"{new} on every node",
+    )
+    # Still the first batch only: the others were pulled ahead, not started.
+    assert [r["revision"] for r in fleet.replicas("web")].count(2) == 1
+    assert fleet.deployment(response.json()["id"])["status"] == "running"
