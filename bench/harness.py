@@ -240,7 +240,9 @@ def slow_engines(lab, share):
     """Hold every engine of the lab, with what it starts from now on, to `share` of one core
     between them (a cgroup v1 CPU quota; children stay in their parent's group)."""
     ENGINE_CGROUP.mkdir(exist_ok=True)
-    period = 100_000
+    # A short period spreads the quota finely: a slow CPU, not an engine that stops for
+    # most of every 100 ms (which would delay one events subscriber and not the next).
+    period = 10_000
     (ENGINE_CGROUP / "cpu.cfs_period_us").write_text(str(period))
     (ENGINE_CGROUP / "cpu.cfs_quota_us").write_text(str(int(period * share)))
     for node in lab["nodes"]:
