@@ -2,6 +2,7 @@
 
 import logging
 import secrets
+import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -16,6 +17,7 @@ from .threads import close_thread_connections
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10
+STARTS_WAIT = 5  # seconds an old replica's stop waits for the starts beside it, at most
 LIVE_STATES = (Replica.State.PENDING, Replica.State.RUNNING)
 
 
@@ -122,17 +124,21 @@ def start(replica):
 
 
 @close_thread_connections
-def remove(replica):
+def remove(replica, stop_after=None):
     """Forget a replica (its row is deleted), then stop and remove its container.
 
     The row goes first, so that the container's own death is not mistaken for a
     crash; should this be cut short, the container is an orphan the reconcile removes.
+    `stop_after` (a Starts) holds the stop until the starts made beside it have ended:
+    the engine then stops the old container without slowing the new ones' start.
     """
     Replica.objects.filter(pk=replica.pk).delete()
     live.broadcast_replica(replica)
     node = replica.node
     if replica.container_id and node is not None and node.status != Node.Status.DOWN:
         drain(replica, replica.container_id)  # out of the ingress, its requests finished
+        if stop_after is not None:
+            stop_after.wait()
         try:
             engine.remove_container(node, replica.container_id, STOP_TIMEOUT)
         except engine.EngineError as exc:
@@ -170,6 +176,28 @@ def _nodes_of(args):
     """The ids of the nodes a call works on: those of its Node and Replica arguments."""
     ids = {a.pk for a in args if isinstance(a, Node)}
     return ids | {a.node_id for a in args if isinstance(a, Replica) and a.node_id}
+
+
+class Starts:
+    """Starts made beside removals: `start` counts each as it ends, `wait` blocks until all
+    have (or STARTS_WAIT seconds have passed, should one hang on a frozen node)."""
+
+    def __init__(self, count):
+        self.left, self.lock, self.ended = count, threading.Lock(), threading.Event()
+        if count <= 0:
+            self.ended.set()
+
+    def start(self, replica):
+        try:
+            start(replica)
+        finally:
+            with self.lock:
+                self.left -= 1
+                if self.left <= 0:
+                    self.ended.set()
+
+    def wait(self):
+        self.ended.wait(STARTS_WAIT)
 
 
 _pulls_ahead = None  # made at the first use, in the process that pulls

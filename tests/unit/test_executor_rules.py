@@ -1,5 +1,11 @@
-"""Which removals of a look go beside the new replicas' starts, and which go first."""
+"""Which removals of a look go beside the new replicas' starts, which go first, and when
+those beside may stop."""
 
+import contextlib
+import threading
+import time
+
+from fleet import containers
 from fleet.converge.executor import may_go_beside
 from fleet.converge.planner import Plan, Restart
 from fleet.models import Deployment, Replica
@@ -35,3 +41,45 @@ def test_the_old_replica_of_a_slot_being_started_goes_first():
 def test_a_fixed_host_port_held_or_needed_makes_a_removal_go_first():
     assert not may_go_beside(old_replica(1, FIXED), plan_starting(3), default_spec())
     assert not may_go_beside(old_replica(1), plan_starting(3), default_spec() | {"ports": FIXED})
+
+
+def test_an_old_replica_beside_new_starts_is_stopped_only_once_they_have_ended(monkeypatch):
+    ended = []
+
+    def slow_start(replica):
+        time.sleep(0.2)
+        ended.append(replica)
+
+    monkeypatch.setattr(containers, "start", slow_start)
+    starts = containers.Starts(2)
+    threads = [threading.Thread(target=starts.start, args=(r,)) for r in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    starts.wait()
+    assert sorted(ended) == ["a", "b"]
+    for thread in threads:
+        thread.join()
+
+
+def test_a_start_that_fails_still_lets_the_old_replica_stop(monkeypatch):
+    def failing_start(replica):
+        raise RuntimeError("engine said no")
+
+    monkeypatch.setattr(containers, "start", failing_start)
+    starts = containers.Starts(1)
+    with contextlib.suppress(RuntimeError):
+        starts.start("a")
+    began = time.monotonic()
+    starts.wait()
+    assert time.monotonic() - began < 0.1
+
+
+def test_a_start_that_hangs_holds_the_old_replica_s_stop_only_so_long(monkeypatch):
+    monkeypatch.setattr(containers, "STARTS_WAIT", 0.2)
+    starts = containers.Starts(1)  # its start never ends (a frozen node)
+    began = time.monotonic()
+    starts.wait()
+    assert 0.2 <= time.monotonic() - began < 1
+    began = time.monotonic()
+    containers.Starts(0).wait()  # nothing started beside: no wait at all
+    assert time.monotonic() - began < 0.1
