@@ -67,7 +67,9 @@ async def kill_and_time(stack, clients, kills, listener):
                 continue
             victim = running[0]
             started = time.perf_counter()
-            await asyncio.to_thread(victim.kill)
+            # The socket is read while the kill call runs: a slow engine answers the call
+            # late, and a message that came meanwhile must be timed when it came.
+            killing = asyncio.create_task(asyncio.to_thread(victim.kill))
             while True:
                 message = json.loads(await asyncio.wait_for(socket.recv(), 15))
                 data = message.get("data") or {}
@@ -78,6 +80,7 @@ async def kill_and_time(stack, clients, kills, listener):
                 ):
                     latencies.append((time.perf_counter() - started) * 1000)
                     break
+            await killing
             for _ in range(50):  # the listener's arrival, if it has not come yet (it is first)
                 if victim.id in listener.arrivals:
                     break
