@@ -10,36 +10,21 @@ import os
 import time
 from pathlib import Path
 
-from bench.harness import row
+from bench.harness import descendants, row
 
 TICKS = os.sysconf("SC_CLK_TCK")
 ROLES = ("web", "worker", "beat", "watch")
 
 
-def _children():
-    """{pid: [child pids]} of every process on the host."""
-    tree = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            tree.setdefault(int(fields[1]), []).append(int(entry.name))
-    return tree
-
-
 def cpu_seconds(pid):
     """CPU time (user + system) of a process and all its descendants now alive, seconds."""
-    tree, total, todo = _children(), 0, [pid]
-    while todo:
-        current = todo.pop()
+    total = 0
+    for current in descendants(pid):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
-        todo.extend(tree.get(current, []))
     return total / TICKS
 
 

@@ -40,7 +40,7 @@ ENV = {
     "FLEET_LAB_SUBNET": os.environ.get("BENCH_LAB_SUBNET") or "10.250.9.0/24",
     "LOG_LEVEL": "WARNING",
 }
-# BENCH_ENGINE_CPU=0.25 runs the lab's engines (each dockerd with its containerd, shims and
+# BENCH_ENGINE_CPU=0.6 runs the lab's engines (each dockerd with its containerd, shims and
 # the runc calls they make) on that share of one core between them, through a CPU cgroup
 # with a quota: engines as slow as a small, busy VM's, for the runs that must hold there.
 # Fleet's processes and the benchmark's clients keep the machine's cores.
