@@ -38,11 +38,18 @@ def sync_and_clean():
         str(pk)
         for pk in Replica.objects.filter(state=Replica.State.PENDING).values_list("pk", flat=True)
     }
+    # A converge removes its own service's orphans; the containers it is draining and
+    # removing are claimed by no row, yet not orphans (see containers.going).
+    converging = set(
+        Service.objects.filter(lease_until__gt=timezone.now()).values_list("name", flat=True)
+    )
     orphans = [
         (by_pk[pk], container.id)
         for pk, listed in listings.items()
         for container in listed
-        if container.id not in claimed and not observe.in_creation(container, pending, now)
+        if container.id not in claimed
+        and not observe.in_creation(container, pending, now)
+        and container.labels.get(labels.SERVICE) not in converging
     ]
     containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
     return len(orphans)

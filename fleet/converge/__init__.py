@@ -10,12 +10,15 @@ a converge killed at any point is finished by the next one, which the reconcile
 starts within seconds.
 """
 
+import logging
 import time
 
-from .. import wake
+from .. import containers, wake
 from ..lease import Lease, LeaseLost
 from ..models import Service
 from . import executor
+
+log = logging.getLogger(__name__)
 
 RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
 
@@ -25,6 +28,9 @@ def converge(service_id):
     lease = Lease(service_id)
     if not lease.claim():
         return "busy"
+    # A rolling update's starts and removals run on while the next look reads; each one
+    # that ends wakes the loop. None outlives the converge.
+    background = containers.Calls(on_done=lambda: wake.nudge(service_id))
     try:
         deadline = time.monotonic() + RUN_LIMIT
         while time.monotonic() < deadline:
@@ -34,9 +40,10 @@ def converge(service_id):
             if service is None:
                 return "gone"
             if service.deleting:
+                background.wait()
                 executor.teardown(service, lease)
                 return "deleted"
-            settled, pause = executor.look(service, lease)
+            settled, pause = executor.look(service, lease, background)
             if settled and not changed_since(service_id, service.generation):
                 return "converged"
             wake.wait(service_id, pause)  # or less, once a replica or request changes
@@ -44,6 +51,11 @@ def converge(service_id):
     except LeaseLost:
         return "lease lost"
     finally:
+        try:
+            background.wait()
+        except Exception:  # the converge's own outcome (or error) is what it reports
+            log.exception("an engine call of service %s's converge failed", service_id)
+        background.close()
         lease.release()
 
 

@@ -46,15 +46,27 @@ def desired_of(service):
     )
 
 
-def look(service, lease):
+def look(service, lease, background=None):
     """One look at a service and the steps the planner names; return (settled, pause).
 
     Settled: nothing was left to do or to wait for. Raises lease.LeaseLost.
+    `background` (containers.Calls) takes a rolling update's starts and the removals of
+    the old replicas beside them, to run on while the converge looks again; without it,
+    the look waits for them.
     """
+    if background is None:
+        background = containers.Calls()
+        try:
+            return look(service, lease, background)
+        finally:
+            background.wait()
+            background.close()
     target = service.current_deployment
     nodes = {n.pk: n for n in Node.objects.all()}
     rows = list(service.replica_set.select_related("deployment", "node"))
     orphans = observe.sync_replicas(service, rows, nodes)
+    going = containers.going()  # read after the listing: removals an earlier look began
+    orphans = [(node, container_id) for node, container_id in orphans if container_id not in going]
     if orphans:
         lease.ensure()
         containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
@@ -70,25 +82,30 @@ def look(service, lease):
     for retry in plan.retries:
         retry.row.retry_at, retry.row.restarts = retry.retry_at, retry.restarts
         retry.row.save(update_fields=["retry_at", "restarts", "updated_at"])
-    started = act(service, target, plan, nodes, lease)
+    started = act(service, target, plan, nodes, lease, background)
     if plan.begin:
         pull_ahead(target, rows, nodes)
     if plan.finish and plan.finish.kind == Transition.SUCCEED:
+        background.wait()  # the last old replicas are gone before it says so
         transitions.succeed(service, target, plan.finish.reason, now)
     elif plan.finish:
         transitions.progress(target, plan.finish.progress)
-    settled = not (started or plan.removals) and plan.wait is None
+    settled = not (started or plan.removals or background.busy()) and plan.wait is None
     return settled, plan.pause
 
 
-def act(service, target, plan, nodes, lease):
+def act(service, target, plan, nodes, lease, background):
     """Remove what goes and place and start what comes; return whether anything started
     (False when placement could not be met: then nothing of it is applied).
 
     What must go before the new replicas come (a slot's old replica under stop-first, a
     fixed host port the new ones may need) goes first; the rest (old replicas whose new
     ones serve) goes beside the starts, so that draining and stopping them does not hold
-    up the next batch of a rolling update.
+    up the next batch of a rolling update. A look with removals beside leaves its calls
+    to `background`: when the two replicas of a batch turn healthy apart, the second
+    one's replacement starts at the next look instead of after the first one's start,
+    drain and stop. Other looks (a scale up, restarts) wait for their calls, so that no
+    look lists the engines while they start a burst of containers.
     """
     removals = list({r.pk: r for r in plan.removals}.values())
     first, beside = removals, []
@@ -111,7 +128,8 @@ def act(service, target, plan, nodes, lease):
     # The old replicas beside are drained at once, and stopped once the new ones have
     # started: an engine stopping a container while it starts another starts it slower.
     starts = containers.Starts(len(plan.new_slots))
-    calls = [(containers.remove, r, starts) for r in beside]
+    containers.forget(beside)  # gone from the plan at once; their containers are going
+    calls = [(containers.retire, r, starts) for r in beside]
     for slot in plan.new_slots:
         row = Replica.objects.create(
             service=service, deployment=target, slot=slot, node=picks.pop(0)
@@ -131,8 +149,12 @@ def act(service, target, plan, nodes, lease):
                 old=str(row.node or ""),
                 reason=restart.reason,
             )
+        containers.will_go([row.container_id])  # the old container: going, not an orphan
         containers.reset_for_restart(row, node)
-    containers.run_parallel(calls)
+    if beside:
+        background.submit(calls)
+    else:
+        containers.run_parallel(calls)
     return True
 
 

@@ -246,7 +246,18 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         timings["reopened at reload"] = len(load.reopened)
 
         # The API and the page show the route and the three servers with their traffic.
-        shown = fleet.api.get("/api/services/web/ingress/").json()
+        # (A reload's new worker checks each server within its first 500 ms: until then
+        # a server's check says "not checked yet".)
+        shown = wait_for(
+            lambda: (
+                (found := fleet.api.get("/api/services/web/ingress/").json())
+                and all(s["check"] != "INI" for s in found["servers"])
+                and found
+            ),
+            5,
+            0.1,
+            message="the reloaded proxy to have checked web's servers",
+        )
         assert (shown["address"], shown["proxy"]) == (f"http://{HOST}/", "running")
         assert sorted(s["slot"] for s in shown["servers"]) == [1, 2, 3]
         assert {s["state"] for s in shown["servers"]} == {"up"}

@@ -174,6 +174,39 @@ def test_the_reconcile_removes_orphans_and_never_touches_foreign_containers(flee
         foreign.remove(force=True)
 
 
+def test_a_container_being_drained_and_removed_is_no_orphan_until_its_removal_ends(fleet):
+    """A rolling update's looks run on while the old replicas beside them drain and stop:
+    neither the converge's next look nor the reconcile takes such a container, which no
+    row claims any more, for an orphan; once no removal of it runs, it is one."""
+    from fleet import containers, reconcile
+    from fleet.converge import executor
+    from fleet.lease import Lease
+
+    fleet.create("web", replicas=1)
+    wait_running(fleet, "web", 1)
+    service = Service.objects.get(name="web")
+    lease = Lease(service.pk)
+    wait_for(lease.claim, 30, message="the converge to let go of web")
+    old = Replica.objects.select_related("service", "deployment", "node").get()
+    try:
+        containers.forget([old])  # as a look does with an old replica that goes beside
+        assert not Replica.objects.filter(pk=old.pk).exists()
+        reconcile.sync_and_clean()
+        executor.look(Service.objects.get(pk=service.pk), lease)  # starts slot 1 anew
+        assert old.container_id in container_ids(fleet, "web")
+        assert len(container_ids(fleet, "web")) == 2
+    finally:
+        with containers._going_lock:
+            containers._going.discard(old.container_id)  # its removal was cut short
+        lease.release()
+    wait_for(
+        lambda: container_ids(fleet, "web") == {r.container_id for r in Replica.objects.all()},
+        30,
+        message="the old container, an orphan now, to be removed",
+    )
+    assert old.container_id not in container_ids(fleet, "web")
+
+
 def test_bad_input_queues_no_task_and_good_input_does(api, redis_server, transactional_db):
     queue = redis.Redis.from_url(settings.REDIS_URL)
     queue.delete("celery")

@@ -83,3 +83,47 @@ def test_a_start_that_hangs_holds_the_old_replica_s_stop_only_so_long(monkeypatc
     began = time.monotonic()
     containers.Starts(0).wait()  # nothing started beside: no wait at all
     assert time.monotonic() - began < 0.1
+
+
+def test_an_old_replica_s_stop_also_waits_for_a_later_look_s_start_on_its_node():
+    """A look whose calls run on may start the next slot on the node where the last
+    look's old replica is about to stop: the stop waits for that start too."""
+    starts = containers.Starts(0)  # its own look's starts have ended
+    starting, release = threading.Event(), threading.Event()
+
+    def later_start(node_id):
+        with containers._starting.on(node_id):
+            starting.set()
+            release.wait(5)
+
+    later = threading.Thread(target=later_start, args=(7,))
+    later.start()
+    starting.wait(5)
+    began = time.monotonic()
+    starts.wait(8)  # another node's start holds nothing up
+    assert time.monotonic() - began < 0.1
+    stopped = threading.Event()
+    waiter = threading.Thread(target=lambda: (starts.wait(7), stopped.set()))
+    waiter.start()
+    assert not stopped.wait(0.3)
+    release.set()
+    assert stopped.wait(1)
+    for thread in (later, waiter):
+        thread.join()
+
+
+def test_a_later_start_that_hangs_holds_a_stop_only_so_long(monkeypatch):
+    monkeypatch.setattr(containers, "STARTS_WAIT", 0.2)
+    release = threading.Event()
+
+    def hung_start():
+        with containers._starting.on(9):
+            release.wait(5)
+
+    hung = threading.Thread(target=hung_start)
+    hung.start()
+    began = time.monotonic()
+    containers.Starts(0).wait(9)
+    assert 0.15 <= time.monotonic() - began < 1
+    release.set()
+    hung.join()
