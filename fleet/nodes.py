@@ -51,7 +51,11 @@ def update(node, changes, actor=SYSTEM):
 
 @transaction.atomic
 def set_availability(node, availability, actor=SYSTEM, reason=""):
-    """Make a node active, paused or drained; a no-op when it already is."""
+    """Make a node active, paused or drained; a no-op when it already is.
+
+    Paused, it takes no new replicas; drained, its replicas also move to other nodes,
+    each started there before it goes (see converge.planner).
+    """
     if availability not in Node.Availability.values:
         raise ValueError(f"unknown availability {availability!r}")
     old = node.availability
@@ -68,6 +72,8 @@ def set_availability(node, availability, actor=SYSTEM, reason=""):
         reason=reason,
     )
     live.broadcast("node", node.name)
+    if availability == Node.Availability.DRAIN:
+        queue.move_off(node.pk)
     return node
 
 

@@ -52,7 +52,7 @@ def check_node(node_id, after=None):
 
 
 def move_off(node_id):
-    """Converge every service that has replicas on a node that went down."""
+    """Converge every service that has replicas on a node that went down or was drained."""
     on_commit(CONVERGE_NODE_SERVICES, node_id)
 
 

@@ -76,8 +76,11 @@ def mark_lost_on_down_nodes():
             live.broadcast_replica(replica)
 
 
-def needs_converge(service, rows, now):
-    """Is the service away from its desired state in a way a converge could fix now?"""
+def needs_converge(service, rows, now, draining=frozenset()):
+    """Is the service away from its desired state in a way a converge could fix now?
+
+    `draining`: ids of the drained nodes whose replicas may move (another node takes
+    new replicas)."""
     target = service.current_deployment
     if service.deleting or target is None:
         return service.deleting
@@ -85,6 +88,8 @@ def needs_converge(service, rows, now):
         return True
     if any(r.slot > service.replicas or r.restart_requested for r in rows):
         return True  # a slot to remove, or a restart an operator asked for
+    if any(r.node_id in draining for r in rows):
+        return True  # a replica to move off a drained node
     halted = target.status == Deployment.Status.FAILED
     good = {r.slot for r in rows if r.serving and (halted or r.deployment_id == target.pk)}
     if good == set(range(1, service.replicas + 1)):
@@ -101,7 +106,15 @@ def services_to_converge():
     rows = {}
     for row in Replica.objects.filter(service__in=services):
         rows.setdefault(row.service_id, []).append(row)
-    return [s.pk for s in services if needs_converge(s, rows.get(s.pk, []), now)]
+    draining = set()
+    nodes = list(Node.objects.all())
+    if any(node.schedulable for node in nodes):  # else there is nowhere to move to
+        draining = {
+            node.pk
+            for node in nodes
+            if node.availability == Node.Availability.DRAIN and node.status != Node.Status.DOWN
+        }
+    return [s.pk for s in services if needs_converge(s, rows.get(s.pk, []), now, draining)]
 
 
 def converge_services_on(node_id):

@@ -27,6 +27,7 @@ def node_states(nodes):
             labels=node.labels,
             down=node.status == Node.Status.DOWN,
             schedulable=node.schedulable,
+            draining=node.availability == Node.Availability.DRAIN,
         )
         for node in nodes.values()
     ]

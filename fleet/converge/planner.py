@@ -46,6 +46,7 @@ class NodeState:
     labels: dict = field(hash=False)
     down: bool = False  # its replicas move elsewhere at once
     schedulable: bool = True  # it may take new replicas (ready and active)
+    draining: bool = False  # drained: its replicas move to other nodes
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class _Planner:
         self.target = desired.deployment_id
         self.status = desired.status
         self.plan = Plan()
+        self.moves = []  # replicas of this revision on drained nodes, to move elsewhere
 
     def run(self):
         if self.status == Status.PENDING:
@@ -151,6 +153,7 @@ class _Planner:
             if self.plan.outcome:
                 break
         if not self.plan.outcome:
+            self.plan_moves()
             self.plan_batch(candidates, by_slot)
             self.plan_finish(by_slot)
         self.plan.removals = list({id(r): r for r in self.plan.removals}.values())
@@ -234,6 +237,8 @@ class _Planner:
                 return False
         if problem:
             self.heal(row)
+        elif self.on_draining_node(row) and not old:
+            self.moves.append(row)
         elif row.serving:
             # Its old replica goes once it serves, as in Swarm; the monitor period goes on
             # (a failure in it still fails the revision) without holding the update up.
@@ -252,6 +257,10 @@ class _Planner:
         self.plan.outcome = Transition(kind, reason)
 
     # --- healing ------------------------------------------------------------------------
+
+    def on_draining_node(self, row):
+        node = self.nodes.get(row.node_id)
+        return node is not None and node.draining and not node.down
 
     def lost_with_its_node(self, row):
         """Whether the replica's container went with its node (down or removed)."""
@@ -317,6 +326,26 @@ class _Planner:
         if not all(c.matches(node.name, node.labels) for c in constraints):
             return None
         return node.id
+
+    def plan_moves(self):
+        """Move the replicas of drained nodes elsewhere, `parallelism` at a time.
+
+        Each is restarted on another node: drained out of the ingress, stopped, then
+        started where placement says (as Swarm moves the tasks of a drained node). Paced
+        like a rolling update, so a service never has more than `parallelism` replicas
+        away at once."""
+        if not self.moves:
+            return
+        away = sum(1 for r in self.rows if r.deployment_id == self.target and not r.serving)
+        room = max(0, self.update["parallelism"] - away)
+        for row in self.moves[:room]:
+            node = self.nodes[row.node_id]
+            reason = f"slot {row.slot} moved off {node.name}, which was drained"
+            self.plan.restarts.append(
+                Restart(row, row.restarts, event=EventKind.REPLICA_RESCHEDULED, reason=reason)
+            )
+        if len(self.moves) > room:
+            self.plan.wait_for(POLL)
 
     # --- the rolling update -------------------------------------------------------------
 

@@ -278,7 +278,6 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         assert anon_api.get("/api/services/web/ingress/").status_code in (401, 403)
 
         # Restart a replica: its container is drained out of the proxy before it stops.
-        # (A node's drain in Fleet only stops placement there, so it stops no replica.)
         begin = time.monotonic()
         old = serving_servers()
         restarted = fleet.api.post("/api/services/web/replicas/1/restart/")
@@ -297,6 +296,27 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         # The same for the restart, by the new worker's counters.
         assert retried() == 0
         assert load.reopened_since(reloaded) == []
+
+        # A node drained: its replica starts on another node first, then leaves the proxy,
+        # finishes its requests and stops; not one request lost, none retried.
+        drained = Replica.objects.filter(service__name="web").values_list("node__name", flat=True)
+        drained = sorted(drained)[0]
+        begin = time.monotonic()
+        assert fleet.api.post(f"/api/nodes/{drained}/drain").status_code == 200
+        wait_for(
+            lambda: (
+                not Replica.objects.filter(service__name="web", node__name=drained).exists()
+                and not fleet.containers("web", drained)[drained]
+                and fleet.count("web") == 3
+                and in_line(3)
+            ),
+            30,
+            message=f"web's replicas to move off {drained}",
+        )
+        timings["drain"] = time.monotonic() - begin
+        assert load.failures(begin) == []
+        assert retried() == 0
+        assert fleet.api.post(f"/api/nodes/{drained}/activate").status_code == 200
 
         # A node's engine killed under load, its containers with it (a machine that dies;
         # a killed dockerd alone leaves its containers serving): HAProxy's own checks take

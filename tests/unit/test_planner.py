@@ -462,3 +462,43 @@ def test_a_vanished_container_on_a_live_node_is_rescheduled_after_its_backoff():
     vanished = replica(1, state=R.MISSING, error="its container is gone", retry_at=NOW)
     [restart] = plan(desired(1), [vanished], NODES, NOW).restarts
     assert (restart.node_id, restart.event) == (None, EventKind.REPLICA_RESCHEDULED)
+
+
+# --- a drained node ---------------------------------------------------------------------
+
+DRAINED_2 = [NODES[0], NodeState(2, "lab-2", {}, schedulable=False, draining=True), NODES[2]]
+
+
+def test_a_replica_of_a_drained_node_is_moved_elsewhere():
+    on_drained = replica(2, node=2)
+    result = plan(desired(), [replica(1), on_drained, replica(3, node=3)], DRAINED_2, NOW)
+    [restart] = result.restarts
+    assert (restart.row, restart.node_id, restart.restarts) == (on_drained, None, 0)
+    assert (restart.event, restart.reason) == (
+        EventKind.REPLICA_RESCHEDULED,
+        "slot 2 moved off lab-2, which was drained",
+    )
+    assert result.new_slots == [] and result.removals == []
+
+
+def test_replicas_leave_a_drained_node_parallelism_at_a_time():
+    rows = [replica(1, node=2), replica(2, node=2), replica(3, node=2)]
+    result = plan(desired(update={"parallelism": 2}), rows, DRAINED_2, NOW)
+    assert [r.row.slot for r in result.restarts] == [1, 2]
+    assert result.wait is not None  # the third goes once one of them serves again
+    rows[0] = replica(1, state=R.PENDING, node=1, serving_for=0)
+    result = plan(desired(update={"parallelism": 2}), rows, DRAINED_2, NOW)
+    assert [r.row.slot for r in result.restarts] == [2]
+
+
+def test_a_replica_moved_off_a_drained_node_that_fails_backs_off_like_any_other():
+    failed = replica(1, state=R.FAILED, node=3, error="cannot pull", serving_for=0)
+    result = plan(desired(1), [failed], DRAINED_2, NOW)
+    assert result.restarts == []
+    assert [r.row for r in result.retries] == [failed]
+
+
+def test_a_paused_node_keeps_its_replicas():
+    paused = [NODES[0], NodeState(2, "lab-2", {}, schedulable=False), NODES[2]]
+    rows = [replica(1), replica(2, node=2), replica(3, node=3)]
+    assert plan(desired(), rows, paused, NOW).converged

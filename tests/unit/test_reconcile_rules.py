@@ -68,3 +68,10 @@ def test_a_broken_replica_without_a_backoff_needs_a_converge():
 
 def test_an_unhealthy_replica_is_not_serving():
     assert needs_converge(service(), [replica(1), replica(2, health="unhealthy")], NOW)
+
+
+def test_a_replica_on_a_drained_node_needs_a_converge_while_another_node_can_take_it():
+    rows = serving(2)
+    rows[1].node_id = 7
+    assert needs_converge(service(), rows, NOW, draining={7})
+    assert not needs_converge(service(), rows, NOW, draining={8})
