@@ -23,10 +23,10 @@ import math
 import time
 
 import websockets
-from channels_redis.core import RedisChannelLayer
 
 from bench.cpu import Meter
 from bench.harness import ENV, api, percentile, raise_fd_limit, row, standalone
+from fleet.live_layer import FleetChannelLayer
 
 AIM_P99_MS = 1000
 NODE = "lab-1"
@@ -132,7 +132,7 @@ async def fan_out(stack, clients, changes, meter):
     if changes % 2:
         await asyncio.to_thread(api, stack, "POST", f"/api/nodes/{NODE}/activate")
     await asyncio.sleep(1)
-    layer = RedisChannelLayer(hosts=[{"address": ENV["REDIS_URL"]}])
+    layer = FleetChannelLayer(hosts=[ENV["REDIS_URL"]])  # the layer Fleet's settings name
     bare = []
     for seq in range(changes):
         current.begin((BARE, seq))
@@ -143,7 +143,7 @@ async def fan_out(stack, clients, changes, meter):
             await asyncio.wait_for(current.done.wait(), ROUND_TIMEOUT)
         bare.append([seconds * 1000 for seconds in current.arrivals])
         await asyncio.sleep(1)
-    await layer.close_pools()
+    await layer.flush()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

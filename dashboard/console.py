@@ -173,6 +173,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         this one's, and whether consoles are still theirs to open."""
         await self.check_login()
 
+    async def fleet_layer_lost(self, event):
+        """The channel layer lost Redis: a push that a login ended may have been missed."""
+        await self.check_login()
+
     async def check_login(self):
         if self.session is None:
             return False

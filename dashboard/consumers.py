@@ -17,6 +17,7 @@ from fleet.roles import READ_FLEET
 from .auth import NO_ROLE, SIGNED_OUT, login_ended
 
 LOG_TAIL = 100
+LAYER_LOST = 4012  # the close code when changes may have been missed: the page reconnects
 # A login ended through Fleet (logged out, token revoked, role or account changed) is pushed
 # to its user's sockets (fleet.live.login_changed), which close at once. Each socket also
 # checks its login this often, for the ways Fleet does not see: a session that expired or
@@ -132,6 +133,11 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             return
         self.resynced_at = time.monotonic()
         await self.send_json(await database_sync_to_async(snapshot)())
+
+    async def fleet_layer_lost(self, event):
+        """The channel layer lost Redis, and with it whatever was sent meanwhile: close, so
+        that the page reconnects and takes a fresh snapshot (fleet.live_layer)."""
+        await self.end(LAYER_LOST)
 
     async def fleet_message(self, event):
         await self.send(text_data=event["text"])  # encoded once by the sender, for every socket

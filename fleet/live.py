@@ -31,6 +31,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 
+from . import live_layer
+
 log = logging.getLogger(__name__)
 
 GROUP = "fleet"
@@ -150,7 +152,7 @@ def _send_forever():
         last_sent = time.monotonic()
         close_old_connections()
         try:
-            if not _anyone_listening(layer):
+            if not _anyone_listening():
                 continue  # the finally below still counts them done
             # State first, the feed after: every socket gets each message in turn, so the
             # node, service or replica a change is about should not wait behind its event.
@@ -171,11 +173,13 @@ def _send_forever():
                 _pending.task_done()
 
 
-def _anyone_listening(layer):
-    """Whether any socket is in the group. With none, a change is neither rendered nor sent:
-    a socket that joins later takes its snapshot after joining, which already shows it."""
+def _anyone_listening():
+    """Whether any socket is in the group (a server process with one in it subscribes to
+    the group's channel). With none, a change is neither rendered nor sent: a socket that
+    joins later takes its snapshot after joining, which already shows it."""
     try:
-        return bool(_redis_client().zcard(layer._group_key(GROUP)))
+        [(_, subscribers)] = _redis_client().pubsub_numsub(live_layer.group_channel(GROUP))
+        return bool(subscribers)
     except redis.RedisError:
         return True  # not known: send, as if someone were
 

@@ -320,10 +320,10 @@ SPECTACULAR_SETTINGS = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # The layer waits on Redis for up to 5 s at a time (BZPOPMIN); redis-py 8's own
-        # 5 s socket timeout would race it and end an idle consumer, dropping its socket.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        # channels_redis's pub/sub layer: a group message reaches each server process once
+        # (see fleet/live_layer.py).
+        "BACKEND": "fleet.live_layer.FleetChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
 
