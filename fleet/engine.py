@@ -46,7 +46,7 @@ CALL_TIMEOUT = 60
 # engine that answers pings at once.
 API_VERSION = "1.41"
 LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
-# Calls one client may have in flight at once (containers.run_parallel's widest pool; the
+# Calls one client may have in flight at once (inflight.run_parallel's widest pool; the
 # metrics sampler's FLEET_METRICS_CONCURRENCY is below it). A smaller connection pool
 # discards the extra connections after each burst, so every burst paid new TLS handshakes
 # on the engine.

@@ -12,7 +12,7 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from . import containers, labels, live, observe, queue
+from . import containers, inflight, labels, live, observe, queue
 from .ingress import sync as ingress
 from .models import Deployment, Node, Replica, Service
 
@@ -39,7 +39,7 @@ def sync_and_clean():
         for pk in Replica.objects.filter(state=Replica.State.PENDING).values_list("pk", flat=True)
     }
     # A converge removes its own service's orphans; the containers it is draining and
-    # removing are claimed by no row, yet not orphans (see containers.going).
+    # removing are claimed by no row, yet not orphans (see inflight.going).
     converging = set(
         Service.objects.filter(lease_until__gt=timezone.now()).values_list("name", flat=True)
     )
@@ -51,7 +51,7 @@ def sync_and_clean():
         and not observe.in_creation(container, pending, now)
         and container.labels.get(labels.SERVICE) not in converging
     ]
-    containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
+    inflight.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
     return len(orphans)
 
 

@@ -3,8 +3,9 @@
 converge(service_id) claims the service with a lease and looks again and again
 until what runs equals what is desired. Each look reads the desired state
 afresh (so the later of two scale requests wins), syncs the replica rows from
-the nodes, and takes the next steps that the planner (planner.py, pure) names:
-the deployment transitions (transitions.py) and the engine work (executor.py).
+the nodes, and takes the next steps that the planner (planner.py, pure, making a
+plan.py Plan) names: the deployment transitions (transitions.py) and the engine
+work (executor.py).
 All it needs to go on lives in the database and in the containers' labels, so
 a converge killed at any point is finished by the next one, which the reconcile
 starts within seconds.
@@ -13,7 +14,7 @@ starts within seconds.
 import logging
 import time
 
-from .. import containers, wake
+from .. import inflight, wake
 from ..lease import Lease, LeaseLost
 from ..models import Service
 from . import executor
@@ -30,7 +31,7 @@ def converge(service_id):
         return "busy"
     # A rolling update's starts and removals run on while the next look reads; each one
     # that ends wakes the loop. None outlives the converge.
-    background = containers.Calls(on_done=lambda: wake.nudge(service_id))
+    background = inflight.Calls(on_done=lambda: wake.nudge(service_id))
     try:
         deadline = time.monotonic() + RUN_LIMIT
         while time.monotonic() < deadline:

@@ -9,11 +9,11 @@ acts beside the one that took over.
 
 from django.utils import timezone
 
-from .. import containers, live, observe, scheduling
+from .. import containers, inflight, live, observe, scheduling
 from ..ingress import sync as ingress
 from ..models import Deployment, Event, Node, Replica
 from . import planner, transitions
-from .planner import Transition
+from .plan import POLL, Desired, NodeState, Transition
 
 ROLLING_OUT = (Deployment.Status.PENDING, Deployment.Status.RUNNING)
 
@@ -21,7 +21,7 @@ ROLLING_OUT = (Deployment.Status.PENDING, Deployment.Status.RUNNING)
 def node_states(nodes):
     """The planner's view of the nodes: {id: Node} -> [NodeState]."""
     return [
-        planner.NodeState(
+        NodeState(
             id=node.pk,
             name=node.name,
             labels=node.labels,
@@ -38,7 +38,7 @@ def desired_of(service):
     can_roll_back = target.status in ROLLING_OUT and (
         Deployment.objects.rollback_target(service, target) is not None
     )
-    return planner.Desired(
+    return Desired(
         replicas=service.replicas,
         deployment_id=target.pk,
         status=target.status,
@@ -51,12 +51,12 @@ def look(service, lease, background=None):
     """One look at a service and the steps the planner names; return (settled, pause).
 
     Settled: nothing was left to do or to wait for. Raises lease.LeaseLost.
-    `background` (containers.Calls) takes a rolling update's starts and the removals of
+    `background` (inflight.Calls) takes a rolling update's starts and the removals of
     the old replicas beside them, to run on while the converge looks again; without it,
     the look waits for them.
     """
     if background is None:
-        background = containers.Calls()
+        background = inflight.Calls()
         try:
             return look(service, lease, background)
         finally:
@@ -66,11 +66,11 @@ def look(service, lease, background=None):
     nodes = {n.pk: n for n in Node.objects.all()}
     rows = list(service.replica_set.select_related("deployment", "node"))
     orphans = observe.sync_replicas(service, rows, nodes)
-    going = containers.going()  # read after the listing: removals an earlier look began
+    going = inflight.going()  # read after the listing: removals an earlier look began
     orphans = [(node, container_id) for node, container_id in orphans if container_id not in going]
     if orphans:
         lease.ensure()
-        containers.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
+        inflight.run_parallel([(containers.remove_orphan, *orphan) for orphan in orphans])
     ingress.sync(service)  # its route and servers follow the revision and the rows
     now = timezone.now()
     plan = planner.plan(desired_of(service), rows, node_states(nodes), now)
@@ -79,7 +79,7 @@ def look(service, lease, background=None):
     if plan.outcome:
         halt = plan.outcome.kind
         if not transitions.fail(service, target, plan.outcome.reason, halt, now):
-            return False, planner.POLL  # someone else decided first: look again
+            return False, POLL  # someone else decided first: look again
     for retry in plan.retries:
         retry.row.retry_at, retry.row.restarts = retry.retry_at, retry.restarts
         retry.row.save(update_fields=["retry_at", "restarts", "updated_at"])
@@ -115,7 +115,7 @@ def act(service, target, plan, nodes, lease, background):
         first = [r for r in removals if r not in beside]
     if first:
         lease.ensure()
-        containers.run_parallel([(containers.remove, r) for r in first])
+        inflight.run_parallel([(containers.remove, r) for r in first])
     if not (plan.new_slots or plan.restarts):
         return False
     try:
@@ -123,12 +123,12 @@ def act(service, target, plan, nodes, lease, background):
     except scheduling.PlacementError as exc:
         transitions.report_placement(service, target, str(exc))
         if beside:
-            containers.run_parallel([(containers.remove, r) for r in beside])
+            inflight.run_parallel([(containers.remove, r) for r in beside])
         return False
     lease.ensure()
     # The old replicas beside are drained at once, and stopped once the new ones have
     # started: an engine stopping a container while it starts another starts it slower.
-    starts = containers.Starts(len(plan.new_slots))
+    starts = inflight.Starts(len(plan.new_slots), containers.start)
     containers.forget(beside)  # gone from the plan at once; their containers are going
     calls = [(containers.retire, r, starts) for r in beside]
     for slot in plan.new_slots:
@@ -150,12 +150,12 @@ def act(service, target, plan, nodes, lease, background):
                 old=str(row.node or ""),
                 reason=restart.reason,
             )
-        containers.will_go([row.container_id])  # the old container: going, not an orphan
+        inflight.will_go([row.container_id])  # the old container: going, not an orphan
         containers.reset_for_restart(row, node)
     if beside:
         background.submit(calls)
     else:
-        containers.run_parallel(calls)
+        inflight.run_parallel(calls)
     return True
 
 
@@ -210,5 +210,5 @@ def teardown(service, lease):
     calls = [(containers.remove, r) for r in rows]
     calls += [(containers.remove_orphan, *orphan) for orphan in orphans]
     lease.ensure()
-    containers.run_parallel(calls)
+    inflight.run_parallel(calls)
     service.delete()

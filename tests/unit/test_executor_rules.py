@@ -5,9 +5,9 @@ import contextlib
 import threading
 import time
 
-from fleet import containers
+from fleet import inflight
 from fleet.converge.executor import may_go_beside
-from fleet.converge.planner import Plan, Restart
+from fleet.converge.plan import Plan, Restart
 from fleet.models import Deployment, Replica
 from fleet.spec import default_spec
 
@@ -43,15 +43,14 @@ def test_a_fixed_host_port_held_or_needed_makes_a_removal_go_first():
     assert not may_go_beside(old_replica(1), plan_starting(3), default_spec() | {"ports": FIXED})
 
 
-def test_an_old_replica_beside_new_starts_is_stopped_only_once_they_have_ended(monkeypatch):
+def test_an_old_replica_beside_new_starts_is_stopped_only_once_they_have_ended():
     ended = []
 
     def slow_start(replica):
         time.sleep(0.2)
         ended.append(replica)
 
-    monkeypatch.setattr(containers, "start", slow_start)
-    starts = containers.Starts(2)
+    starts = inflight.Starts(2, slow_start)
     threads = [threading.Thread(target=starts.start, args=(r,)) for r in ("a", "b")]
     for thread in threads:
         thread.start()
@@ -61,12 +60,11 @@ def test_an_old_replica_beside_new_starts_is_stopped_only_once_they_have_ended(m
         thread.join()
 
 
-def test_a_start_that_fails_still_lets_the_old_replica_stop(monkeypatch):
+def test_a_start_that_fails_still_lets_the_old_replica_stop():
     def failing_start(replica):
         raise RuntimeError("engine said no")
 
-    monkeypatch.setattr(containers, "start", failing_start)
-    starts = containers.Starts(1)
+    starts = inflight.Starts(1, failing_start)
     with contextlib.suppress(RuntimeError):
         starts.start("a")
     began = time.monotonic()
@@ -75,24 +73,24 @@ def test_a_start_that_fails_still_lets_the_old_replica_stop(monkeypatch):
 
 
 def test_a_start_that_hangs_holds_the_old_replica_s_stop_only_so_long(monkeypatch):
-    monkeypatch.setattr(containers, "STARTS_WAIT", 0.2)
-    starts = containers.Starts(1)  # its start never ends (a frozen node)
+    monkeypatch.setattr(inflight, "STARTS_WAIT", 0.2)
+    starts = inflight.Starts(1, None)  # its start never ends (a frozen node)
     began = time.monotonic()
     starts.wait()
     assert 0.2 <= time.monotonic() - began < 1
     began = time.monotonic()
-    containers.Starts(0).wait()  # nothing started beside: no wait at all
+    inflight.Starts(0, None).wait()  # nothing started beside: no wait at all
     assert time.monotonic() - began < 0.1
 
 
 def test_an_old_replica_s_stop_also_waits_for_a_later_look_s_start_on_its_node():
     """A look whose calls run on may start the next slot on the node where the last
     look's old replica is about to stop: the stop waits for that start too."""
-    starts = containers.Starts(0)  # its own look's starts have ended
+    starts = inflight.Starts(0, None)  # its own look's starts have ended
     starting, release = threading.Event(), threading.Event()
 
     def later_start(node_id):
-        with containers._starting.on(node_id):
+        with inflight.starting.on(node_id):
             starting.set()
             release.wait(5)
 
@@ -113,17 +111,17 @@ def test_an_old_replica_s_stop_also_waits_for_a_later_look_s_start_on_its_node()
 
 
 def test_a_later_start_that_hangs_holds_a_stop_only_so_long(monkeypatch):
-    monkeypatch.setattr(containers, "STARTS_WAIT", 0.2)
+    monkeypatch.setattr(inflight, "STARTS_WAIT", 0.2)
     release = threading.Event()
 
     def hung_start():
-        with containers._starting.on(9):
+        with inflight.starting.on(9):
             release.wait(5)
 
     hung = threading.Thread(target=hung_start)
     hung.start()
     began = time.monotonic()
-    containers.Starts(0).wait(9)
+    inflight.Starts(0, None).wait(9)
     assert 0.15 <= time.monotonic() - began < 1
     release.set()
     hung.join()

@@ -1,0 +1,177 @@
+"""Engine calls this process runs at once, and what they have under way.
+
+Calls (and run_parallel) run a converge's container calls on all nodes at once; the
+containers they are removing are `going` (no row claims them, yet they are no orphans),
+and `starting` counts the starts on each node, which an old replica's stop waits out
+(see Starts).
+"""
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+
+from . import engine
+from .models import Node, Replica
+
+STARTS_WAIT = 5  # seconds an old replica's stop waits for the starts beside it, at most
+
+# Containers this process is draining and removing: no row claims them any more, yet
+# they are not orphans (a converge that looks again meanwhile must leave them be).
+_going = set()
+_going_lock = threading.Lock()
+
+
+def going():
+    """The ids of the containers this process is removing right now."""
+    with _going_lock:
+        return set(_going)
+
+
+def will_go(container_ids):
+    """Count these containers as going from now until a removal of each has ended."""
+    with _going_lock:
+        _going.update(c for c in container_ids if c)
+
+
+@contextmanager
+def removing(container_id):
+    """Count the container as going while the block removes it."""
+    will_go([container_id])
+    try:
+        yield
+    finally:
+        with _going_lock:
+            _going.discard(container_id)
+
+
+def run_parallel(calls):
+    """Run (function, args) pairs at once and wait for them; see Calls."""
+    batch = Calls()
+    try:
+        batch.submit(calls)
+        batch.wait()
+    finally:
+        batch.close()
+
+
+class Calls:
+    """Engine calls run at once: those on different nodes never wait in line.
+
+    run_parallel waits for its calls at once; a converge may let a rolling update's
+    starts and removals run on while it looks again (the next slot's replacement then
+    need not wait for the last one's), and waits for them before it ends.
+
+    A call still waiting on a node that has meanwhile been marked down (a frozen
+    engine answers nothing until the call times out) is not waited for: it
+    finishes on its own, and every call is safe to finish late.
+    """
+
+    def __init__(self, on_done=None):
+        self.pool = None
+        self.pending = {}  # future -> ids of the nodes its call works on
+        self.on_done = on_done  # called in the call's thread as each call ends
+
+    def submit(self, calls):
+        if not calls:
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(engine.POOL_SIZE, thread_name_prefix="engine-call")
+        for func, *args in calls:
+            future = self.pool.submit(func, *args)
+            if self.on_done is not None:
+                future.add_done_callback(lambda _: self.on_done())
+            self.pending[future] = _nodes_of(args)
+
+    def busy(self):
+        """Whether a call is still running; one that failed raises its error here."""
+        self._collect(0)
+        return bool(self.pending)
+
+    def wait(self):
+        """Wait for every call (but those on nodes marked down); raise the first error."""
+        while self.pending:
+            self._collect(1.0)
+            if self.pending:
+                down = Node.objects.filter(
+                    pk__in=set().union(*self.pending.values()), status=Node.Status.DOWN
+                )
+                down = set(down.values_list("pk", flat=True))
+                self.pending = {f: ids for f, ids in self.pending.items() if not ids & down}
+
+    def _collect(self, timeout):
+        if not self.pending:
+            return
+        done, _ = wait(self.pending, timeout=timeout)
+        for future in done:
+            del self.pending[future]
+            future.result()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+
+
+def _nodes_of(args):
+    """The ids of the nodes a call works on: those of its Node and Replica arguments."""
+    ids = {a.pk for a in args if isinstance(a, Node)}
+    return ids | {a.node_id for a in args if isinstance(a, Replica) and a.node_id}
+
+
+class Starts:
+    """Starts made beside removals: `start` makes one with `start_one` and counts it as it
+    ends, `wait` blocks until all have (or STARTS_WAIT seconds have passed, should one
+    hang on a frozen node)."""
+
+    def __init__(self, count, start_one):
+        self.left, self.lock, self.ended = count, threading.Lock(), threading.Event()
+        self.start_one = start_one
+        if count <= 0:
+            self.ended.set()
+
+    def start(self, replica):
+        try:
+            self.start_one(replica)
+        finally:
+            with self.lock:
+                self.left -= 1
+                if self.left <= 0:
+                    self.ended.set()
+
+    def wait(self, node_id=None):
+        """Until these starts have ended, then until no start runs on the node (a later
+        look's), STARTS_WAIT seconds at most in all."""
+        deadline = time.monotonic() + STARTS_WAIT
+        self.ended.wait(STARTS_WAIT)
+        if node_id is not None:
+            starting.quiet(node_id, deadline - time.monotonic())
+
+
+class _Starting:
+    """How many containers this process is creating and starting on each node now."""
+
+    def __init__(self):
+        self.changed = threading.Condition()
+        self.count = Counter()
+
+    @contextmanager
+    def on(self, node_id):
+        with self.changed:
+            self.count[node_id] += 1
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.count[node_id] -= 1
+                if self.count[node_id] <= 0:
+                    del self.count[node_id]
+                    self.changed.notify_all()
+
+    def quiet(self, node_id, timeout):
+        """Wait until no start runs on the node, `timeout` seconds at most."""
+        with self.changed:
+            self.changed.wait_for(lambda: not self.count[node_id], max(0.0, timeout))
+
+
+starting = _Starting()
