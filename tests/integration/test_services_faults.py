@@ -178,7 +178,7 @@ def test_a_container_being_drained_and_removed_is_no_orphan_until_its_removal_en
     """A rolling update's looks run on while the old replicas beside them drain and stop:
     neither the converge's next look nor the reconcile takes such a container, which no
     row claims any more, for an orphan; once no removal of it runs, it is one."""
-    from fleet import containers, reconcile
+    from fleet import containers, inflight, reconcile
     from fleet.converge import executor
     from fleet.lease import Lease
 
@@ -196,8 +196,8 @@ def test_a_container_being_drained_and_removed_is_no_orphan_until_its_removal_en
         assert old.container_id in container_ids(fleet, "web")
         assert len(container_ids(fleet, "web")) == 2
     finally:
-        with containers._going_lock:
-            containers._going.discard(old.container_id)  # its removal was cut short
+        with inflight._going_lock:
+            inflight._going.discard(old.container_id)  # its removal was cut short
         lease.release()
     wait_for(
         lambda: container_ids(fleet, "web") == {r.container_id for r in Replica.objects.all()},
