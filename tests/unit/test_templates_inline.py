@@ -15,8 +15,9 @@ def test_a_template_has_no_inline_script_style_or_handler(path):
     assert inline_code(path.read_text()) == []
 
 
-def test_the_socket_client_builds_no_inline_style_or_handler():
-    source = (ROOT / "static" / "js" / "fleet.js").read_text()
+@pytest.mark.parametrize("name", ["fleet.js", "overview.js", "charts.js"])
+def test_the_page_scripts_build_no_inline_style_or_handler(name):
+    source = (ROOT / "static" / "js" / name).read_text()
     assert "setAttribute('style'" not in source and 'setAttribute("style"' not in source
     assert inline_code(source) == []
 
