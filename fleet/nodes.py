@@ -54,7 +54,8 @@ def set_availability(node, availability, actor=SYSTEM, reason=""):
     """Make a node active, paused or drained; a no-op when it already is.
 
     Paused, it takes no new replicas; drained, its replicas also move to other nodes,
-    each started there before it goes (see converge.planner).
+    `parallelism` of a service at a time, each stopped here and then started where
+    placement says (see converge.planner's plan_moves).
     """
     if availability not in Node.Availability.values:
         raise ValueError(f"unknown availability {availability!r}")
