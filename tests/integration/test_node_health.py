@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from fleet.models import Event, EventKind, Node
 from tests.integration.conftest import wait_for
@@ -44,26 +45,28 @@ def test_registered_nodes_report_their_engine(ready_lab):
 
 
 def test_a_killed_engine_is_unreachable_then_down_once_silent_long_enough_then_back(ready_lab):
-    """Beat alone (no watch): checks every FLEET_NODE_CHECK_INTERVAL, and a node found
-    unreachable is pinged again when FLEET_NODE_DOWN_AFTER is up; so down comes within
-    FLEET_NODE_DOWN_AFTER plus one interval of the kill, and never before."""
+    """Beat alone (no watch): checks every FLEET_NODE_CHECK_INTERVAL, so the kill is seen
+    at the next check; a node found unreachable is pinged again when FLEET_NODE_DOWN_AFTER
+    is up, so down comes that long after it went silent, never before. (3 s and 2 s are
+    the slack for a worker's task latency on a busy two-core machine.)"""
     ready_lab.kill_node("lab-2")
-    killed_at = time.monotonic()
+    killed_at = timezone.now()
     try:
         wait_for(lambda: statuses()["lab-2"] != "ready", 10, message="lab-2 to be unreachable")
         assert statuses()["lab-2"] == "unreachable"
         wait_for(lambda: statuses()["lab-2"] == "down", 30, message="lab-2 to be marked down")
-        took = time.monotonic() - killed_at
-        limit = settings.FLEET_NODE_DOWN_AFTER
-        assert limit <= took < limit + settings.FLEET_NODE_CHECK_INTERVAL + 3, f"after {took:.1f}s"
-        down = Event.objects.get(kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2", new="down")
+        changes = Event.objects.filter(kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2")
+        silent = changes.get(new="unreachable")
+        down = changes.get(new="down")
         assert down.old == "unreachable"
-        # Once unreachable, down comes when it is due, not at the beat tick after it.
-        silent = Event.objects.get(
-            kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-2", new="unreachable"
-        )
+        seen = (silent.created_at - killed_at).total_seconds()
         due = (down.created_at - silent.created_at).total_seconds()
-        assert limit - 0.5 <= due < limit + 2, f"down {due:.1f}s after unreachable"
+        took = f"unreachable {seen:.1f} s after the kill, down {due:.1f} s after that"
+        assert seen < settings.FLEET_NODE_CHECK_INTERVAL + 3, took
+        # Once unreachable, down comes when it is due, not at the beat tick after it.
+        limit = settings.FLEET_NODE_DOWN_AFTER
+        assert limit - 0.5 <= due < limit + 2, took
+        assert (down.created_at - killed_at).total_seconds() >= limit, took
         assert down.actor == "system"
         assert "cannot connect" in down.reason
         assert Node.objects.get(name="lab-2").last_error
