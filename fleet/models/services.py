@@ -8,12 +8,17 @@ from ..validation import validate_dns_label
 
 class ServiceQuerySet(models.QuerySet):
     def with_counts(self):
-        """Services with their running and serving replica counts, in one query."""
+        """Services with their running and serving replica counts, in one query, by name
+        (a query that groups drops Meta.ordering, so it is asked for again here)."""
         running = models.Q(replica_set__state=Replica.State.RUNNING)
         serving = running & models.Q(replica_set__health__in=Replica.SERVING_HEALTH)
-        return self.select_related("current_deployment", "image_check").annotate(
-            running_replicas=models.Count("replica_set", filter=running),
-            healthy_replicas=models.Count("replica_set", filter=serving),
+        return (
+            self.select_related("current_deployment", "image_check")
+            .annotate(
+                running_replicas=models.Count("replica_set", filter=running),
+                healthy_replicas=models.Count("replica_set", filter=serving),
+            )
+            .order_by(*self.query.order_by or Service._meta.ordering)
         )
 
 
