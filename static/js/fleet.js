@@ -80,6 +80,19 @@ function fragment(html) {
   return template.content.firstElementChild;
 }
 
+// An object shown already is morphed into its new form (morphdom), not replaced: the
+// control under the pointer or in focus stays the same element, so a click or a Tab is not
+// lost to a live change. A busy button and a field being typed in are left as they are.
+function update(element, html) {
+  window.morphdom(element, fragment(html), {
+    onBeforeElUpdated(from, to) {
+      if (from.getAttribute("aria-busy") === "true") return false;
+      if (from === document.activeElement && ["INPUT", "SELECT", "TEXTAREA"].includes(from.tagName)) return false;
+      return !from.isEqualNode(to);
+    },
+  });
+}
+
 // Put one envelope on the page: replace the object where it is, move it where it
 // now belongs, add it where it is new, or remove it once it is gone.
 function apply(message) {
@@ -99,7 +112,7 @@ function apply(message) {
     if (container && !matches(container, message.data)) {
       element.remove();
     } else {
-      element.replaceWith(fragment(message.html));
+      update(element, message.html);
       placed = true;
     }
   }

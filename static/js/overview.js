@@ -24,7 +24,12 @@ function sortTable(table) {
     const numeric = x !== "" && y !== "" && !Number.isNaN(Number(x)) && !Number.isNaN(Number(y));
     return direction * (numeric ? Number(x) - Number(y) : x.localeCompare(y));
   });
-  body.append(...rows);
+  // Only rows out of place move, and with moveBefore where the browser has it: a row moved
+  // by insertBefore loses the focus of a control in it.
+  const move = body.moveBefore ? body.moveBefore.bind(body) : body.insertBefore.bind(body);
+  rows.forEach((row, at) => {
+    if (body.rows[at] !== row) move(row, body.rows[at]);
+  });
 }
 
 function rolloutItem(row) {
