@@ -68,6 +68,13 @@ def test_the_demo_deploys_in_one_click_and_the_glance_follows(page, fleet):
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
 
 
+WIDE_TABLES = """() => [...document.querySelectorAll('.table-wrap')]
+  .filter(w => w.scrollWidth > w.clientWidth + 1)
+  .map(w => w.closest('section, main').querySelector('h1, h2').textContent)"""
+UNLABELLED_CELLS = """() => [...document.querySelectorAll('.table-wrap td:not([colspan])')]
+  .filter(td => !td.dataset.label).map(td => td.textContent.trim().slice(0, 30))"""
+
+
 # A phone in the dark scheme and a wide screen in the light one: both schemes, both sizes.
 @pytest.mark.parametrize(("width", "scheme"), [(390, "dark"), (1440, "light")])
 def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violations(
@@ -83,11 +90,15 @@ def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violation
         ("service", "/services/web/"),
         ("node", "/nodes/lab-1/"),
         ("events", "/events/"),
+        ("alerts", "/alerts/"),
     ]:
         live(page, path)
-        # Nothing sticks out sideways but what scrolls inside its own box (the tables).
+        # Nothing sticks out sideways, and no table scrolls sideways in its box either:
+        # on a phone its rows are cards, each cell under its column's name.
         overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than the {width}px screen"
+        assert page.evaluate(WIDE_TABLES) == [], f"{path}: tables wider than their box"
+        assert page.evaluate(UNLABELLED_CELLS) == [], f"{path}: cells without a column name"
         found[path] = axe_violations(page)
         screenshot(page, f"{name}-{width}-{scheme}")
     assert found == {path: [] for path in found}
@@ -123,3 +134,34 @@ def test_the_overviews_controls_are_reached_by_the_keyboard_and_show_their_focus
         assert control in names, f"{control} is not reached with Tab: {names}"
     unseen = [f["name"] for f in reached if not (f["outline"] and f["onScreen"])]
     assert unseen == [], "focused without a visible outline"
+
+
+def test_a_live_change_leaves_the_focus_and_a_press_where_they_were(page, fleet):
+    """A changed row is morphed, not replaced, and moved only when its place changes: a
+    keyboard user's focus stays on its control, and so does a click whose press and
+    release a live change falls between."""
+    fleet.create("web", replicas=0)
+    fleet.create("api", replicas=0)
+    live(page)
+    page.wait_for_selector("#service-web")
+    order = "() => [...document.querySelectorAll('tbody[data-table=service] tr')].map(r => r.id)"
+    for _ in range(2):  # services by desired replicas, descending: a scale-up moves web up
+        page.click("tbody[data-table=service] >> xpath=.. >> th button.sort[data-sort=desired]")
+    assert page.evaluate(order) == ["service-api", "service-web"]
+    plus = "#service-web button[data-act=scale-up]"
+    page.focus(plus)
+    page.evaluate("() => { window.focused = document.activeElement; }")
+
+    assert fleet.api.post("/api/services/web/scale/", {"replicas": 1}).status_code == 202
+    page.wait_for_selector("#service-web[data-replicas='1']")
+    assert page.evaluate(order) == ["service-web", "service-api"]
+    assert page.evaluate("() => document.activeElement === window.focused"), "focus lost"
+
+    box = page.locator(plus).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    assert fleet.api.post("/api/services/web/scale/", {"replicas": 2}).status_code == 202
+    page.wait_for_selector("#service-web[data-replicas='2']")
+    page.mouse.up()  # the click lands on the same button: 2 + 1
+    page.wait_for_selector("#service-web[data-replicas='3']")
+    assert fleet.service("web")["replicas"] == 3
