@@ -93,7 +93,7 @@ function update(element, html) {
   });
 }
 
-// Put one envelope on the page: replace the object where it is, move it where it
+// Put one envelope on the page: morph the object where it is, move it where it
 // now belongs, add it where it is new, or remove it once it is gone.
 function apply(message) {
   // Other fragments of the same object (a node's summary on its page) come along.
