@@ -270,11 +270,11 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
         client.force_login(admin_user)
         page = client.get("/services/web/").content.decode()
         assert f"http://{HOST}/" in page and 'data-live="service-ingress"' in page
-        assert page.count("<td>up</td>") == 3
+        assert page.count('<td data-label="State">up</td>') == 3
         assert page.count('title="HAProxy check status L') == 3  # in words, the code beside
         # The same fragment rides along with every live message of the service.
         pushed = live.envelope("service", "web")["views"]["service-ingress"]
-        assert pushed.count("<td>up</td>") == 3 and f"http://{HOST}/" in pushed
+        assert pushed.count('<td data-label="State">up</td>') == 3 and f"http://{HOST}/" in pushed
         assert anon_api.get("/api/services/web/ingress/").status_code in (401, 403)
 
         # Restart a replica: its container is drained out of the proxy before it stops.
