@@ -188,13 +188,23 @@ class ServiceMetricsView(APIView):
         return _answer(plan, series.for_service(service, plan))
 
 
+class NameField(serializers.SlugRelatedField):
+    """A related row by its name; a name with a NUL byte, which PostgreSQL cannot even be
+    asked about, is refused before the lookup."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MetricThresholdSerializer(StrictMixin, serializers.ModelSerializer):
     """A rule: on one service or one node, "metric above X% for Y minutes"."""
 
-    service = serializers.SlugRelatedField(
+    service = NameField(
         slug_field="name", queryset=Service.objects.all(), required=False, allow_null=True
     )
-    node = serializers.SlugRelatedField(
+    node = NameField(
         slug_field="name", queryset=Node.objects.all(), required=False, allow_null=True
     )
 

@@ -245,6 +245,7 @@ def test_threshold_rules_are_validated_and_only_admins_make_them(web, api, viewe
         ({**body, "metric": "disk"}, "metric"),
         ({**body, "above": "NaN"}, "above"),
         ({**body, "service": "nope"}, "service"),
+        ({"metric": "cpu", "above": 80, "minutes": 5, "node": "\x00"}, "node"),
         ({**body, "exceeded_since": "2026-01-01T00:00:00Z"}, "exceeded_since"),
     ]
     for payload, field in bad:
