@@ -12,11 +12,10 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import TemplateView
 
+from dashboard.views import FleetReadMixin
 from fleet.alerts import channels, delivery
 from fleet.models import Actor, AlertChannel, Delivery, Incident
 from fleet.models.alerts import Topic, default_topics
-
-from .views import FleetReadMixin
 
 READ_ALERTS = ("fleet.view_incident", "fleet.view_delivery", "fleet.view_alertchannel")
 RECENT = 50

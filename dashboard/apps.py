@@ -10,7 +10,7 @@ class DashboardConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_out
 
-        from . import fragments
+        from dashboard import fragments
 
         # fleet.live sends what changed; how each kind looks is the dashboard's to say.
         fragments.register()

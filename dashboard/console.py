@@ -23,12 +23,11 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from dashboard.auth import NO_ROLE, SIGNED_OUT, login_ended
+from dashboard.consumers import LOGIN_CHECK_SECONDS
 from fleet import console, live
 from fleet.addresses import client_address
 from fleet.models import Actor
-
-from .auth import NO_ROLE, SIGNED_OUT, login_ended
-from .consumers import LOGIN_CHECK_SECONDS
 
 REFUSED, IDLE = 4400, 4408  # close codes: could not open; closed for want of input
 MAX_MESSAGE = 65536  # characters of one message from the browser (a large paste)

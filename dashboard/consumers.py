@@ -8,13 +8,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
+from dashboard.auth import NO_ROLE, SIGNED_OUT, login_ended
 from fleet import live, logs
 from fleet.api.serializers import NodeSerializer
 from fleet.api.service_serializers import ServiceSerializer
 from fleet.models import Node, Service
 from fleet.roles import READ_FLEET
-
-from .auth import NO_ROLE, SIGNED_OUT, login_ended
 
 LOG_TAIL = 100
 LAYER_LOST = 4012  # the close code when changes may have been missed: the page reconnects

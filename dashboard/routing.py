@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from .console import ConsoleConsumer
-from .consumers import FleetConsumer
+from dashboard.console import ConsoleConsumer
+from dashboard.consumers import FleetConsumer
 
 # Pages learn it from the template context (dashboard.context), never from a literal.
 LIVE_SOCKET = "ws/fleet/"

@@ -2,9 +2,8 @@
 
 from django.urls import path, register_converter
 
+from dashboard import alerts, views
 from fleet.validation import NAME_IN_URL
-
-from . import alerts, views
 
 
 class NameConverter:

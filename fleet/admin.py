@@ -6,10 +6,10 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
 
-from . import nodes
-from .filters import EventFilter
-from .models import Actor, Event, EventKind, Node
-from .validation import validate_labels
+from fleet import nodes
+from fleet.filters import EventFilter
+from fleet.models import Actor, Event, EventKind, Node
+from fleet.validation import validate_labels
 
 # Fleet's admin, not Django's: its name on every page, and "View site" leads to the dashboard.
 admin.site.site_header = "Fleet admin"
@@ -219,4 +219,4 @@ class EventAdmin(ReadOnlyAdmin):
 
 # Services, deployments and replicas register themselves in their own module; so do alerts,
 # metric thresholds and webhooks.
-from . import admin_alerts, admin_metrics, admin_services, admin_users, admin_webhooks  # noqa: E402, F401
+from fleet import admin_alerts, admin_metrics, admin_services, admin_users, admin_webhooks  # noqa: E402, F401

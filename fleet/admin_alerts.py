@@ -4,10 +4,10 @@ incidents, alerts and deliveries Fleet records, read-only."""
 from django import forms
 from django.contrib import admin, messages
 
-from .admin import ReadOnlyAdmin
-from .alerts import channels, delivery
-from .models import Actor, Alert, AlertChannel, Delivery, Incident
-from .models.alerts import Topic
+from fleet.admin import ReadOnlyAdmin
+from fleet.alerts import channels, delivery
+from fleet.models import Actor, Alert, AlertChannel, Delivery, Incident
+from fleet.models.alerts import Topic
 
 
 class AlertChannelForm(forms.ModelForm):

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import MetricThreshold
+from fleet.models import MetricThreshold
 
 
 @admin.register(MetricThreshold)

@@ -7,10 +7,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from . import services
-from .admin import ReadOnlyAdmin
-from .models import Actor, Deployment, Replica, Service
-from .spec import SPEC_FIELDS, ServiceSpecSerializer, merge, shown
+from fleet import services
+from fleet.admin import ReadOnlyAdmin
+from fleet.models import Actor, Deployment, Replica, Service
+from fleet.spec import SPEC_FIELDS, ServiceSpecSerializer, merge, shown
 
 
 def _flatten(errors, prefix=""):

@@ -5,9 +5,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
-from . import live, roles, tokens
-from .admin import ReadOnlyAdmin
-from .models import Actor, ApiToken
+from fleet import live, roles, tokens
+from fleet.admin import ReadOnlyAdmin
+from fleet.models import Actor, ApiToken
 
 User = get_user_model()
 

@@ -10,8 +10,8 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from . import webhooks
-from .models import Actor, Webhook
+from fleet import webhooks
+from fleet.models import Actor, Webhook
 
 CHANGE, READ = "fleet.change_service", "fleet.view_service"
 

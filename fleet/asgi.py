@@ -4,7 +4,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from .asgi_access import install as redact_webhook_secrets
+from fleet.asgi_access import install as redact_webhook_secrets
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 django_asgi_app = get_asgi_application()

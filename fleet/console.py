@@ -16,10 +16,10 @@ from contextlib import suppress
 import redis
 from django.conf import settings
 
-from . import engine_exec, redis_link, slots
-from .engine_errors import EngineError
-from .models import Event, EventKind, Node, Replica
-from .roles import READ_FLEET
+from fleet import engine_exec, redis_link, slots
+from fleet.engine_errors import EngineError
+from fleet.models import Event, EventKind, Node, Replica
+from fleet.roles import READ_FLEET
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db.models import Count
 from django.utils import timezone
 
-from . import engine, inflight, labels, live, scheduling, sealing
-from .ingress.drain import drain
-from .models import Deployment, Node, Replica
-from .threads import close_thread_connections
+from fleet import engine, inflight, labels, live, scheduling, sealing
+from fleet.ingress.drain import drain
+from fleet.models import Deployment, Node, Replica
+from fleet.threads import close_thread_connections
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from docker.tls import TLSConfig
 from docker.types import CancellableStream
 from docker.utils import parse_repository_tag
 
-from .engine_errors import (  # noqa: F401 - callers catch and read these as engine.*
+from fleet.engine_errors import (  # noqa: F401 - callers catch and read these as engine.*
     PULL_BUSY,
     PULL_NOT_FOUND,
     PULL_OTHER,
@@ -35,8 +35,8 @@ from .engine_errors import (  # noqa: F401 - callers catch and read these as eng
     pull_failure,
     registry_of,
 )
-from .engine_pulls import pull_slot
-from .engine_tls import ContextAdapter, tls_context
+from fleet.engine_pulls import pull_slot
+from fleet.engine_tls import ContextAdapter, tls_context
 
 # Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
 CALL_TIMEOUT = 60

@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import suppress
 
-from .engine import SDK_ERRORS, EngineError, client, failure
+from fleet.engine import SDK_ERRORS, EngineError, client, failure
 
 READ_SIZE = 65536
 # Seconds each exec call may take: someone waits at a terminal for it (a slow engine's

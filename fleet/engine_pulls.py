@@ -13,8 +13,8 @@ from contextlib import contextmanager, suppress
 import redis
 from django.conf import settings
 
-from . import redis_link, slots
-from .engine_errors import PULL_BUSY, PullError
+from fleet import redis_link, slots
+from fleet.engine_errors import PULL_BUSY, PullError
 
 log = logging.getLogger(__name__)
 

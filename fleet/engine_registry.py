@@ -9,9 +9,9 @@ network included.
 
 from django.conf import settings
 
-from . import engine
-from .engine_errors import EngineError, EngineUnreachable, registry_of
-from .labels import SERVICE
+from fleet import engine
+from fleet.engine_errors import EngineError, EngineUnreachable, registry_of
+from fleet.labels import SERVICE
 
 
 class RegistryError(EngineError):

@@ -7,7 +7,7 @@ cgroup v1 or v2 names depending on the host; stats_reading() reads either.
 
 from dataclasses import dataclass
 
-from .engine import SDK_ERRORS, client, failure
+from fleet.engine import SDK_ERRORS, client, failure
 
 
 @dataclass(frozen=True)

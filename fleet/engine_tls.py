@@ -9,7 +9,7 @@ import ssl
 
 import requests
 
-from .engine_errors import EngineError
+from fleet.engine_errors import EngineError
 
 
 class ContextAdapter(requests.adapters.HTTPAdapter):

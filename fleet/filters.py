@@ -6,7 +6,7 @@ import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
 
-from .models import Deployment, Event, EventKind
+from fleet.models import Deployment, Event, EventKind
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):

@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import engine, live, queue
-from .models import Event, EventKind, Node, next_status
-from .threads import close_thread_connections
+from fleet import engine, live, queue
+from fleet.models import Event, EventKind, Node, next_status
+from fleet.threads import close_thread_connections
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import engine_registry, live, queue, services
-from .engine_errors import EngineError
-from .models import Actor, Event, EventKind, ImageCheck, Node, Replica, Service
-from .threads import close_thread_connections
+from fleet import engine_registry, live, queue, services
+from fleet.engine_errors import EngineError
+from fleet.models import Actor, Event, EventKind, ImageCheck, Node, Replica, Service
+from fleet.threads import close_thread_connections
 
 log = logging.getLogger(__name__)
 

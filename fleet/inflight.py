@@ -12,8 +12,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
-from . import engine
-from .models import Node, Replica
+from fleet import engine
+from fleet.models import Node, Replica
 
 STARTS_WAIT = 5  # seconds an old replica's stop waits for the starts beside it, at most
 

@@ -17,7 +17,7 @@ from django.db import DatabaseError, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Service
+from fleet.models import Service
 
 log = logging.getLogger(__name__)
 

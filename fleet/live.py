@@ -31,7 +31,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 
-from . import live_layer
+from fleet import live_layer
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ The socket asks here, never the engine: which container a replica is and on whic
 node stays the domain's business.
 """
 
-from . import engine
-from .models import Replica
+from fleet import engine
+from fleet.models import Replica
 
 
 class LogsUnavailable(Exception):

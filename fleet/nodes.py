@@ -6,8 +6,8 @@ same Event and queues the same follow-up work.
 
 from django.db import transaction
 
-from . import live, queue
-from .models import SYSTEM, Event, EventKind, Node
+from fleet import live, queue
+from fleet.models import SYSTEM, Event, EventKind, Node
 
 # Fields whose values may be recorded in an event; certificates and keys never are.
 PUBLIC_FIELDS = ("endpoint", "labels", "availability")

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
-from . import engine, labels, live, wake
-from .ingress import sync as ingress
-from .models import Event, EventKind, Node, Replica
+from fleet import engine, labels, live, wake
+from fleet.ingress import sync as ingress
+from fleet.models import Event, EventKind, Node, Replica
 
 log = logging.getLogger(__name__)
 

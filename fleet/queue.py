@@ -16,7 +16,7 @@ from celery import current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from . import wake
+from fleet import wake
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from . import containers, inflight, labels, live, observe, queue
-from .ingress import sync as ingress
-from .models import Deployment, Node, Replica, Service
+from fleet import containers, inflight, labels, live, observe, queue
+from fleet.ingress import sync as ingress
+from fleet.models import Deployment, Node, Replica, Service
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ A logged-in user with no role sees nothing but a page that says so.
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
-from . import live
+from fleet import live
 
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
@@ -70,7 +70,7 @@ def role_of(user):
 @transaction.atomic
 def assign(user, role, actor=None):
     """Give the user exactly one role (or none), with admin-panel access to match; record it."""
-    from .models import SYSTEM, Event, EventKind
+    from fleet.models import SYSTEM, Event, EventKind
 
     if role is not None and role not in ROLES:
         raise ValueError(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")

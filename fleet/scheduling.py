@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass, field
 
-from .validation import LABEL_KEY
+from fleet.validation import LABEL_KEY
 
 NODE_NAME = "node.name"
 CONSTRAINT = re.compile(r"^\s*(?P<key>[^=!\s]+)\s*(?P<op>==|!=)\s*(?P<value>[^=\s](?:.*\S)?)\s*$")

@@ -9,10 +9,10 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from . import live, queue
-from .converge import transitions
-from .models import SYSTEM, Deployment, Event, EventKind, Service
-from .spec import SPEC_FIELDS, ServiceSpecSerializer, comparable, merge
+from fleet import live, queue
+from fleet.converge import transitions
+from fleet.models import SYSTEM, Deployment, Event, EventKind, Service
+from fleet.spec import SPEC_FIELDS, ServiceSpecSerializer, comparable, merge
 
 
 class ServiceError(Exception):

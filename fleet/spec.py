@@ -6,10 +6,10 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from . import sealing
-from .engine_errors import registry_of
-from .ingress import routes
-from .spec_fields import (
+from fleet import sealing
+from fleet.engine_errors import registry_of
+from fleet.ingress import routes
+from fleet.spec_fields import (
     HOUR,
     BooleanField,
     ConstraintField,
@@ -24,7 +24,7 @@ from .spec_fields import (
     defaults_of,
     duration,
 )
-from .validation import validate_dns_label
+from fleet.validation import validate_dns_label
 
 SPEC_FIELDS = (
     "image",

@@ -6,8 +6,8 @@ import re
 
 from rest_framework import serializers
 
-from . import sealing
-from .scheduling import parse_constraint
+from fleet import sealing
+from fleet.scheduling import parse_constraint
 
 HOUR = 3600
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from . import health, image_updates, reconcile
-from .alerts import delivery, incidents
-from .converge import converge
-from .metrics import store, thresholds
+from fleet import health, image_updates, reconcile
+from fleet.alerts import delivery, incidents
+from fleet.converge import converge
+from fleet.metrics import store, thresholds
 
 
 @shared_task

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from django.db import transaction
 
-from . import live
-from .models import SYSTEM, ApiToken, Event, EventKind
+from fleet import live
+from fleet.models import SYSTEM, ApiToken, Event, EventKind
 
 REVOKE_ANY = "fleet.delete_apitoken"
 LIST_ANY = "fleet.view_apitoken"

@@ -5,9 +5,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from fleet.api.hooks import DeployHook
 from fleet.api.prometheus import PrometheusMetricsView
-
-from .api.hooks import DeployHook
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ValidationError
 
-from .sealing import PREFIX as SEALED
+from fleet.sealing import PREFIX as SEALED
 
 # A node or service name, also what one can look like in a URL: anything else is a 404 at
 # once, before it reaches a database that may refuse it (PostgreSQL refuses NUL in text).

@@ -13,7 +13,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from . import redis_link
+from fleet import redis_link
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from . import engine, health, observe, queue
-from .metrics.sampler import NodeSampler
-from .models import EventKind, Node, Replica
+from fleet import engine, health, observe, queue
+from fleet.metrics.sampler import NodeSampler
+from fleet.models import EventKind, Node, Replica
 
 # Events after which the replica's service needs work at once, not at the next reconcile.
 HEAL_AFTER = {EventKind.REPLICA_DIED, EventKind.REPLICA_UNHEALTHY}

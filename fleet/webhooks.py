@@ -20,10 +20,10 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from rest_framework import serializers
 
-from . import services
-from .models import SYSTEM, Actor, Event, EventKind, Webhook
-from .spec import ServiceSpecSerializer, merge
-from .spec_fields import EnvField, StrictSerializer, StringField
+from fleet import services
+from fleet.models import SYSTEM, Actor, Event, EventKind, Webhook
+from fleet.spec import ServiceSpecSerializer, merge
+from fleet.spec_fields import EnvField, StrictSerializer, StringField
 
 # What a secret may look like: secrets.token_urlsafe(32) makes 43 of these characters.
 SECRET = re.compile(r"^[A-Za-z0-9_-]{20,100}$")

@@ -7,9 +7,9 @@ nothing); the audit Event names the channel and its redacted URL, never the URL.
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .. import notify
-from ..models import Event, EventKind
-from ..models.alerts import Topic
+from fleet import notify
+from fleet.models import Event, EventKind
+from fleet.models.alerts import Topic
 
 
 def clean_url(url):

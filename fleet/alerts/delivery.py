@@ -14,9 +14,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import live, notify, queue
-from ..models.alerts import Alert, AlertChannel, Delivery
-from . import messages, rules
+from fleet import live, notify, queue
+from fleet.alerts import messages, rules
+from fleet.models.alerts import Alert, AlertChannel, Delivery
 
 log = logging.getLogger(__name__)
 

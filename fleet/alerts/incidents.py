@@ -18,10 +18,10 @@ from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .. import live, queue
-from ..models import AlertCursor, Event, Incident, Service
-from ..models.alerts import Alert, AlertChannel
-from . import delivery, messages, rules
+from fleet import live, queue
+from fleet.alerts import delivery, messages, rules
+from fleet.models import AlertCursor, Event, Incident, Service
+from fleet.models.alerts import Alert, AlertChannel
 
 log = logging.getLogger(__name__)
 

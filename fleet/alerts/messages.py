@@ -1,6 +1,6 @@
 """What each alert says: a title and a body, from the incident and the signal (pure)."""
 
-from . import rules
+from fleet.alerts import rules
 
 OPENED_TITLES = {
     rules.NODE_DOWN: "node {subject} is down",

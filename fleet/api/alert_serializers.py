@@ -7,17 +7,17 @@ redacted form (scheme and host).
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ..alerts import channels
-from ..models import Alert, AlertChannel, Delivery, Incident
-from ..models.alerts import Topic, default_topics
-from ..spec_fields import StrictMixin
+from fleet.alerts import channels
+from fleet.models import Alert, AlertChannel, Delivery, Incident
+from fleet.models.alerts import Topic, default_topics
+from fleet.spec_fields import StrictMixin
 
 
 class RedactedURLField(serializers.CharField):
     """Written whole, shown redacted."""
 
     def to_representation(self, value):
-        from .. import notify
+        from fleet import notify
 
         return notify.redact(value)
 

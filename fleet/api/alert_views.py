@@ -8,10 +8,14 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from ..alerts import channels, delivery
-from ..models import Actor, AlertChannel, Delivery, Incident
-from .alert_serializers import AlertChannelSerializer, DeliverySerializer, IncidentSerializer
-from .permissions import ActionPermission
+from fleet.alerts import channels, delivery
+from fleet.api.alert_serializers import (
+    AlertChannelSerializer,
+    DeliverySerializer,
+    IncidentSerializer,
+)
+from fleet.api.permissions import ActionPermission
+from fleet.models import Actor, AlertChannel, Delivery, Incident
 
 
 class NewestFirst(CursorPagination):

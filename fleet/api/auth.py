@@ -10,8 +10,8 @@ from rest_framework.exceptions import PermissionDenied, Throttled, ValidationErr
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from .. import tokens
-from ..models import Actor, ApiToken
+from fleet import tokens
+from fleet.models import Actor, ApiToken
 
 YEAR = 365 * 24 * 3600
 

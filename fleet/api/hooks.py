@@ -23,9 +23,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services, webhooks
-from ..addresses import client_address
-from ..models import Webhook
+from fleet import services, webhooks
+from fleet.addresses import client_address
+from fleet.models import Webhook
 
 
 class HookAnswerSerializer(serializers.Serializer):

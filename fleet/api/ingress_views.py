@@ -6,9 +6,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..ingress import status
-from ..models import Service
-from .metrics_views import ReadOnly
+from fleet.api.metrics_views import ReadOnly
+from fleet.ingress import status
+from fleet.models import Service
 
 
 class IngressServerSerializer(serializers.Serializer):

@@ -14,10 +14,10 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..metrics import series
-from ..models import MetricThreshold, Node, Service
-from ..spec_fields import StrictMixin
-from .permissions import ActionPermission
+from fleet.api.permissions import ActionPermission
+from fleet.metrics import series
+from fleet.models import MetricThreshold, Node, Service
+from fleet.spec_fields import StrictMixin
 
 RANGE_PARAMETERS = [
     OpenApiParameter(

@@ -3,8 +3,8 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ..models import Event, Node
-from ..spec_fields import StrictMixin
+from fleet.models import Event, Node
+from fleet.spec_fields import StrictMixin
 
 
 class NodeSerializer(StrictMixin, serializers.ModelSerializer):

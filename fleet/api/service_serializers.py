@@ -4,10 +4,10 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..image_updates import status_of
-from ..models import Deployment, Replica, Service
-from ..sealing import masked
-from ..spec import (
+from fleet.image_updates import status_of
+from fleet.models import Deployment, Replica, Service
+from fleet.sealing import masked
+from fleet.spec import (
     HealthcheckSerializer,
     PortSerializer,
     ResourcesSerializer,

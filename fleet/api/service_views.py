@@ -7,13 +7,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .. import image_updates, services
-from ..filters import DeploymentFilter
-from ..models import Actor, Deployment, Service
-from ..spec import SPEC_FIELDS, ServiceSpecSerializer, merge
-from ..validation import NAME_IN_URL
-from .permissions import ActionPermission
-from .service_serializers import (
+from fleet import image_updates, services
+from fleet.api.permissions import ActionPermission
+from fleet.api.service_serializers import (
     DeploymentSerializer,
     ImageUpdateRequestSerializer,
     ImageUpdateSerializer,
@@ -21,6 +17,10 @@ from .service_serializers import (
     ScaleSerializer,
     ServiceSerializer,
 )
+from fleet.filters import DeploymentFilter
+from fleet.models import Actor, Deployment, Service
+from fleet.spec import SPEC_FIELDS, ServiceSpecSerializer, merge
+from fleet.validation import NAME_IN_URL
 
 
 def json_object(data):

@@ -4,14 +4,14 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from ..validation import NAME_IN_URL
-from .alert_views import AlertChannelViewSet, DeliveryViewSet, IncidentViewSet
-from .auth import ObtainToken, TokenViewSet
-from .ingress_views import ServiceIngressView
-from .metrics_views import MetricThresholdViewSet, NodeMetricsView, ServiceMetricsView
-from .service_views import DeploymentViewSet, ServiceViewSet
-from .views import EventViewSet, NodeViewSet
-from .webhooks import WebhookViewSet
+from fleet.api.alert_views import AlertChannelViewSet, DeliveryViewSet, IncidentViewSet
+from fleet.api.auth import ObtainToken, TokenViewSet
+from fleet.api.ingress_views import ServiceIngressView
+from fleet.api.metrics_views import MetricThresholdViewSet, NodeMetricsView, ServiceMetricsView
+from fleet.api.service_views import DeploymentViewSet, ServiceViewSet
+from fleet.api.views import EventViewSet, NodeViewSet
+from fleet.api.webhooks import WebhookViewSet
+from fleet.validation import NAME_IN_URL
 
 
 class OptionalSlashRouter(SimpleRouter):

@@ -8,12 +8,12 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from .. import nodes
-from ..filters import EventFilter
-from ..models import Actor, Event, Node
-from ..validation import NAME_IN_URL
-from .permissions import ActionPermission
-from .serializers import EventSerializer, NodeSerializer
+from fleet import nodes
+from fleet.api.permissions import ActionPermission
+from fleet.api.serializers import EventSerializer, NodeSerializer
+from fleet.filters import EventFilter
+from fleet.models import Actor, Event, Node
+from fleet.validation import NAME_IN_URL
 
 
 class NodeViewSet(viewsets.ModelViewSet):

@@ -14,10 +14,10 @@ starts within seconds.
 import logging
 import time
 
-from .. import inflight, wake
-from ..lease import Lease, LeaseLost
-from ..models import Service
-from . import executor
+from fleet import inflight, wake
+from fleet.converge import executor
+from fleet.lease import Lease, LeaseLost
+from fleet.models import Service
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ acts beside the one that took over.
 
 from django.utils import timezone
 
-from .. import containers, inflight, live, observe, scheduling
-from ..ingress import sync as ingress
-from ..models import Deployment, Event, Node, Replica
-from . import planner, transitions
-from .plan import POLL, Desired, NodeState, Transition
+from fleet import containers, inflight, live, observe, scheduling
+from fleet.converge import planner, transitions
+from fleet.converge.plan import POLL, Desired, NodeState, Transition
+from fleet.ingress import sync as ingress
+from fleet.models import Deployment, Event, Node, Replica
 
 ROLLING_OUT = (Deployment.Status.PENDING, Deployment.Status.RUNNING)
 

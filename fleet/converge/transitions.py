@@ -12,8 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .. import live
-from ..models import SYSTEM, Deployment, Event, EventKind, Service
+from fleet import live
+from fleet.models import SYSTEM, Deployment, Event, EventKind, Service
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from . import haproxy, routes
+from fleet.ingress import haproxy, routes
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def locked():
 
 def current_backends():
     """What the configuration should say now, from the database."""
-    from .sync import desired_servers  # the one definition of who serves
+    from fleet.ingress.sync import desired_servers  # the one definition of who serves
 
     return [
         Backend(

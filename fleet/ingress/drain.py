@@ -9,8 +9,8 @@ flight (HAProxy's `scur` for the server) are waited for, for at most the service
 import logging
 import time
 
-from ..models import Service
-from . import haproxy, routes
+from fleet.ingress import haproxy, routes
+from fleet.models import Service
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 
 from django.conf import settings
 
-from . import config, haproxy
+from fleet.ingress import config, haproxy
 
 
 def pidfile():

@@ -41,7 +41,7 @@ def routed():
     """[(service, its ingress)] of every service whose current revision has one."""
     # Imported here, where the database is read, so that the configuration can be
     # rendered without Django's apps loaded (bench/rollout.py does, for Swarm's proxy).
-    from ..models import Service
+    from fleet.models import Service
 
     services = Service.objects.select_related("current_deployment").order_by("name")
     return [

@@ -3,8 +3,8 @@ servers with their state, and each one's request and error figures from `show st
 
 from django.conf import settings
 
-from ..models import Replica
-from . import haproxy, routes
+from fleet.ingress import haproxy, routes
+from fleet.models import Replica
 
 # Responses that count as errors: the replica's 5xx, and connections or responses that failed.
 ERROR_COLUMNS = ("hrsp_5xx", "econ", "eresp")

@@ -12,10 +12,10 @@ import logging
 
 from django.db import transaction
 
-from .. import engine, labels, live
-from ..models import Node, Replica, Service
-from . import config, haproxy, routes
-from .config import CHECK, Server
+from fleet import engine, labels, live
+from fleet.ingress import config, haproxy, routes
+from fleet.ingress.config import CHECK, Server
+from fleet.models import Node, Replica, Service
 
 log = logging.getLogger(__name__)
 

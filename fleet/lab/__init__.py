@@ -29,8 +29,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
 
-from .certs import LabCA, node_tls
-from .host import (
+from fleet.lab.certs import LabCA, node_tls
+from fleet.lab.host import (
     LabError,
     alive,
     cmdline,
@@ -48,7 +48,7 @@ from .host import (
     tail,
     terminate,
 )
-from .image import build_and_push
+from fleet.lab.image import build_and_push
 
 __all__ = ["Lab", "LabError", "node_tls"]
 

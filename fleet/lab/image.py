@@ -3,7 +3,7 @@
 import shutil
 from pathlib import Path
 
-from .host import LabError, docker_cli, host_env, run
+from fleet.lab.host import LabError, docker_cli, host_env, run
 
 DOCKERFILE = """\
 FROM scratch

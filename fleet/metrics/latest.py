@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 from django.db.models import Max
 
-from ..models import Node, NodeSample, ReplicaSample, Service
+from fleet.models import Node, NodeSample, ReplicaSample, Service
 
 REPLICA_FIELDS = ("cpu", "memory", "memory_limit", "net_rx", "net_tx", "blk_read", "blk_write")
 NODE_FIELDS = ("cpu", "memory", "memory_total", "cpus", "containers", "replicas", "disk")

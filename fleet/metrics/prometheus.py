@@ -11,7 +11,7 @@ from django.db.models import Count, Max
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from ..models import Deployment, Node, NodeSample, ReplicaSample, Service
+from fleet.models import Deployment, Node, NodeSample, ReplicaSample, Service
 
 ROLLOUT_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800)  # seconds
 

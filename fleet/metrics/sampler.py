@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from .. import engine, engine_stats
-from . import readings, store
+from fleet import engine, engine_stats
+from fleet.metrics import readings, store
 
 log = logging.getLogger(__name__)
 

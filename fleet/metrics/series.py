@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Avg, F, Max
 
-from ..models import NodeRollup, NodeSample, ReplicaRollup, ReplicaSample, Service
-from ..models.metrics import ROLLUP_SECONDS
+from fleet.models import NodeRollup, NodeSample, ReplicaRollup, ReplicaSample, Service
+from fleet.models.metrics import ROLLUP_SECONDS
 
 MAX_POINTS = 2000  # per series: a step so small that a range needs more is refused
 AUTO_POINTS = 360  # the step chosen when none is asked for: an hour at 10 s

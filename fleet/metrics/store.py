@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Avg, Count, Max, Min
 
-from .. import live
-from ..models import Node, NodeRollup, NodeSample, Replica, ReplicaRollup, ReplicaSample
-from ..models.metrics import ROLLUP_SECONDS
+from fleet import live
+from fleet.models import Node, NodeRollup, NodeSample, Replica, ReplicaRollup, ReplicaSample
+from fleet.models.metrics import ROLLUP_SECONDS
 
 LIVE_KIND = "metrics"
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Avg, F, FloatField
 from django.db.models.functions import Cast
 
-from ..models import Event, EventKind, MetricThreshold, NodeSample, ReplicaSample
+from fleet.models import Event, EventKind, MetricThreshold, NodeSample, ReplicaSample
 
 EXCEEDED, CLEARED = "exceeded", "cleared"
 CLEAR_AFTER = 60  # seconds every round must be at or below the threshold before it clears

@@ -1,19 +1,19 @@
 """Fleet's state, one module per concept."""
 
-from .alerts import Alert, AlertChannel, AlertCursor, Delivery, Incident
-from .events import SYSTEM, Actor, Event, EventKind
-from .images import ImageCheck
-from .metrics import (
+from fleet.models.alerts import Alert, AlertChannel, AlertCursor, Delivery, Incident
+from fleet.models.events import SYSTEM, Actor, Event, EventKind
+from fleet.models.images import ImageCheck
+from fleet.models.metrics import (
     MetricThreshold,
     NodeRollup,
     NodeSample,
     ReplicaRollup,
     ReplicaSample,
 )
-from .nodes import Node, next_status
-from .services import Deployment, Replica, Service
-from .tokens import ApiToken
-from .webhooks import Webhook
+from fleet.models.nodes import Node, next_status
+from fleet.models.services import Deployment, Replica, Service
+from fleet.models.tokens import ApiToken
+from fleet.models.webhooks import Webhook
 
 __all__ = [
     "SYSTEM",

@@ -8,7 +8,7 @@ what happened; these rows say who was told about it, and when.
 from django.db import models
 from django.utils import timezone
 
-from ..sealing import SealedTextField
+from fleet.sealing import SealedTextField
 
 
 class Topic(models.TextChoices):
@@ -51,7 +51,7 @@ class AlertChannel(models.Model):
 
     @property
     def redacted_url(self):
-        from ..notify import redact
+        from fleet.notify import redact
 
         return redact(self.url)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.utils import timezone
 
-from ..addresses import client_address
+from fleet.addresses import client_address
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class EventQuerySet(models.QuerySet):
 
     def record(self, kind, *, actor=SYSTEM, node=None, service=None, old="", new="", reason=""):
         """Write an event and show it on every open dashboard once it is committed."""
-        from .. import live
+        from fleet import live
 
         event = self.create(
             kind=kind,

@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from .services import Service
+from fleet.models.services import Service
 
 
 class Webhook(models.Model):
