@@ -27,8 +27,8 @@ import time
 from contextlib import suppress
 
 from bench.harness import ENV
-from fleet.lab import Lab
-from fleet.lab.host import find_procs, host_env
+from lab import Lab
+from lab.host import find_procs, host_env
 
 KINDS = ("kill", "partition", "freeze")
 DROP = ("-j", "DROP")

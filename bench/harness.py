@@ -120,6 +120,17 @@ class Stack:
             timeout=600,
         ).stdout
 
+    def lab_command(self, *args):
+        return subprocess.run(
+            [sys.executable, "-m", "lab", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        ).stdout
+
     def spawn(self, name, *args):
         LOGS.mkdir(parents=True, exist_ok=True)
         self.procs.append(
@@ -147,8 +158,8 @@ class Stack:
         for log in LOGS.glob("*.log"):
             log.unlink()
         self.manage("migrate", "--noinput")
-        self.manage("lab", "up", "--nodes", str(nodes))
-        self.lab = json.loads(self.manage("lab", "status", "--json"))
+        self.lab_command("up", "--nodes", str(nodes))
+        self.lab = json.loads(self.lab_command("status", "--json"))
         if ENGINE_CPU:
             slow_engines(self.lab, ENGINE_CPU)
         script = (
@@ -212,7 +223,7 @@ class Stack:
         try:
             self.stop_fleet()
             if self.lab is not None:
-                self.manage("lab", "down")
+                self.lab_command("down")
             if ENGINE_CGROUP.exists():
                 ENGINE_CGROUP.rmdir()  # empty once the lab's engines are gone
         finally:

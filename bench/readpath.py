@@ -49,7 +49,7 @@ def fill(nodes, replicas):
     from django.utils import timezone
 
     from fleet.models import Deployment, Event, Node, Replica, Service
-    from fleet.spec import SPEC_FIELDS, ServiceSpecSerializer
+    from fleet.services.spec import SPEC_FIELDS, ServiceSpecSerializer
 
     now = timezone.now()
     with transaction.atomic():

@@ -11,7 +11,7 @@ from django.utils.crypto import constant_time_compare
 from knox.auth import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from fleet.roles import READ_FLEET
+from fleet.access.roles import READ_FLEET
 
 SIGNED_OUT, NO_ROLE = 4401, 4403  # the close codes a browser does not retry
 

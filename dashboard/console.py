@@ -6,7 +6,7 @@ JSON both ways (README "Console"): {"type": "input", "data"} and {"type": "resiz
 an error and changes nothing; the console stays open. The session ends when its command
 does, after FLEET_CONSOLE_IDLE_TIMEOUT seconds without input, or when its login ends or
 its role no longer allows consoles. Who may open one, how many, and the audit Events are
-fleet.console's business; this only carries the bytes.
+fleet.console.sessions's business; this only carries the bytes.
 """
 
 import asyncio
@@ -25,8 +25,9 @@ from django.contrib.auth import get_user_model
 
 from dashboard.auth import NO_ROLE, SIGNED_OUT, login_ended
 from dashboard.consumers import LOGIN_CHECK_SECONDS
-from fleet import console, live
-from fleet.addresses import client_address
+from fleet import live
+from fleet.access.addresses import client_address
+from fleet.console import sessions as console
 from fleet.models import Actor
 
 REFUSED, IDLE = 4400, 4408  # close codes: could not open; closed for want of input
@@ -45,7 +46,7 @@ def _number(text):
 
 
 class _AsRequest:
-    """The socket's scope as fleet.addresses reads a request: the peer, X-Forwarded-For."""
+    """The socket's scope as fleet.access.addresses reads a request: the peer, X-Forwarded-For."""
 
     def __init__(self, scope):
         headers = dict(scope.get("headers") or [])

@@ -9,11 +9,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
 from dashboard.auth import NO_ROLE, SIGNED_OUT, login_ended
-from fleet import live, logs
+from fleet import live
+from fleet.access.roles import READ_FLEET
 from fleet.api.serializers import NodeSerializer
 from fleet.api.service_serializers import ServiceSerializer
+from fleet.console import logs
 from fleet.models import Node, Service
-from fleet.roles import READ_FLEET
 
 LOG_TAIL = 100
 LAYER_LOST = 4012  # the close code when changes may have been missed: the page reconnects

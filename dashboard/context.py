@@ -1,7 +1,7 @@
 """What every dashboard page's template needs to know besides its own view's context."""
 
 from dashboard.routing import CONSOLE_SOCKET, LIVE_SOCKET
-from fleet.console import COMMANDS
+from fleet.console.sessions import COMMANDS
 
 
 def live_socket(request):

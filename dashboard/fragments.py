@@ -10,16 +10,12 @@ from django.utils.safestring import mark_safe
 from fleet import live
 from fleet.api.alert_serializers import DeliverySerializer, IncidentSerializer
 from fleet.api.serializers import EventSerializer, NodeSerializer
-from fleet.api.service_serializers import (
-    DeploymentSerializer,
-    ReplicaSerializer,
-    ServiceSerializer,
-)
-from fleet.containers import reservations
-from fleet.image_updates import status_of
+from fleet.api.service_serializers import DeploymentSerializer, ReplicaSerializer, ServiceSerializer
+from fleet.converge.containers import reservations
 from fleet.ingress import status as ingress_status
 from fleet.metrics.latest import node_usage, round_message
 from fleet.models import Delivery, Deployment, Event, Incident, Node, Replica, Service
+from fleet.services.image_updates import status_of
 
 
 def with_reservations(nodes):

@@ -3,7 +3,7 @@
 from django.urls import path, register_converter
 
 from dashboard import alerts, views
-from fleet.validation import NAME_IN_URL
+from fleet.models.validation import NAME_IN_URL
 
 
 class NameConverter:

@@ -13,11 +13,11 @@ from django.views.generic import DetailView, TemplateView
 from dashboard import fragments, overview
 from dashboard.fragments import with_reservations, with_strips
 from fleet import nodes
-from fleet.filters import EventFilter
-from fleet.image_updates import status_of
+from fleet.access.roles import READ_FLEET
+from fleet.api.filters import EventFilter
 from fleet.ingress import status as ingress_status
 from fleet.models import Actor, Event, Node, Service
-from fleet.roles import READ_FLEET
+from fleet.services.image_updates import status_of
 
 RECENT_EVENTS = 20  # lines of a feed, repeats folded
 # The usage charts' ranges (seconds, label); the first is shown on a plain GET.

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench import harness
-from fleet.lab import Lab
+from lab import Lab
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 
 DOCS = Path(__file__).resolve().parent

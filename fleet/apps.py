@@ -10,7 +10,7 @@ class FleetConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from fleet.roles import sync_groups
+        from fleet.access.roles import sync_groups
 
         # After every migrate, once all apps' permissions exist, keep the role groups exact.
-        post_migrate.connect(sync_groups, dispatch_uid="fleet.roles.sync_groups")
+        post_migrate.connect(sync_groups, dispatch_uid="fleet.access.roles.sync_groups")

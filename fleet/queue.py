@@ -16,7 +16,7 @@ from celery import current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from fleet import wake
+from fleet.converge import wake
 
 log = logging.getLogger(__name__)
 

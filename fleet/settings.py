@@ -226,7 +226,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The client's address, through trusted proxies only (FLEET_TRUSTED_PROXIES).
-AXES_CLIENT_IP_CALLABLE = "fleet.addresses.client_address"
+AXES_CLIENT_IP_CALLABLE = "fleet.access.addresses.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"

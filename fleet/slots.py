@@ -1,6 +1,6 @@
 """Bounded slots shared by every process through Redis: a sorted set of slot tokens scored
 by when each lapses, so a holder that crashed frees its slot. Used for a node's concurrent
-pulls (fleet.engine_pulls) and each user's console sessions (fleet.console).
+pulls (fleet.engine.pulls) and each user's console sessions (fleet.console.sessions).
 """
 
 # Take a slot if fewer than the limit are held, lapsed ones dropped first. KEYS[1] the set;

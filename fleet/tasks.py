@@ -2,10 +2,12 @@
 
 from celery import shared_task
 
-from fleet import health, image_updates, reconcile
 from fleet.alerts import delivery, incidents
-from fleet.converge import converge
+from fleet.converge import reconcile
+from fleet.converge.runner import converge
 from fleet.metrics import store, thresholds
+from fleet.nodes import health
+from fleet.services import image_updates
 
 
 @shared_task
@@ -69,7 +71,7 @@ def check_metric_thresholds():
 
 
 # Each call of a check has its own timeout; a fleet of many tags whose registries all hang
-# takes rounds of them (fleet.image_updates._run).
+# takes rounds of them (fleet.services.image_updates._run).
 @shared_task(soft_time_limit=600, time_limit=660)
 def check_images():
     """Ask the registries about every service's image tag (every FLEET_IMAGE_CHECK_INTERVAL)."""

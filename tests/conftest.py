@@ -35,7 +35,7 @@ def user_with_role(name, role):
     the tests' event counts about what they do)."""
     from django.contrib.auth.models import Group, User
 
-    from fleet import roles
+    from fleet.access import roles
 
     roles.sync_groups()
     user = User.objects.create_user(name, password=f"{name}-pass-123", is_staff=bool(role))
@@ -102,7 +102,7 @@ def api_for(user):
 def tls_material(name="test"):
     """A node's TLS fields (tls_ca, tls_cert, tls_key): a CA of its own and a client
     certificate it signed, made once per name."""
-    from fleet.lab.certs import LabCA, node_tls
+    from lab.certs import LabCA, node_tls
 
     with tempfile.TemporaryDirectory() as folder:
         ca = LabCA(Path(folder), name)

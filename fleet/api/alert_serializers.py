@@ -10,7 +10,7 @@ from rest_framework import serializers
 from fleet.alerts import channels
 from fleet.models import Alert, AlertChannel, Delivery, Incident
 from fleet.models.alerts import Topic, default_topics
-from fleet.spec_fields import StrictMixin
+from fleet.services.fields import StrictMixin
 
 
 class RedactedURLField(serializers.CharField):

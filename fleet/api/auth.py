@@ -10,7 +10,7 @@ from rest_framework.exceptions import PermissionDenied, Throttled, ValidationErr
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from fleet import tokens
+from fleet.access import tokens
 from fleet.models import Actor, ApiToken
 
 YEAR = 365 * 24 * 3600

@@ -23,9 +23,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fleet import services, webhooks
-from fleet.addresses import client_address
+from fleet import services
+from fleet.access.addresses import client_address
 from fleet.models import Webhook
+from fleet.services import webhooks
 
 
 class HookAnswerSerializer(serializers.Serializer):

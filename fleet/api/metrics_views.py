@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from fleet.api.permissions import ActionPermission
 from fleet.metrics import series
 from fleet.models import MetricThreshold, Node, Service
-from fleet.spec_fields import StrictMixin
+from fleet.services.fields import StrictMixin
 
 RANGE_PARAMETERS = [
     OpenApiParameter(

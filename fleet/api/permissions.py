@@ -32,7 +32,7 @@ class ReadsFleet(BasePermission):
     """For the schema and the API docs: any role, like the dashboard's pages."""
 
     def has_permission(self, request, view):
-        from fleet.roles import READ_FLEET
+        from fleet.access.roles import READ_FLEET
 
         user = request.user
         return bool(user and user.is_authenticated and user.has_perms(READ_FLEET))

@@ -7,8 +7,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.views import APIView
 
+from fleet.access.roles import READ_FLEET
 from fleet.metrics import prometheus
-from fleet.roles import READ_FLEET
 
 
 class ReadsFleetByToken(BasePermission):

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from fleet.models import Event, Node
-from fleet.spec_fields import StrictMixin
+from fleet.services.fields import StrictMixin
 
 
 class NodeSerializer(StrictMixin, serializers.ModelSerializer):

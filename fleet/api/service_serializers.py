@@ -4,10 +4,10 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from fleet.image_updates import status_of
+from fleet.access.sealing import masked
 from fleet.models import Deployment, Replica, Service
-from fleet.sealing import masked
-from fleet.spec import (
+from fleet.services.image_updates import status_of
+from fleet.services.spec import (
     HealthcheckSerializer,
     PortSerializer,
     ResourcesSerializer,

@@ -7,7 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from fleet import image_updates, services
+from fleet import services
+from fleet.api.filters import DeploymentFilter
 from fleet.api.permissions import ActionPermission
 from fleet.api.service_serializers import (
     DeploymentSerializer,
@@ -17,10 +18,10 @@ from fleet.api.service_serializers import (
     ScaleSerializer,
     ServiceSerializer,
 )
-from fleet.filters import DeploymentFilter
 from fleet.models import Actor, Deployment, Service
-from fleet.spec import SPEC_FIELDS, ServiceSpecSerializer, merge
-from fleet.validation import NAME_IN_URL
+from fleet.models.validation import NAME_IN_URL
+from fleet.services import image_updates
+from fleet.services.spec import SPEC_FIELDS, ServiceSpecSerializer, merge
 
 
 def json_object(data):

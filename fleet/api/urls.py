@@ -11,7 +11,7 @@ from fleet.api.metrics_views import MetricThresholdViewSet, NodeMetricsView, Ser
 from fleet.api.service_views import DeploymentViewSet, ServiceViewSet
 from fleet.api.views import EventViewSet, NodeViewSet
 from fleet.api.webhooks import WebhookViewSet
-from fleet.validation import NAME_IN_URL
+from fleet.models.validation import NAME_IN_URL
 
 
 class OptionalSlashRouter(SimpleRouter):

@@ -9,11 +9,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from fleet import nodes
+from fleet.api.filters import EventFilter
 from fleet.api.permissions import ActionPermission
 from fleet.api.serializers import EventSerializer, NodeSerializer
-from fleet.filters import EventFilter
 from fleet.models import Actor, Event, Node
-from fleet.validation import NAME_IN_URL
+from fleet.models.validation import NAME_IN_URL
 
 
 class NodeViewSet(viewsets.ModelViewSet):

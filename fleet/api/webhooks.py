@@ -10,9 +10,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from fleet import webhooks
 from fleet.api.permissions import ActionPermission
 from fleet.models import Actor, Service, Webhook
+from fleet.services import webhooks
 
 CHANGE = "fleet.change_service"  # who may deploy a service may give CI a way to
 

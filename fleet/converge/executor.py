@@ -2,18 +2,19 @@
 
 One look syncs the replica rows from the nodes, removes orphan containers,
 plans, makes the deployment transitions the plan names, places new replicas and
-does the engine work through fleet.containers, all nodes at once. The lease is
+does the engine work through fleet.converge.containers, all nodes at once. The lease is
 checked before every batch of engine work, so a converge that lost it never
 acts beside the one that took over.
 """
 
 from django.utils import timezone
 
-from fleet import containers, inflight, live, observe, scheduling
-from fleet.converge import planner, transitions
+from fleet import live
+from fleet.converge import containers, inflight, planner, scheduling, transitions
 from fleet.converge.plan import POLL, Desired, NodeState, Transition
 from fleet.ingress import sync as ingress
 from fleet.models import Deployment, Event, Node, Replica
+from fleet.nodes import observe
 
 ROLLING_OUT = (Deployment.Status.PENDING, Deployment.Status.RUNNING)
 

@@ -10,8 +10,8 @@ on them (a retry time, a restart) is in the plan, for the executor to apply.
 from datetime import datetime, timedelta
 
 from fleet.converge.plan import POLL, Desired, NodeState, Plan, Restart, Retry, Transition
+from fleet.converge.scheduling import parse_constraint
 from fleet.models import Deployment, EventKind, Replica
-from fleet.scheduling import parse_constraint
 
 MIN_WAIT = 0.01  # seconds: the shortest wait for a moment the planner knows is coming
 START_TIMEOUT = 90  # seconds a new replica may take to run, image pull included

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from fleet.ingress import haproxy, routes
+from fleet.ingress import haproxy
 
 log = logging.getLogger(__name__)
 
@@ -104,23 +104,10 @@ def locked():
         yield
 
 
-def current_backends():
-    """What the configuration should say now, from the database."""
-    from fleet.ingress.sync import desired_servers  # the one definition of who serves
-
-    return [
-        Backend(
-            routes.backend_name(service.name),
-            routes.route_key(ingress),
-            sorted(desired_servers(service, ingress).values(), key=lambda s: s.name),
-        )
-        for service, ingress in routes.routed()
-    ]
-
-
-def write():
-    """Write the configuration and the map as the database says; return whether the
-    configuration changed (the caller reloads). A file HAProxy refuses is not kept."""
+def write(current_backends):
+    """Write the configuration and the map as current_backends() says, read under the lock
+    the caller holds; return whether the configuration changed (the caller reloads). A file
+    HAProxy refuses is not kept."""
     cfg, routes_path = paths()
     admin = haproxy.admin_socket()
     text, routes_text = render(current_backends(), settings.FLEET_INGRESS_BIND, admin, routes_path)
@@ -149,10 +136,11 @@ def _without_servers(text):
     return [line for line in text.splitlines() if not line.strip().startswith("server ")]
 
 
-def apply():
-    """Write the files and, when a backend came or went, reload; wait for the new worker."""
+def apply(current_backends):
+    """Write the files as current_backends() says and, when a backend came or went, reload;
+    wait for the new worker."""
     with locked():
-        if write() and haproxy.running():
+        if write(current_backends) and haproxy.running():
             haproxy.reload()
             _wait_for_worker()
 

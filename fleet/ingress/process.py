@@ -11,7 +11,7 @@ import time
 
 from django.conf import settings
 
-from fleet.ingress import config, haproxy
+from fleet.ingress import config, haproxy, servers
 
 
 def pidfile():
@@ -23,7 +23,7 @@ def start():
     if haproxy.running():
         return False
     with config.locked():
-        config.write()
+        config.write(servers.current_backends)
     cfg, _ = config.paths()
     haproxy.master_socket().unlink(missing_ok=True)
     subprocess.run(

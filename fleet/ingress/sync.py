@@ -12,45 +12,12 @@ import logging
 
 from django.db import transaction
 
-from fleet import engine, labels, live
-from fleet.ingress import config, haproxy, routes
-from fleet.ingress.config import CHECK, Server
-from fleet.models import Node, Replica, Service
+from fleet import live
+from fleet.ingress import config, haproxy, routes, servers
+from fleet.ingress.config import CHECK
+from fleet.models import Service
 
 log = logging.getLogger(__name__)
-
-
-def desired_servers(service, ingress):
-    """{server name: Server} for every replica of the service that serves now."""
-    rows = (
-        Replica.objects.filter(service=service, state=Replica.State.RUNNING)
-        .filter(health__in=Replica.SERVING_HEALTH, node__isnull=False)
-        .exclude(container_id="")
-        .exclude(node__status=Node.Status.DOWN)
-        .select_related("node")
-    )
-    port_key = f"{ingress['port']}/tcp"
-    servers = {}
-    for row in rows:
-        port = row.host_ports.get(port_key) or _published_port(row, port_key)
-        if port:
-            name = routes.server_name(row.pk, row.container_id)
-            servers[name] = Server(name, routes.node_address(row.node), int(port))
-    return servers
-
-
-def _published_port(row, port_key):
-    # Events do not carry ports, so a replica that has just started may not have them on
-    # its row until the next listing; ask its node rather than wait for that.
-    try:
-        found = engine.list_containers(row.node, f"{labels.REPLICA}={row.pk}")
-    except engine.EngineError as exc:
-        log.info("cannot read the ports of %s: %s", row, exc)
-        return None
-    for container in found:
-        if container.id == row.container_id:
-            return container.host_ports.get(port_key)
-    return None
 
 
 def changed(replica):
@@ -78,7 +45,7 @@ def sync(service):
     backend = routes.backend_name(service.name)
     try:
         present = haproxy.servers_state(backend)
-        wanted = desired_servers(service, ingress) if ingress else {}
+        wanted = servers.desired_servers(service, ingress) if ingress else {}
         if _apply(backend, present, wanted) + _route(backend, ingress):
             live.broadcast("service", service.name)  # its page shows the proxy's view
     except haproxy.NoBackend:
@@ -93,7 +60,7 @@ def sync(service):
 def _reload_for(service):
     """A new backend comes with its servers, by a reload of a rewritten configuration."""
     try:
-        config.apply()
+        config.apply(servers.current_backends)
     except (RuntimeError, OSError, haproxy.Unavailable) as exc:
         # A configuration HAProxy refused, a full disk: the next sync tries again.
         log.warning("ingress configuration not applied for %s: %s", service.name, exc)
@@ -164,7 +131,7 @@ def sync_all():
     if not haproxy.running():
         return
     try:
-        config.apply()
+        config.apply(servers.current_backends)
         _, routes_path = config.paths()
         entries = haproxy.show_map(routes_path)
         known = {routes.backend_name(s.name) for s, _ in routes.routed()}

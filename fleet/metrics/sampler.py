@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from fleet import engine, engine_stats
+from fleet import engine
+from fleet.engine import stats as engine_stats
 from fleet.metrics import readings, store
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import fleet.validation
+import fleet.models.validation
 from django.db import migrations, models
 
 
@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
             name='Service',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63, unique=True, validators=[fleet.validation.validate_dns_label])),
+                ('name', models.CharField(max_length=63, unique=True, validators=[fleet.models.validation.validate_dns_label])),
                 ('replicas', models.PositiveIntegerField(default=1)),
                 ('deleting', models.BooleanField(default=False)),
                 ('generation', models.PositiveIntegerField(default=0)),

@@ -7,8 +7,8 @@ writes and passes a sealed value through, so loading and writing each key is eno
 from django.db import migrations, models
 from django.db.models import Value
 
-import fleet.sealing
-import fleet.validation
+import fleet.access.sealing
+import fleet.models.validation
 
 
 def seal_keys(apps, schema_editor):
@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             name="tls_ca",
             field=models.TextField(
                 blank=True,
-                validators=[fleet.validation.validate_certificate],
+                validators=[fleet.models.validation.validate_certificate],
                 verbose_name="TLS CA certificate",
             ),
         ),
@@ -44,16 +44,16 @@ class Migration(migrations.Migration):
             name="tls_cert",
             field=models.TextField(
                 blank=True,
-                validators=[fleet.validation.validate_certificate],
+                validators=[fleet.models.validation.validate_certificate],
                 verbose_name="TLS client certificate",
             ),
         ),
         migrations.AlterField(
             model_name="node",
             name="tls_key",
-            field=fleet.sealing.SealedTextField(
+            field=fleet.access.sealing.SealedTextField(
                 blank=True,
-                validators=[fleet.validation.validate_private_key],
+                validators=[fleet.models.validation.validate_private_key],
                 verbose_name="TLS client key",
             ),
         ),

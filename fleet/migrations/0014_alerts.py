@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import fleet.models.alerts
-import fleet.sealing
+import fleet.access.sealing
 from django.db import migrations, models
 
 
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=63, unique=True)),
-                ('url', fleet.sealing.SealedTextField(verbose_name='Apprise URL')),
+                ('url', fleet.access.sealing.SealedTextField(verbose_name='Apprise URL')),
                 ('events', models.JSONField(blank=True, default=fleet.models.alerts.default_topics)),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

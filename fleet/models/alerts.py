@@ -8,7 +8,7 @@ what happened; these rows say who was told about it, and when.
 from django.db import models
 from django.utils import timezone
 
-from fleet.sealing import SealedTextField
+from fleet.access.sealing import SealedTextField
 
 
 class Topic(models.TextChoices):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.utils import timezone
 
-from fleet.addresses import client_address
+from fleet.access.addresses import client_address
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,9 @@ class EventKind(models.TextChoices):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_ROTATED = "webhook.rotated"
     WEBHOOK_REVOKED = "webhook.revoked"
-    # The registry has a newer digest for a service's tag (once per digest): fleet.image_updates.
+    # The registry has a newer digest for a service's tag (once per digest): image_updates.
     SERVICE_IMAGE_UPDATE_AVAILABLE = "service.image_update_available"
-    # A terminal on a replica (fleet.console): who opened it, and when and how it ended.
+    # A terminal on a replica (fleet.console.sessions): who opened it, and when and how it ended.
     CONSOLE_OPENED = "console.opened"
     CONSOLE_CLOSED = "console.closed"
 
@@ -131,7 +131,7 @@ class Event(models.Model):
     reason = models.TextField(blank=True)
     actor = models.CharField(max_length=150, default="system", db_index=True)
     via = models.CharField(max_length=16, default="system")
-    # The client's address (through trusted proxies only: fleet.addresses).
+    # The client's address (through trusted proxies only: fleet.access.addresses).
     address = models.GenericIPAddressField(null=True, blank=True)
 
     objects = EventQuerySet.as_manager()

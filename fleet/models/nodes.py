@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from fleet.sealing import SealedTextField
-from fleet.validation import (
+from fleet.access.sealing import SealedTextField
+from fleet.models.validation import (
     validate_certificate,
     validate_dns_label,
     validate_endpoint,

@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from fleet.validation import validate_dns_label
+from fleet.models.validation import validate_dns_label
 
 
 class ServiceQuerySet(models.QuerySet):

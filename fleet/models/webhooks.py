@@ -1,4 +1,4 @@
-"""Deploy webhooks: a secret URL per webhook that deploys its service (fleet.webhooks)."""
+"""Deploy webhooks: a secret URL per webhook that deploys its service (fleet.services.webhooks)."""
 
 from django.db import models
 from django.utils import timezone
@@ -11,7 +11,7 @@ class Webhook(models.Model):
 
     Only the SHA-256 of the secret is kept, so nobody, an admin included, can read it back;
     it is shown once, when it is made or rotated. The rate-limit window lives on the row so
-    that every web process counts against the same budget (see fleet.webhooks.claim).
+    that every web process counts against the same budget (see fleet.services.webhooks.claim).
     """
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="webhooks")

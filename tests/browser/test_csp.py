@@ -34,7 +34,7 @@ def visit(page, path, ready):
 
 def test_pages_keep_to_the_policy_and_stay_live(watched):
     from fleet import services
-    from fleet.spec import ServiceSpecSerializer
+    from fleet.services.spec import ServiceSpecSerializer
 
     spec = ServiceSpecSerializer(data={"name": "web", "image": "busybox:1", "replicas": 0})
     spec.is_valid(raise_exception=True)

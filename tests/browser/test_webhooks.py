@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from fleet import services
 from fleet.models import Webhook
-from fleet.spec import ServiceSpecSerializer
+from fleet.services.spec import ServiceSpecSerializer
 from tests.browser.test_overview import axe_violations
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

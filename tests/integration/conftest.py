@@ -84,7 +84,7 @@ def _pings(client):
 @pytest.fixture(scope="session")
 def lab():
     """Three real Docker engines, a registry and the demo images, for the whole session."""
-    from fleet.lab import Lab
+    from lab import Lab
 
     lab = Lab.from_env()
     lab.up(3)
@@ -189,8 +189,8 @@ def lab_engine(entry, timeout=60):
 
 def lab_node(entry):
     """An unsaved Node for a lab entry, with the lab's TLS material."""
-    from fleet.lab import node_tls
     from fleet.models import Node
+    from lab import node_tls
 
     return Node(name=entry["name"], endpoint=entry["endpoint"], **node_tls(entry["tls"]))
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from fleet import sealing, services
+from fleet import services
+from fleet.access import sealing
 from fleet.models import Deployment, Event, EventKind, Service
 
 pytestmark = pytest.mark.django_db

@@ -11,10 +11,12 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
 from dashboard import console as console_socket
-from fleet import console, health, roles
+from fleet.access import roles
 from fleet.asgi import application
-from fleet.converge import converge
+from fleet.console import sessions as console
+from fleet.converge.runner import converge
 from fleet.models import Event, Node, Replica, Service
+from fleet.nodes import health
 from tests.conftest import token_for
 from tests.integration.conftest import clean_fleet
 
@@ -261,7 +263,7 @@ def test_only_those_who_may_open_a_console_get_its_panel_and_script(viewer, oper
     from django.test import Client
 
     from fleet import services
-    from fleet.spec import ServiceSpecSerializer
+    from fleet.services.spec import ServiceSpecSerializer
 
     spec = ServiceSpecSerializer(data={"name": "web", "image": settings.FLEET_DEFAULT_IMAGE})
     spec.is_valid(raise_exception=True)

@@ -40,7 +40,7 @@ def inline_code(html):
 def service(db):
     from fleet import services
     from fleet.models import Node
-    from fleet.spec import ServiceSpecSerializer
+    from fleet.services.spec import ServiceSpecSerializer
 
     Node.objects.create(name="n1", endpoint="tcp://192.0.2.1:2375")
     spec = ServiceSpecSerializer(data={"name": "web", "image": "busybox:1"})

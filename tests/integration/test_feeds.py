@@ -51,7 +51,7 @@ def test_the_service_page_shows_the_folded_feed_and_links_to_the_full_log(
     client, viewer, crash_loop
 ):
     from fleet import services
-    from fleet.spec import ServiceSpecSerializer
+    from fleet.services.spec import ServiceSpecSerializer
 
     spec = ServiceSpecSerializer(data={"name": "web", "image": "demo:1"})
     spec.is_valid(raise_exception=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from fleet.models import Deployment, Event, Service
-from fleet.spec import registry_of
+from fleet.services.spec import registry_of
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.django_db

@@ -15,18 +15,9 @@ from django.db import close_old_connections, transaction
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
-from fleet import webhooks
-from fleet.models import (
-    Deployment,
-    Event,
-    EventKind,
-    ImageCheck,
-    Node,
-    Replica,
-    Service,
-    Webhook,
-)
-from fleet.spec import ServiceSpecSerializer
+from fleet.models import Deployment, Event, EventKind, ImageCheck, Node, Replica, Service, Webhook
+from fleet.services import webhooks
+from fleet.services.spec import ServiceSpecSerializer
 from tests.conftest import tls_material, token_for
 
 pytestmark = pytest.mark.django_db

@@ -90,7 +90,7 @@ def rows(db):
         name="n1", endpoint="tcp://127.0.0.1:1", labels={"zone": "a"}, **tls_material()
     )
     from fleet import services
-    from fleet.spec import ServiceSpecSerializer
+    from fleet.services.spec import ServiceSpecSerializer
 
     spec = ServiceSpecSerializer(data={"name": "web", "image": "busybox:1"})
     spec.is_valid(raise_exception=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from fleet.models import Deployment, ImageCheck, Service
-from fleet.spec import ServiceSpecSerializer
+from fleet.services.spec import ServiceSpecSerializer
 from tests.conftest import api_for
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +65,7 @@ def test_anonymous_requests_get_401(anon_api, web):
 def test_asking_for_a_check_refreshes_the_card_on_the_service_page_live(
     admin_user, web, redis_server
 ):
-    from fleet import image_updates
+    from fleet.services import image_updates
     from tests.conftest import token_for
     from tests.integration.test_live import ORIGIN, auth, connect, in_thread, run
 

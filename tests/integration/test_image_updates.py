@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from fleet import image_updates
 from fleet.models import Deployment, Event
+from fleet.services import image_updates
 from tests.integration.conftest import wait_for
 from tests.integration.faults import hanging_registry
 

@@ -1,4 +1,4 @@
-"""The lab command: real engines, a registry, the demo images, nodes registered."""
+"""`python -m lab`: real engines, a registry, the demo images, nodes registered."""
 
 import json
 import os
@@ -17,9 +17,10 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def manage(*args, env=None, timeout=300):
+def lab_command(*args, env=None, timeout=300):
+    """`python -m lab ARGS`, as the README shows it."""
     result = subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, "-m", "lab", *args],
         cwd=ROOT,
         env=env or os.environ.copy(),
         capture_output=True,
@@ -35,7 +36,7 @@ def entry_of(lab, name):
 
 
 def test_status_reports_registry_images_and_live_engines_as_json(lab):
-    status = json.loads(manage("lab", "status", "--json"))
+    status = json.loads(lab_command("status", "--json"))
     assert set(status) == {"registry", "images", "nodes"}
     base = lab.net.network_address  # 10.250.8.0 unless FLEET_LAB_SUBNET says otherwise
     assert status["registry"] == f"{base + 1}:5000"
@@ -55,7 +56,7 @@ def test_status_reports_registry_images_and_live_engines_as_json(lab):
 def test_up_again_changes_nothing_and_registers_the_nodes(lab, process_env, transactional_db):
     before = lab.status()
     started = time.monotonic()
-    manage("lab", "up", "--nodes", "3", env=process_env)
+    lab_command("up", "--nodes", "3", env=process_env)
     assert time.monotonic() - started < 30
     assert lab.status()["nodes"] == before["nodes"]
     names = sorted(Node.objects.values_list("name", flat=True))

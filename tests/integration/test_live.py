@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from fleet import live
 from fleet.asgi import application
 from fleet.models import Node, Replica, Service
-from fleet.spec import ServiceSpecSerializer
+from fleet.services.spec import ServiceSpecSerializer
 from tests.conftest import token_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]

@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from fleet import health
 from fleet.models import Event, EventKind, Node
+from fleet.nodes import health
 
 pytestmark = pytest.mark.django_db
 

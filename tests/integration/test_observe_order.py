@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import labels, observe
-from fleet.engine import ObservedContainer
+from fleet.engine import labels
+from fleet.engine.client import ObservedContainer
 from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
+from fleet.nodes import observe
 
 pytestmark = pytest.mark.django_db
 

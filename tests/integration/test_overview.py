@@ -6,7 +6,7 @@ import pytest
 
 from fleet import services
 from fleet.models import Node, Replica
-from fleet.spec import ServiceSpecSerializer
+from fleet.services.spec import ServiceSpecSerializer
 
 pytestmark = pytest.mark.django_db
 

@@ -114,7 +114,7 @@ def test_a_wrong_password_shows_an_error(client):
 
 def test_the_overview_and_service_page_show_services_and_their_replicas(client, node, viewer):
     from fleet import services
-    from fleet.spec import ServiceSpecSerializer
+    from fleet.services.spec import ServiceSpecSerializer
 
     spec = ServiceSpecSerializer(data={"name": "web", "image": "demo:1", "replicas": 2})
     spec.is_valid(raise_exception=True)

@@ -10,10 +10,11 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
-from fleet import roles, services
+from fleet import services
+from fleet.access import roles
 from fleet.asgi import application
 from fleet.models import Deployment, Event, Node, Replica, Service
-from fleet.spec import ServiceSpecSerializer
+from fleet.services.spec import ServiceSpecSerializer
 from tests.conftest import api_for, tls_material, token_for, user_with_role
 
 IMAGE = "10.250.8.1:5000/fleet/demo:1"

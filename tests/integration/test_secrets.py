@@ -6,7 +6,7 @@ import logging
 import pytest
 from django.test import override_settings
 
-from fleet import sealing
+from fleet.access import sealing
 from fleet.models import Deployment, Event
 from tests.conftest import api_for
 
@@ -137,7 +137,7 @@ def test_after_a_key_change_a_deploy_asks_for_the_values_then_takes_them(api):
 
 
 def test_a_secret_sealed_with_a_lost_key_fails_the_replica_with_a_clear_error(api):
-    from fleet.containers import container_spec
+    from fleet.converge.containers import container_spec
 
     create(api)
     deployment = Deployment.objects.get()

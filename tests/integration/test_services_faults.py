@@ -178,9 +178,8 @@ def test_a_container_being_drained_and_removed_is_no_orphan_until_its_removal_en
     """A rolling update's looks run on while the old replicas beside them drain and stop:
     neither the converge's next look nor the reconcile takes such a container, which no
     row claims any more, for an orphan; once no removal of it runs, it is one."""
-    from fleet import containers, inflight, reconcile
-    from fleet.converge import executor
-    from fleet.lease import Lease
+    from fleet.converge import containers, executor, inflight, reconcile
+    from fleet.converge.lease import Lease
 
     fleet.create("web", replicas=1)
     wait_running(fleet, "web", 1)
@@ -279,11 +278,11 @@ def test_an_image_that_cannot_be_pulled_is_retried_with_backoff_on_the_same_node
 
 
 def test_a_converge_that_lost_its_lease_leaves_the_engines_alone(lab, lab_nodes, api):
-    from fleet import health
     from fleet.converge import executor
-    from fleet.lease import LEASE, Lease, LeaseLost
+    from fleet.converge.lease import LEASE, Lease, LeaseLost
     from fleet.models import Deployment
-    from fleet.spec import default_spec
+    from fleet.nodes import health
+    from fleet.services.spec import default_spec
     from tests.integration.conftest import clean_fleet
 
     for node in lab_nodes:

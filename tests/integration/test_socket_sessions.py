@@ -14,7 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from dashboard import consumers
-from fleet import roles
+from fleet.access import roles
 from fleet.asgi import application
 from tests.conftest import api_for, token_for
 from tests.integration.conftest import wait_for

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from fleet import wake
+from fleet.converge import wake
 
 
 def test_a_nudge_ends_the_wait_of_its_service_and_of_no_other(redis_server):

@@ -11,9 +11,10 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from fleet import services, webhooks
+from fleet import services
 from fleet.models import Deployment, Event, EventKind, Service, Webhook
-from fleet.spec import ServiceSpecSerializer
+from fleet.services import webhooks
+from fleet.services.spec import ServiceSpecSerializer
 from tests.conftest import api_for
 from tests.integration.conftest import wait_for
 

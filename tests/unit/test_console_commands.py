@@ -2,7 +2,7 @@
 
 import pytest
 
-from fleet.console import DEFAULT_COMMAND, MAX_COMMAND, ConsoleRefused, parse_command
+from fleet.console.sessions import DEFAULT_COMMAND, MAX_COMMAND, ConsoleRefused, parse_command
 
 
 @pytest.mark.parametrize("empty", [None, ""])

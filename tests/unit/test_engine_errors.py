@@ -3,7 +3,7 @@
 import docker.errors
 import requests
 
-from fleet.engine import describe
+from fleet.engine.client import describe
 
 
 def raised_from(outer, inner):
@@ -39,7 +39,7 @@ def test_an_engine_refusal_carries_its_explanation():
 
 
 def test_silence_is_unreachable_and_a_refusal_is_not():
-    from fleet.engine import EngineError, EngineUnreachable, failure
+    from fleet.engine.client import EngineError, EngineUnreachable, failure
 
     refused = raised_from(
         docker.errors.DockerException("fetching"),
@@ -56,7 +56,7 @@ def test_silence_is_unreachable_and_a_refusal_is_not():
 
 
 def test_pull_errors_name_the_image_and_what_went_wrong():
-    from fleet.engine import (
+    from fleet.engine.errors import (
         PULL_NOT_FOUND,
         PULL_OTHER,
         PULL_UNAUTHORIZED,
@@ -91,7 +91,7 @@ def test_pull_errors_name_the_image_and_what_went_wrong():
 
 
 def test_a_pull_error_is_the_service_s_problem_not_the_node_s():
-    from fleet.engine import EngineError, EngineUnreachable, pull_failure, registry_of
+    from fleet.engine.errors import EngineError, EngineUnreachable, pull_failure, registry_of
 
     error = pull_failure("busybox:1", "dial tcp: lookup registry-1.docker.io: no such host")
     assert isinstance(error, EngineError) and not isinstance(error, EngineUnreachable)

@@ -5,11 +5,11 @@ import contextlib
 import threading
 import time
 
-from fleet import inflight
+from fleet.converge import inflight
 from fleet.converge.executor import may_go_beside
 from fleet.converge.plan import Plan, Restart
 from fleet.models import Deployment, Replica
-from fleet.spec import default_spec
+from fleet.services.spec import default_spec
 
 FIXED = [{"container": 80, "published": 8080, "protocol": "tcp"}]
 PICKED = [{"container": 80, "published": None, "protocol": "tcp"}]

@@ -4,8 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
-from fleet.spec import ServiceSpecSerializer, validate_image
-from fleet.validation import validate_dns_label, validate_endpoint, validate_labels
+from fleet.models.validation import validate_dns_label, validate_endpoint, validate_labels
+from fleet.services.spec import ServiceSpecSerializer, validate_image
 
 
 @pytest.mark.parametrize("name", ["web\n", "web\x00", "\nweb"])

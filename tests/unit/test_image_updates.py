@@ -3,7 +3,7 @@ announced and when a check deploys it by itself (pure functions, no engine)."""
 
 import pytest
 
-from fleet.image_updates import (
+from fleet.services.image_updates import (
     compare,
     offered,
     pin,

@@ -3,7 +3,7 @@
 import pytest
 
 from fleet import services
-from fleet.spec import ServiceSpecSerializer
+from fleet.services.spec import ServiceSpecSerializer
 
 PORTS = [{"container": 80}]
 INGRESS = {"host": "web.example.com", "port": 80}

@@ -10,7 +10,7 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from fleet.lease import Lease, LeaseLost
+from fleet.converge.lease import Lease, LeaseLost
 
 
 class ScriptedLease(Lease):

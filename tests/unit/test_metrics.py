@@ -2,7 +2,7 @@
 
 import pytest
 
-from fleet.engine_stats import StatsReading, disk_bytes, stats_reading
+from fleet.engine.stats import StatsReading, disk_bytes, stats_reading
 from fleet.metrics import readings
 from fleet.metrics.prometheus import rollout_histogram
 from fleet.metrics.series import MAX_POINTS, RangeError, plan

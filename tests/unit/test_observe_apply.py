@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from fleet.engine import ObservedContainer
+from fleet.engine.client import ObservedContainer
 from fleet.models import EventKind, Replica
-from fleet.observe import _apply
+from fleet.nodes.observe import _apply
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(seconds=30)

@@ -14,7 +14,7 @@ from fleet.converge.planner import (
     plan,
 )
 from fleet.models import Deployment, EventKind, Replica
-from fleet.spec import default_spec
+from fleet.services.spec import default_spec
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 OLD, NEW = 1, 2  # deployment ids: the revision before and the target

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+from fleet.converge.reconcile import needs_converge
 from fleet.models import Deployment, Replica, Service
-from fleet.reconcile import needs_converge
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 OLD, NEW = 1, 2

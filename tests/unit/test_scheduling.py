@@ -2,7 +2,7 @@
 
 import pytest
 
-from fleet.scheduling import Constraint, NodeView, PlacementError, parse_constraint, place
+from fleet.converge.scheduling import Constraint, NodeView, PlacementError, parse_constraint, place
 
 
 def node(name, labels=None, *, schedulable=True, **counts):

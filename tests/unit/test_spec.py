@@ -2,13 +2,8 @@
 
 import pytest
 
-from fleet.containers import docker_healthcheck
-from fleet.spec import (
-    SPEC_FIELDS,
-    ServiceSpecSerializer,
-    default_spec,
-    merge,
-)
+from fleet.converge.containers import docker_healthcheck
+from fleet.services.spec import SPEC_FIELDS, ServiceSpecSerializer, default_spec, merge
 
 DIGEST = "sha256:" + "a" * 64
 MIB = 1024 * 1024
@@ -538,7 +533,7 @@ def test_update_auto_takes_json_true_or_false_only():
 
 
 def test_a_revision_stored_before_update_auto_compares_equal_to_it_off():
-    from fleet.spec import comparable
+    from fleet.services.spec import comparable
 
     stored = {"image": "busybox", "secrets": {}, "update": {"parallelism": 1}}
     fresh = {"image": "busybox", "secrets": {}, "update": {"parallelism": 1, "auto": False}}

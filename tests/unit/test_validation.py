@@ -3,7 +3,12 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from fleet.validation import validate_dns_label, validate_endpoint, validate_labels, validate_pem
+from fleet.models.validation import (
+    validate_dns_label,
+    validate_endpoint,
+    validate_labels,
+    validate_pem,
+)
 
 GOOD_ENDPOINTS = [
     "unix:///var/run/docker.sock",

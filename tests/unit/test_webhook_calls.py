@@ -2,7 +2,7 @@
 
 import pytest
 
-from fleet.webhooks import SECRET, CallSerializer, new_secret, with_tag
+from fleet.services.webhooks import SECRET, CallSerializer, new_secret, with_tag
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet import roles
+from fleet.access import roles
 from fleet.models import Actor
 
 CHOICES = [*roles.ROLES, "none"]

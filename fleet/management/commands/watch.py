@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from fleet import watch
+from fleet.nodes import watch
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1 @@
+"""Access: roles, API tokens, the client's address, and secrets sealed at rest."""

@@ -1,0 +1,168 @@
+"""Where new replicas go: constraints, spread and published ports, as pure functions."""
+
+import re
+from dataclasses import dataclass, field
+
+from fleet.models.validation import LABEL_KEY
+
+NODE_NAME = "node.name"
+CONSTRAINT = re.compile(r"^\s*(?P<key>[^=!\s]+)\s*(?P<op>==|!=)\s*(?P<value>[^=\s](?:.*\S)?)\s*$")
+CONSTRAINT_FORMS = "KEY==VALUE or KEY!=VALUE, such as zone==a or node.name!=lab-1"
+MAX_REASONS = 5
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One rule a node must meet: a label (or node.name) equal or not equal to a value."""
+
+    key: str
+    op: str
+    value: str
+
+    def matches(self, node_name: str, labels: dict) -> bool:
+        """Whether a node meets the rule; an absent label never equals anything."""
+        actual = node_name if self.key == NODE_NAME else labels.get(self.key)
+        return (actual == self.value) == (self.op == "==")
+
+    def __str__(self):
+        return f"{self.key}{self.op}{self.value}"
+
+
+def parse_constraint(text: str) -> Constraint:
+    """A Constraint from text such as "zone==a", "zone != b" or "node.name==lab-1"."""
+    found = CONSTRAINT.match(text) if isinstance(text, str) else None
+    if not found or "=" in found["value"]:
+        raise ValueError(f"Constraint {text!r} is not understood: use {CONSTRAINT_FORMS}.")
+    key = found["key"]
+    if key != NODE_NAME and not LABEL_KEY.fullmatch(key):
+        raise ValueError(
+            f"Constraint {text!r} names {key!r}, which is not a label key: "
+            "use 1-128 letters, digits, '.', '_', '/' or '-', or node.name."
+        )
+    return Constraint(key, found["op"], found["value"])
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What placement needs to know about one node, gathered by the caller."""
+
+    name: str
+    # Left out of the hash because a dict cannot be hashed; equality still compares it.
+    labels: dict = field(hash=False)
+    schedulable: bool
+    load: int = 0
+    service_replicas: int = 0
+    published: frozenset = frozenset()
+
+    def __post_init__(self):
+        object.__setattr__(self, "published", frozenset(self.published))
+
+
+class PlacementError(Exception):
+    """The plan cannot be met; str() says why in a sentence an operator understands."""
+
+
+def place(
+    nodes: list[NodeView],
+    count: int,
+    *,
+    constraints: list[Constraint] = (),
+    ports: list[tuple[int, str]] = (),
+) -> list[str]:
+    """Node names for `count` new replicas, in order: all of them, or PlacementError."""
+    if count < 0:
+        raise ValueError(f"Cannot place {count} replicas.")
+    if count == 0:
+        return []
+    eligible = [node for node in nodes if _eligible(node, constraints)]
+    if not eligible:
+        raise PlacementError(_no_eligible_node(nodes, constraints))
+    ports = frozenset(ports)
+    if not ports:
+        return _spread(eligible, count, capacity=None)
+    free = [node for node in eligible if not node.published & ports]
+    if len(free) < count:
+        raise PlacementError(_ports_taken(eligible, free, count, ports))
+    # A host port can be bound once per node, so each node takes at most one new replica.
+    return _spread(free, count, capacity=1)
+
+
+def _eligible(node, constraints):
+    return node.schedulable and all(c.matches(node.name, node.labels) for c in constraints)
+
+
+def _spread(nodes, count, capacity):
+    """Greedy spread: fewest replicas of the service, then least load, then name."""
+    placed = dict.fromkeys((node.name for node in nodes), 0)
+    chosen = []
+    for _ in range(count):
+        open_nodes = [n for n in nodes if capacity is None or placed[n.name] < capacity]
+        best = min(
+            open_nodes,
+            key=lambda n: (n.service_replicas + placed[n.name], n.load + placed[n.name], n.name),
+        )
+        placed[best.name] += 1
+        chosen.append(best.name)
+    return chosen
+
+
+def _no_eligible_node(nodes, constraints):
+    if not nodes:
+        return "There are no nodes to place replicas on."
+    if not constraints:
+        names = _listing([node.name for node in nodes])
+        return f"No node is ready and active: {names} {_are(nodes)} drained, paused or down."
+    wanted = " and ".join(map(str, constraints))
+    reasons = "; ".join(_capped([_why_left_out(node, constraints) for node in nodes]))
+    return f"No ready, active node satisfies {wanted} ({_count(nodes, 'node')}: {reasons})."
+
+
+def _why_left_out(node, constraints):
+    if not node.schedulable:
+        return f"{node.name} is not ready and active"
+    failed = next(c for c in constraints if not c.matches(node.name, node.labels))
+    if failed.key == NODE_NAME:
+        return f"{node.name} fails {failed}"
+    if failed.key not in node.labels:
+        return f"{node.name} has no {failed.key} label"
+    return f"{node.name} has {failed.key}={node.labels[failed.key]}"
+
+
+def _ports_taken(eligible, free, count, ports):
+    listed = _listing([f"{port}/{protocol}" for port, protocol in sorted(ports)])
+    if not free:
+        names = _listing([node.name for node in eligible])
+        which = f"port {listed}" if len(ports) == 1 else f"one of ports {listed}"
+        outcome = f"none of the {count} new replicas can" if count > 1 else "the new replica cannot"
+        return f"Every eligible node ({names}) already publishes {which}, so {outcome} be placed."
+    noun = "port" if len(ports) == 1 else "ports"
+    return (
+        f"Only {len(free)} of {count} new replicas can be placed: {noun} {listed} can be "
+        f"published once per node and {_are(ports)} free on only {len(free)} of the "
+        f"{_count(eligible, 'eligible node')}."
+    )
+
+
+def _are(items):
+    return "is" if len(items) == 1 else "are"
+
+
+def _count(items, noun):
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
+def _capped(words):
+    """The first few words, then "and N more", so a long list does not drown the sentence."""
+    if len(words) <= MAX_REASONS:
+        return list(words)
+    return [*words[: MAX_REASONS - 1], f"and {len(words) - MAX_REASONS + 1} more"]
+
+
+def _listing(words):
+    """Words joined as in a sentence: "a", "a and b", "a, b and c"."""
+    words = _capped(words)
+    if words[-1].startswith("and "):
+        return ", ".join(words[:-1]) + " " + words[-1]
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]

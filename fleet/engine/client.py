@@ -1,0 +1,395 @@
+"""The one seam to the Docker SDK: a client per node, timeouts, TLS and error translation.
+
+Nothing else in Fleet imports `docker`. Callers get plain values back and see
+one exception type, EngineError, whose message is fit to show an operator. Its
+Docker-free parts live beside it: errors.py (what goes wrong, and how a
+failed pull reads), tls.py (the SSL context) and pulls.py (pull slots).
+"""
+
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import docker
+import requests
+from django.conf import settings
+from docker.errors import DockerException, ImageNotFound, NotFound
+from docker.tls import TLSConfig
+from docker.types import CancellableStream
+from docker.utils import parse_repository_tag
+
+from fleet.engine.errors import (
+    PULL_TIMED_OUT,
+    EngineError,
+    EngineUnreachable,
+    PullError,
+    pull_failure,
+    registry_of,
+)
+from fleet.engine.pulls import pull_slot
+from fleet.engine.tls import ContextAdapter, tls_context
+
+# Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
+CALL_TIMEOUT = 60
+# The Engine API version Fleet speaks (Docker 20.10 and later). Fixed, not negotiated: the
+# SDK's "auto" asks /version for every new client, and a daemon stuck behind its runtime
+# (containerd) never answers that, so a ping through a fresh client would fail on an
+# engine that answers pings at once.
+API_VERSION = "1.41"
+LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
+# Calls one client may have in flight at once (inflight.run_parallel's widest pool; the
+# metrics sampler's FLEET_METRICS_CONCURRENCY is below it). A smaller connection pool
+# discards the extra connections after each burst, so every burst paid new TLS handshakes
+# on the engine.
+POOL_SIZE = 48
+SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
+
+_clients = {}
+_clients_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a node's engine reports about itself."""
+
+    engine_version: str
+    cpus: int
+    memory_bytes: int
+    containers_running: int
+
+
+def _chain(exc):
+    """The exception and everything it was raised from, outermost first."""
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def describe(exc, timeout=None):
+    """A short, operator-facing sentence for an exception raised by the SDK."""
+    chain = list(_chain(exc))
+    for link in chain:
+        if isinstance(link, requests.exceptions.Timeout):
+            return f"no answer within {timeout:g} s" if timeout else "timed out"
+        if isinstance(link, requests.exceptions.ConnectionError):
+            cause = chain[-1]
+            text = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+            return f"cannot connect: {text}"
+        if isinstance(link, docker.errors.APIError):
+            return f"engine refused: {link.explanation or link}"
+    return str(exc) or type(exc).__name__
+
+
+def failure(exc, timeout=None):
+    """The EngineError to raise for an SDK exception, EngineUnreachable when nothing answered."""
+    silent = (requests.exceptions.Timeout, requests.exceptions.ConnectionError)
+    unreachable = any(isinstance(link, silent) for link in _chain(exc))
+    return (EngineUnreachable if unreachable else EngineError)(describe(exc, timeout))
+
+
+class _ContextTLS(TLSConfig):
+    """The SDK's TLS hook, given a loaded context instead of file paths to read again."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def configure_client(self, client):
+        client.verify = True
+        client.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies: the node's CA only
+        client.mount("https://", ContextAdapter(self.context, POOL_SIZE))
+
+
+def _cache_key(node, timeout):
+    secret = hashlib.sha256(f"{node.tls_ca}|{node.tls_cert}|{node.tls_key}".encode()).hexdigest()
+    return (node.endpoint, secret, timeout)
+
+
+def client(node, timeout):
+    """A cached Docker client for this node whose every call gives up after `timeout` seconds."""
+    key = _cache_key(node, timeout)
+    with _clients_lock:
+        cached = _clients.get(key)
+    if cached is not None:
+        return cached
+    try:
+        made = docker.DockerClient(
+            base_url=node.endpoint,
+            version=API_VERSION,
+            timeout=timeout,
+            max_pool_size=POOL_SIZE,
+            tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
+        )
+    except (DockerException, requests.exceptions.RequestException) as exc:
+        raise failure(exc, timeout) from exc
+    with _clients_lock:
+        _clients.setdefault(key, made)
+        return _clients[key]
+
+
+def ping(node, timeout):
+    """Whether the engine is alive: GET /_ping, the cheapest call it answers.
+
+    Liveness is this and nothing else: a daemon busy with pulls may take seconds to
+    answer `info` or a listing while it answers a ping at once. Raises EngineUnreachable
+    when nothing answers within `timeout`, EngineError when it answers but not OK.
+    """
+    # One client for every ping, the timeout given per call: the watch shortens the ping
+    # that reaches a down deadline, and a client per timeout would pile up.
+    api = client(node, CALL_TIMEOUT).api
+    try:
+        answered = api._result(api._get(api._url("/_ping"), timeout=timeout))
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    if answered != "OK":
+        raise EngineError("engine answered its ping with something other than OK")
+
+
+def info(node, timeout):
+    """Ask a node's engine for its version and size (slower than a ping on a busy engine)."""
+    try:
+        found = client(node, timeout).info()
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    return EngineInfo(
+        engine_version=str(found.get("ServerVersion", "")),
+        cpus=int(found.get("NCPU") or 0),
+        memory_bytes=int(found.get("MemTotal") or 0),
+        containers_running=int(found.get("ContainersRunning") or 0),
+    )
+
+
+# An events stream is quiet while nothing happens, so a read timeout cannot tell a quiet
+# engine from a vanished one; TCP keepalive can: a silent peer ends the stream within
+# about KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES seconds.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 5, 2, 3
+
+
+def _stream_socket(response):
+    """The socket under a streamed response (as docker's CancellableStream finds it)."""
+    raw = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    raw = getattr(raw, "raw", None)
+    return getattr(raw, "_sock", None) or getattr(raw, "sock", None)
+
+
+def _wait_quietly(response):
+    """Let the stream wait for events as long as it likes, with keepalive on TCP."""
+    sock = _stream_socket(response)
+    if sock is None:
+        return
+    sock.settimeout(None)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
+def events(node, since=None, timeout=5):
+    """Open the node's stream of container events, decoded, from `since` on.
+
+    Connecting and the answer's headers get `timeout` (the SDK's own events() waits
+    forever, even to connect); then the stream blocks while the engine is quiet. It
+    ends when the engine goes away (TCP keepalive notices a silent one), and close()
+    ends it from another thread.
+    """
+    api = client(node, timeout).api
+    params = {"filters": json.dumps({"type": ["container"]})}
+    if since:
+        params["since"] = since
+    try:
+        response = api._get(api._url("/events"), params=params, stream=True, timeout=timeout)
+        api._raise_for_status(response)
+        _wait_quietly(response)
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    except OSError as exc:
+        raise EngineUnreachable(f"events stream: {exc}") from exc
+    return CancellableStream(api._stream_helper(response, decode=True), response)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one replica's container."""
+
+    name: str
+    image: str
+    labels: dict
+    command: list = field(default_factory=list)
+    env: dict = field(default_factory=dict, repr=False)  # holds opened secrets: never shown
+    ports: list = field(default_factory=list)  # [{"container", "published", "protocol"}]
+    healthcheck: dict | None = None  # Docker's form, durations in nanoseconds
+    cpus: float | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    """One container as a listing shows it."""
+
+    id: str
+    name: str
+    labels: dict
+    state: str  # Docker's: created, running, exited, dead, restarting, paused, removing
+    health: str  # none, starting, healthy, unhealthy
+    exit_code: int | None
+    host_ports: dict  # {"80/tcp": 49153}
+    created: int
+
+
+_HEALTH = re.compile(r"\((?:health: )?(starting|healthy|unhealthy)\)")
+_EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+def _observed(row):
+    status = row.get("Status") or ""
+    health = _HEALTH.search(status)
+    exit_code = _EXIT.search(status)
+    ports = {
+        f"{p['PrivatePort']}/{p['Type']}": p["PublicPort"]
+        for p in row.get("Ports") or []
+        if p.get("PublicPort")
+    }
+    return ObservedContainer(
+        id=row["Id"],
+        name=(row.get("Names") or ["/"])[0].lstrip("/"),
+        labels=row.get("Labels") or {},
+        state=row.get("State") or "unknown",
+        health=health.group(1) if health else "none",
+        exit_code=int(exit_code.group(1)) if exit_code else None,
+        host_ports=ports,
+        created=int(row.get("Created") or 0),
+    )
+
+
+def list_containers(node, label):
+    """Every container on the node carrying `label` ("key" or "key=value"), running or not.
+
+    A listing is cheap, so it gets a short timeout of its own (LIST_TIMEOUT): a converge
+    that began listing a node just before the node went silent waits this long before
+    it can move the node's replicas, and a node that did not answer in time is only
+    left unknown for that look. (It once shared `info`'s 10 s, and replicas of a node
+    partitioned just after a look began moved up to 10 s after it was marked down.)
+    """
+    timeout = LIST_TIMEOUT
+    try:
+        rows = client(node, timeout).api.containers(all=True, filters={"label": label})
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    return [_observed(row) for row in rows]
+
+
+def _auth_for(image):
+    return settings.FLEET_REGISTRY_AUTH.get(registry_of(image))
+
+
+def ensure_image(node, image):
+    """Pull the image unless the node has it; PullError says why a pull failed.
+
+    A pull may take FLEET_PULL_TIMEOUT seconds in all (waiting for a slot included),
+    and at most FLEET_PULL_CONCURRENCY run at once on one node. A pull that got no
+    answer is the node's fault (EngineUnreachable) only if the node fails its ping too.
+    """
+    timeout = settings.FLEET_PULL_TIMEOUT
+    api = client(node, timeout).api
+    try:
+        api.inspect_image(image)
+        return
+    except ImageNotFound:
+        pass
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    deadline = time.monotonic() + timeout
+    repository, tag = parse_repository_tag(image)
+    with pull_slot(node, image, deadline):
+        try:
+            last_error = ""
+            lines = api.pull(
+                repository, tag or "latest", stream=True, decode=True, auth_config=_auth_for(image)
+            )
+            for line in lines:
+                last_error = line.get("error") or last_error
+                if time.monotonic() > deadline:
+                    lines.close()
+                    raise PullError(
+                        f"cannot pull {image}: not done within {timeout:g} s", PULL_TIMED_OUT
+                    )
+        except SDK_ERRORS as exc:
+            silent = any(isinstance(link, requests.exceptions.Timeout) for link in _chain(exc))
+            if silent:
+                ping(node, settings.FLEET_NODE_PING_TIMEOUT)  # the node's fault if this fails
+                raise PullError(
+                    f"cannot pull {image}: no progress within {timeout:g} s "
+                    f"(registry {registry_of(image)} does not answer the node)",
+                    PULL_TIMED_OUT,
+                ) from exc
+            if isinstance(exc, docker.errors.APIError):
+                raise pull_failure(image, str(exc.explanation or exc)) from exc
+            raise failure(exc, timeout) from exc
+    if last_error:
+        raise pull_failure(image, last_error)
+
+
+def run_container(node, spec):
+    """Create and start a container, pulling its image first if the node lacks it; return its id."""
+    api = client(node, CALL_TIMEOUT).api
+    bindings = {f"{p['container']}/{p['protocol']}": p.get("published") for p in spec.ports}
+    try:
+        host_config = api.create_host_config(
+            port_bindings=bindings or None,
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            mem_limit=spec.memory_bytes,
+            restart_policy={"Name": "no"},
+        )
+        options = {
+            "command": spec.command or None,
+            "environment": spec.env or None,
+            "labels": spec.labels,
+            "name": spec.name,
+            "ports": [(p["container"], p["protocol"]) for p in spec.ports] or None,
+            "healthcheck": spec.healthcheck,
+            "host_config": host_config,
+        }
+        try:
+            created = api.create_container(spec.image, **options)
+        except ImageNotFound:
+            # Optimistic: most creations find the image, so pull only when told it is missing.
+            ensure_image(node, spec.image)
+            created = api.create_container(spec.image, **options)
+        api.start(created["Id"])
+    except SDK_ERRORS as exc:
+        raise failure(exc, CALL_TIMEOUT) from exc
+    return created["Id"]
+
+
+def remove_container(node, container_id, stop_timeout=10):
+    """Stop a container gracefully, then remove it; gone already is fine."""
+    api = client(node, CALL_TIMEOUT + stop_timeout).api
+    try:
+        api.stop(container_id, timeout=stop_timeout)
+    except NotFound:
+        return
+    except SDK_ERRORS:
+        pass  # removal with force still ends it
+    try:
+        api.remove_container(container_id, force=True)
+    except NotFound:
+        return
+    except SDK_ERRORS as exc:
+        raise failure(exc, CALL_TIMEOUT) from exc
+
+
+def follow_logs(node, container_id, tail=100):
+    """A stream of the container's log lines (bytes), the last `tail` first, then new ones.
+
+    The stream blocks while the container is quiet; close() ends it from another thread.
+    """
+    try:
+        return client(node, CALL_TIMEOUT).api.logs(
+            container_id, stream=True, follow=True, tail=tail, timestamps=True
+        )
+    except SDK_ERRORS as exc:
+        raise failure(exc, CALL_TIMEOUT) from exc

@@ -1,0 +1,78 @@
+"""What can go wrong with an engine, as the Docker seam (fleet.engine.client) raises it.
+
+Imports nothing of Docker's: a pull's failure is read from the engine's own words,
+so the reasons can be tried without an engine.
+"""
+
+
+class EngineError(Exception):
+    """A Docker engine could not be reached or refused a request."""
+
+
+class EngineUnreachable(EngineError):
+    """The engine did not answer at all (refused connection, timeout): the node's fault,
+    not the request's."""
+
+
+def registry_of(image):
+    """The registry an image is pulled from: its first part if Docker reads it as a host
+    (a dot, a port or localhost), else Docker Hub. Spec validation uses it too."""
+    first = image.split("/", 1)[0] if "/" in image else ""
+    if "." in first or ":" in first or first == "localhost":
+        return first.lower()
+    return "docker.io"
+
+
+class PullError(EngineError):
+    """An image could not be pulled: the service's problem, never the node's.
+
+    `reason` is one of the PULL_* values below, so callers can back off without
+    parsing the message.
+    """
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+PULL_UNREACHABLE, PULL_NOT_FOUND, PULL_UNAUTHORIZED = "unreachable", "not-found", "unauthorized"
+PULL_TIMED_OUT, PULL_BUSY, PULL_OTHER = "timed-out", "busy", "other"
+
+# What the engine says when a pull fails, by what went wrong; the first match wins.
+_PULL_REASONS = (
+    (PULL_UNAUTHORIZED, ("unauthorized", "authentication required", "denied", "no basic auth")),
+    (PULL_NOT_FOUND, ("not found", "manifest unknown", "does not exist", "name unknown")),
+    (
+        PULL_UNREACHABLE,
+        (
+            "dial tcp",
+            "connection refused",
+            "no such host",
+            "i/o timeout",
+            "timeout",
+            "deadline exceeded",
+            "request canceled",
+            "no route to host",
+            "network is unreachable",
+            "connection reset",
+            "eof",
+        ),
+    ),
+)
+
+
+def pull_failure(image, detail):
+    """The PullError for an engine's message about a failed pull of `image`."""
+    text = detail.strip() or "the engine gave no reason"
+    lowered = text.lower()
+    reason = next(
+        (reason for reason, words in _PULL_REASONS if any(w in lowered for w in words)), PULL_OTHER
+    )
+    registry = registry_of(image)
+    summary = {
+        PULL_UNAUTHORIZED: f"registry {registry} refused access (check FLEET_REGISTRY_AUTH)",
+        PULL_NOT_FOUND: f"registry {registry} does not have it",
+        PULL_UNREACHABLE: f"registry {registry} cannot be reached from the node",
+        PULL_OTHER: "the pull failed",
+    }[reason]
+    return PullError(f"cannot pull {image}: {summary}: {text}", reason)

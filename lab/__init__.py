@@ -1,0 +1,394 @@
+"""A local lab of real Docker engines: one registry and N dockerd nodes, each in its own netns.
+
+Layout of Lab("lab", "10.250.7.0/24"):
+  host bridge flb-lab with 10.250.7.1/24, docker-registry on 10.250.7.1:5000;
+  node lab-<i>: netns fleet-lab-<i>, veth flv-lab-<i> <-> eth0 with 10.250.7.(10+i),
+    dockerd on unix:///run/fleet-lab/lab/lab-<i>.sock and, with mutual TLS only,
+    tcp://10.250.7.(10+i):2376 (certificates from the lab's own CA in tls/, see certs.py);
+  state in /var/lib/fleet-lab/lab (state.json, registry/, tls/, lab-<i>/), runtime in
+  /run/fleet-lab/lab.
+
+Standard library (and `cryptography` for the certificates): it runs ip, iptables, nsenter,
+dockerd, docker-registry and the docker CLI.
+Every step copes with what an earlier or crashed run left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import SimpleNamespace
+
+from lab.certs import LabCA, node_tls
+from lab.host import (
+    LabError,
+    alive,
+    cmdline,
+    docker_cli,
+    find_procs,
+    host_env,
+    http_get,
+    needs_key_path,
+    pid_from,
+    ping,
+    proc_state,
+    run,
+    signal_all,
+    spawn,
+    tail,
+    terminate,
+)
+from lab.image import build_and_push
+
+__all__ = ["Lab", "LabError", "node_tls"]
+
+STATE_BASE, RUN_BASE, NETNS = Path("/var/lib/fleet-lab"), Path("/run/fleet-lab"), Path("/run/netns")
+REGISTRY_PORT, ENGINE_PORT, ENGINE_TIMEOUT = 5000, 2376, 60.0
+PACKAGES = "docker.io docker-registry busybox-static iproute2 iptables util-linux"
+
+
+class Lab:
+    """A registry and N Docker engines on a private bridge; see the module docstring."""
+
+    def __init__(self, name: str = "lab", subnet: str = "10.250.7.0/24", root: Path | None = None):
+        if not re.fullmatch(r"[a-z0-9]{1,4}", name):
+            raise LabError(f"lab name {name!r} must be 1 to 4 characters of [a-z0-9]")
+        try:
+            self.net = ipaddress.IPv4Network(subnet)
+        except ValueError as e:
+            raise LabError(f"bad lab subnet {subnet!r}: {e}") from e
+        if (max_nodes := min(99, self.net.num_addresses - 12)) < 1:
+            raise LabError(f"lab subnet {subnet} is too small: nodes start at its 11th address")
+        self.name, self.bridge, self.max_nodes = name, f"flb-{name}", max_nodes
+        self.root, self.run = Path(root) if root else STATE_BASE / name, RUN_BASE / name
+        self.gateway = str(self.net.network_address + 1)
+        self.registry = f"{self.gateway}:{REGISTRY_PORT}"
+        self.images = {f"demo_v{v}": f"{self.registry}/fleet/demo:{v}" for v in (1, 2)}
+        self.ca = LabCA(self.root / "tls", name)
+
+    @classmethod
+    def from_env(cls) -> Lab:
+        """The lab given by FLEET_LAB_NAME, FLEET_LAB_SUBNET and FLEET_LAB_DIR (its root)."""
+        name = os.environ.get("FLEET_LAB_NAME", "lab")
+        root = os.environ.get("FLEET_LAB_DIR")
+        return cls(name, os.environ.get("FLEET_LAB_SUBNET", "10.250.7.0/24"), root and Path(root))
+
+    def _n(self, i: int) -> SimpleNamespace:
+        """Names, address and paths of node i: registered as lab-<i>; its host resources carry
+        the lab's name too (key <lab>-<i>) so that two labs never share a netns, veth or folder."""
+        key = f"{self.name}-{i}"
+        d = self.root / key
+        return SimpleNamespace(
+            i=i,
+            name=f"lab-{i}",
+            key=key,
+            ns=f"fleet-{key}",
+            veth=f"flv-{key}",
+            dir=d,
+            log=d / "dockerd.log",
+            addr=str(self.net.network_address + 10 + i),
+            sock=self.run / f"{key}.sock",
+            exec_root=self.run / key,
+            pidfile=d / "dockerd.pid",
+            netns=NETNS / f"fleet-{key}",
+        )
+
+    def _pid(self, n: SimpleNamespace) -> int | None:
+        return pid_from(n.pidfile, str(n.sock))
+
+    def _configured(self) -> int:
+        with suppress(OSError, ValueError, KeyError, TypeError):
+            return int(json.loads((self.root / "state.json").read_text())["nodes"])
+        return 0
+
+    def _node_of(self, name: str) -> SimpleNamespace:
+        if name not in self.node_names():
+            raise LabError(f"no node {name!r} in lab {self.name!r}: {self.node_names()}")
+        return self._n(int(name.rsplit("-", 1)[1]))
+
+    def _leftovers(self) -> list[SimpleNamespace]:
+        """Every node that is configured or left anything behind (netns, veth, dirs)."""
+        found = set(range(1, self._configured() + 1))
+        for d, pre in (
+            (NETNS, "fleet-"),
+            (Path("/sys/class/net"), "flv-"),
+            (self.root, ""),
+            (self.run, ""),
+        ):
+            names = os.listdir(d) if d.is_dir() else []
+            found |= {
+                int(m[1]) for s in names if (m := re.fullmatch(rf"{pre}{self.name}-(\d+)", s))
+            }
+        return [self._n(i) for i in sorted(found)]
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise changes to the lab between processes (e.g. parallel test workers)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def node_names(self) -> list[str]:
+        """Names of the nodes currently configured (from the state file)."""
+        return [f"lab-{i}" for i in range(1, self._configured() + 1)]
+
+    def status(self) -> dict:
+        """Registry, image refs and, per configured node, its endpoints, the paths of the client
+        TLS material that reaches it, and its dockerd pid or None."""
+        nodes = [self._n(i) for i in range(1, self._configured() + 1)]
+        return {
+            "registry": self.registry,
+            "images": dict(self.images),
+            "nodes": [
+                {
+                    "name": n.name,
+                    "endpoint": f"tcp://{n.addr}:{ENGINE_PORT}",
+                    "tls": self.ca.client_paths() if self.ca.ready() else None,
+                    "address": n.addr,
+                    "pid": self._pid(n),
+                    "socket": str(n.sock),
+                }
+                for n in nodes
+            ],
+        }
+
+    def up(self, nodes: int) -> dict:
+        """Bring up bridge, registry, `nodes` engines and the demo images; idempotent."""
+        if not 1 <= nodes <= self.max_nodes:
+            raise LabError(f"a lab has 1 to {self.max_nodes} nodes, not {nodes}")
+        tools = ["ip", "iptables", "nsenter", "dockerd", "docker-registry", "unshare", "umount"]
+        missing = [t for t in tools if not shutil.which(t, path=host_env()["PATH"])]
+        if missing or not docker_cli():
+            raise LabError(f"missing {missing or 'docker'}: apt-get install -y {PACKAGES}")
+        with self._lock():
+            for n in self._leftovers():
+                if n.i > nodes:
+                    self._remove_node(n)
+            (self.root / "state.json").write_text(json.dumps({"nodes": nodes}))
+            self._setup_bridge()
+            wanted = [self._n(i) for i in range(1, nodes + 1)]
+            for n in wanted:
+                self._setup_node_net(n)
+            self.ca.ensure({n.key: n.addr for n in wanted})
+            self._start_registry()
+            self._start_engines(wanted)
+            self._ensure_images()
+        return self.status()
+
+    def start_node(self, name: str) -> None:
+        """(Re)start one engine unless it is running, and wait until it answers."""
+        n = self._node_of(name)
+        with self._lock():
+            self._setup_bridge()
+            self._setup_node_net(n)
+            self.ca.ensure({n.key: n.addr})
+            self._start_engines([n])
+
+    def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send sig to the node's dockerd; with SIGKILL, wait until it is gone."""
+        if (pid := self._pid(self._node_of(name))) is None:
+            return
+        if signal_all([pid], sig, 10 if sig == signal.SIGKILL else 0) and sig == signal.SIGKILL:
+            raise LabError(f"dockerd {pid} of {name} survives SIGKILL")
+
+    def stop(self) -> None:
+        """Stop engines and registry; data, netns and bridge stay for a later up()."""
+        with self._lock():
+            self._stop()
+
+    def _stop(self) -> None:
+        pids = [self._pid(n) for n in self._leftovers()]
+        pids.append(pid_from(self.root / "registry" / "pid", str(self.root / "registry")))
+        terminate([p for p in pids if p is not None])
+
+    def down(self) -> None:
+        """Remove everything the lab made: processes, netns, veths, bridge, rules, dirs."""
+        with self._lock():
+            self._stop()
+            for n in self._leftovers():
+                self._remove_node(n)
+            terminate(find_procs([f"{self.root}/", f"{self.run}/"]), 5)
+            for rule in self._rules():
+                while run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
+                    run("iptables", "-w", "-D", *rule)
+            if Path(f"/sys/class/net/{self.bridge}").exists():
+                run("ip", "link", "del", self.bridge)
+            self._unmount_under([self.root, self.run])
+            shutil.rmtree(self.run, ignore_errors=True)
+            for name in ("registry", "build", "docker-cli", "tls"):
+                shutil.rmtree(self.root / name, ignore_errors=True)
+            for name in ("state.json", "lock"):
+                (self.root / name).unlink(missing_ok=True)
+            for d in (self.root, RUN_BASE, STATE_BASE):
+                with suppress(OSError):
+                    d.rmdir()  # only if empty: a custom root may hold other things
+
+    def _rules(self) -> list[tuple[str, ...]]:
+        """The iptables rules the lab adds."""
+        # The host's dockerd sets FORWARD to DROP and bridged traffic passes iptables here:
+        # without these, nodes reach neither each other nor the registry.
+        accept = ("-m", "comment", "--comment", f"fleet-lab-{self.name}", "-j", "ACCEPT")
+        return [
+            ("FORWARD", "-i", self.bridge, "-o", self.bridge, *accept),
+            ("INPUT", "-i", self.bridge, *accept),
+        ]
+
+    def _setup_bridge(self) -> None:
+        if not Path(f"/sys/class/net/{self.bridge}").exists():
+            run("ip", "link", "add", self.bridge, "type", "bridge")
+        run("ip", "addr", "replace", f"{self.gateway}/{self.net.prefixlen}", "dev", self.bridge)
+        run("ip", "link", "set", self.bridge, "up")
+        for rule in self._rules():
+            if run("iptables", "-w", "-C", *rule, check=False).returncode:
+                run("iptables", "-w", "-I", *rule)
+
+    def _setup_node_net(self, n: SimpleNamespace) -> None:
+        # A netns file that is not a mount of its own (e.g. after a reboot) is stale.
+        if not n.netns.exists() or n.netns.stat().st_dev == NETNS.stat().st_dev:
+            run("ip", "netns", "del", n.ns, check=False)
+            n.netns.unlink(missing_ok=True)
+            run("ip", "netns", "add", n.ns)
+        has_peer = run("ip", "-n", n.ns, "link", "show", "eth0", check=False).returncode == 0
+        has_host = Path(f"/sys/class/net/{n.veth}").exists()
+        if not (has_peer and has_host):  # half a pair: start over
+            run("ip", "link", "del", n.veth, check=False)
+            run("ip", "-n", n.ns, "link", "del", "eth0", check=False)
+            run("ip", "link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.ns)
+        run("ip", "link", "set", n.veth, "master", self.bridge, "up")
+        run("ip", "-n", n.ns, "addr", "replace", f"{n.addr}/{self.net.prefixlen}", "dev", "eth0")
+        run("ip", "-n", n.ns, "link", "set", "eth0", "up")
+        run("ip", "-n", n.ns, "link", "set", "lo", "up")
+        run("ip", "-n", n.ns, "route", "replace", "default", "via", self.gateway)
+
+    def _remove_node(self, n: SimpleNamespace) -> None:
+        """Stop node n and remove every trace of it."""
+        if pid := self._pid(n):
+            terminate([pid])
+        # What a killed engine leaves: containerd shims, docker-proxy and the containers.
+        netns = n.netns.stat().st_ino if n.netns.exists() else None
+        markers = [f"{n.dir}/", f"{n.exec_root}/", str(n.sock)]
+        signal_all(find_procs(markers, netns, f"/fleet-{n.key}"), signal.SIGKILL, 10)
+        # Killed shims leave their sockets in containerd's fixed /run/containerd/s.
+        address = n.exec_root / "containerd" / "containerd.sock"
+        tasks = n.exec_root / "containerd/daemon/io.containerd.runtime.v2.task/moby"
+        for task in tasks.glob("*"):
+            digest = hashlib.sha256(f"{address}/moby/{task.name}".encode()).hexdigest()
+            Path("/run/containerd/s", digest).unlink(missing_ok=True)
+        run("ip", "netns", "del", n.ns, check=False)
+        n.netns.unlink(missing_ok=True)
+        run("ip", "link", "del", n.veth, check=False)
+        self._unmount_under([n.dir, n.exec_root])
+        for path in (n.dir, n.exec_root):
+            shutil.rmtree(path, ignore_errors=True)
+        n.sock.unlink(missing_ok=True)
+        for top in Path("/sys/fs/cgroup").glob(f"*/fleet-{n.key}"):
+            for d, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                with suppress(OSError):
+                    os.rmdir(d)  # cgroups go with rmdir only, deepest first
+
+    def _unmount_under(self, dirs: list[Path]) -> None:
+        """Unmount what engines left mounted below dirs (overlays, netns files, the data-root)."""
+        for _ in range(5):  # mounts may be stacked
+            points = [s.split()[4] for s in Path("/proc/self/mountinfo").read_text().splitlines()]
+            points = {p for p in points if any(f"{p}/".startswith(f"{d}/") for d in dirs)}
+            for point in sorted(points, key=len, reverse=True):
+                run("umount", "-l", point, check=False)
+            if not points:
+                return
+
+    def _start_registry(self) -> None:
+        d, url = self.root / "registry", f"http://{self.registry}/v2/"
+        if http_get(url)[0] == 200:
+            return
+        if pid := pid_from(d / "pid", str(d)):
+            terminate([pid], 5)  # running but not answering
+        (d / "data").mkdir(parents=True, exist_ok=True)
+        config = {
+            "version": "0.1",
+            "log": {"level": "info"},
+            "storage": {
+                "filesystem": {"rootdirectory": str(d / "data")},
+                "delete": {"enabled": True},
+            },
+            "http": {"addr": self.registry},
+        }
+        (d / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
+        pid = spawn(["docker-registry", "serve", str(d / "config.yml")], d / "log")
+        (d / "pid").write_text(str(pid))
+        deadline = time.monotonic() + 15
+        while http_get(url)[0] != 200:
+            if not alive(pid) or time.monotonic() > deadline:
+                raise LabError(f"registry on {self.registry} did not start:\n{tail(d / 'log')}")
+            time.sleep(0.1)
+
+    def _spawn_engine(self, n: SimpleNamespace) -> int:
+        """Start node n's dockerd inside its netns, after clearing what a crashed one left."""
+        (n.dir / "data").mkdir(parents=True, exist_ok=True)
+        n.exec_root.mkdir(parents=True, exist_ok=True)
+        # A stray engine or containerd of this node (pidfile lost) would hold its sockets.
+        terminate(find_procs([str(n.sock), f"{n.exec_root}/containerd/containerd.toml"]), 10)
+        for stale in (n.pidfile, n.exec_root / "containerd" / "containerd.pid", n.sock):
+            stale.unlink(missing_ok=True)
+        # An own config file also keeps a host /etc/docker/daemon.json away from the nodes.
+        config = {"deprecated-key-path": str(n.dir / "key.json")} if needs_key_path() else {}
+        (n.dir / "daemon.json").write_text(json.dumps(config))
+        # An own UTS namespace, so `docker info` and swarm show the node's name, not the host's.
+        hostname = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', n.name]
+        # Mutual TLS: anything on the lab's network (a container an operator deploys, say)
+        # could otherwise start a privileged container through the engine's API.
+        argv = ["nsenter", f"--net={n.netns}", *hostname, "dockerd", "--tlsverify"]
+        cert, key = self.ca.server_paths(n.key)
+        for flag, value in (
+            ("tlscacert", self.ca.ca),
+            ("tlscert", cert),
+            ("tlskey", key),
+            ("config-file", n.dir / "daemon.json"),
+            ("host", f"unix://{n.sock}"),
+            ("host", f"tcp://{n.addr}:{ENGINE_PORT}"),
+            ("data-root", n.dir / "data"),
+            ("exec-root", n.exec_root),
+            ("pidfile", n.pidfile),
+            ("insecure-registry", self.registry),
+            ("cgroup-parent", f"/fleet-{n.key}"),  # lets down() find a dead engine's containers
+            ("shutdown-timeout", 5),
+            ("label", f"lab={self.name}"),
+            ("label", f"fleet.node={n.name}"),
+        ):
+            argv += [f"--{flag}", str(value)]
+        return spawn(argv, n.log)
+
+    def _start_engines(self, nodes: list[SimpleNamespace]) -> None:
+        """Start the engines that do not run, all at once, then wait until each answers."""
+        pids = {}
+        for n in nodes:
+            if (pid := self._pid(n)) is not None and proc_state(pid) == "T":
+                os.kill(pid, signal.SIGCONT)  # frozen by kill_node(name, SIGSTOP)
+            if pid is not None and "--tlsverify" not in cmdline(pid):
+                terminate([pid])  # an engine of an older lab, on plain TCP
+                pid = None
+            pids[n.name] = pid if pid is not None else self._spawn_engine(n)
+        deadline = time.monotonic() + ENGINE_TIMEOUT
+        for n in nodes:
+            while not ping(n.sock):
+                if not alive(pids[n.name]) or time.monotonic() > deadline:
+                    what = "exited" if not alive(pids[n.name]) else "did not answer in time"
+                    raise LabError(f"dockerd of {n.name} {what}; end of {n.log}:\n{tail(n.log)}")
+                time.sleep(0.1)
+
+    def _ensure_images(self) -> None:
+        """Build demo:1 and demo:2 on node 1 and push them, unless the registry has them."""
+        status, body = http_get(f"http://{self.registry}/v2/fleet/demo/tags/list")
+        if status == 200 and {"1", "2"} <= set(json.loads(body).get("tags") or []):
+            return
+        build_and_push(self.images, self._n(1).sock, self.root)

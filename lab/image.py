@@ -1,0 +1,39 @@
+"""The lab's demo image: a static busybox httpd that serves its own version."""
+
+import shutil
+from pathlib import Path
+
+from lab.host import LabError, docker_cli, host_env, run
+
+DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY www /www
+EXPOSE 80
+# httpd runs as PID 1, which ignores SIGTERM: without this every stop waits 10 s before killing.
+STOPSIGNAL SIGKILL
+CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
+"""
+
+
+def build_and_push(images, engine_sock, workdir):
+    """Build each {"demo_vN": ref} image on the engine at engine_sock and push it."""
+    busybox = Path("/bin/busybox")
+    if not busybox.exists() or b"ld-linux" in busybox.read_bytes()[:8192]:
+        raise LabError("the demo image needs a static /bin/busybox: apt-get install busybox-static")
+    # Classic builder (no buildx plugin needed); a CLI config of our own (no user proxies).
+    env = {k: v for k, v in host_env().items() if not k.startswith("DOCKER_")}
+    env |= {"DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(workdir / "docker-cli")}
+    docker = [docker_cli(), "-H", f"unix://{engine_sock}"]
+    for key, ref in images.items():
+        version = key.removeprefix("demo_v")
+        ctx = workdir / "build" / key
+        (ctx / "www").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(busybox, ctx / "busybox")
+        (ctx / "Dockerfile").write_text(DOCKERFILE)
+        for page in ("index.html", "health"):
+            (ctx / "www" / page).write_text(f"{version}\n")
+        run(*docker, "build", "-q", "-t", ref, str(ctx), env=env)
+        run(*docker, "push", "-q", ref, env=env)
+    shutil.rmtree(workdir / "build", ignore_errors=True)
