@@ -1,10 +1,11 @@
-"""The README's shell examples work as written, in a fresh shell after `make run`.
+"""The docs' shell examples work as written, in a fresh shell after `make run`.
 
-Every command in a ```sh block of the README is either run here, in a bash with nothing of
-Fleet exported (no SECRET_KEY: the settings read var/secret-key, as `make run` leaves it),
-or named below with the reason it is not; a new example fails this test until someone
-decides which. The only variables set point the commands at the tests' own database,
-Redis and lab, never at what a `make run` on this machine uses.
+Every command in a ```sh block of the README and of every page in docs/ is either run
+here, in a bash with nothing of Fleet exported (no SECRET_KEY: the settings read
+var/secret-key, as `make run` leaves it), or named below with the reason it is not; a new
+example fails this test until someone decides which. The only variables set point the
+commands at the tests' own database, Redis and lab, never at what a `make run` on this
+machine uses.
 """
 
 import json
@@ -23,22 +24,30 @@ from tests.integration.conftest import ROOT, _start, _stop, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
-README = ROOT / "README.md"
-RUN = [
-    r"TOKEN=\$\(curl -s -X POST localhost:8000/api/auth/token/ ",
-    r'curl -H "Authorization: Token \$TOKEN" localhost:8000/api/nodes/$',
-    r"curl -H \"Authorization: Token \$TOKEN\" 'localhost:8000/api/events/\?node=web-3'$",
-    r"\.venv/bin/python manage\.py role ann operator ",
-    r"\.venv/bin/python manage\.py lab status --json",
-]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TOKEN = r"TOKEN=\$\(curl -s -X POST localhost:8000/api/auth/token/ "
+NODES = r'curl -H "Authorization: Token \$TOKEN" localhost:8000/api/nodes/$'
+EVENTS = r"curl -H \"Authorization: Token \$TOKEN\" 'localhost:8000/api/events/\?node=web-3'$"
+ROLE = r"\.venv/bin/python manage\.py role ann operator "
+LAB_STATUS = r"\.venv/bin/python -m lab status --json$"
+LAB_CA = r"\.venv/bin/python -m lab status --json \| jq -r '\.nodes\[0\]\.tls\.ca'$"
+RUN = [TOKEN, NODES, EVENTS, ROLE, LAB_STATUS, LAB_CA]
 NOT_RUN = {
     r"make (run|test) ": "starts everything, or the whole suite this test is part of",
+    r"make docs ": "builds the site: tests/unit/test_docs_paths.py runs mkdocs build --strict",
     r"jq -n --rawfile ca ca\.pem": "needs an engine's TLS files, on a host outside the lab",
     r"curl .*/api/nodes/web-3/drain$": "acts on web-3, which only the example above registers",
     r"curl .*/api/services/": "deploys containers: test_api_services does, through this API",
     r"HOOK=\$\(curl .*/api/services/web/webhooks/": "needs web, made by an example not run here",
     r'curl -s -X POST "\$HOOK"': "deploys containers: test_webhooks does, through this URL",
-    r"\.venv/bin/python manage\.py lab (up|stop|down)": "changes the lab every test shares",
+    r"\.venv/bin/python -m lab (up|stop|down)": "changes the lab every test shares",
+    r"TLS=\$\(\.venv/bin/python -m lab status --json \| jq": "flags for the docker calls below",
+    r"docker -H tcp://10\.250\.7\.11:2376 \$TLS ": (
+        "kills a replica on make run's lab: test_services_faults kills them on the tests' own"
+    ),
+    r"(BENCH_[A-Z_]+=\S+ )*\.venv/bin/python -m bench(\.\w+)?( |$)": (
+        "a benchmark, minutes long, on a Fleet and lab of its own; never part of make test"
+    ),
 }
 
 
@@ -61,13 +70,20 @@ def commands(text):
     return found
 
 
+def documented_commands():
+    """Every command of every page, each once, in the order the pages show them."""
+    return list(dict.fromkeys(c for page in DOCS for c in commands(page.read_text())))
+
+
 def test_every_example_is_either_run_or_skipped_for_a_stated_reason():
-    found = commands(README.read_text())
-    assert len(found) > 10
+    found = documented_commands()
+    assert len(found) > 20
     for command in found:
         runs = any(re.match(p, command) for p in RUN)
         skipped = [reason for p, reason in NOT_RUN.items() if re.match(p, command)]
-        assert runs != bool(skipped), f"decide whether this README command runs here: {command}"
+        assert runs != bool(skipped), f"decide whether this documented command runs here: {command}"
+    for pattern in RUN:
+        assert any(re.match(pattern, c) for c in found), f"no page shows {pattern} any more"
 
 
 @pytest.fixture
@@ -125,14 +141,19 @@ def sh(command, env):
     return result.stdout
 
 
-def test_the_readmes_safe_examples_work_in_a_fresh_shell(lab_nodes, fresh_env, web):
+def output_of(out, pattern):
+    [text] = [text for command, text in out.items() if re.match(pattern, command)]
+    return text
+
+
+def test_the_docs_safe_examples_work_in_a_fresh_shell(lab_nodes, fresh_env, web):
     from django.contrib.auth.models import User
 
     assert "SECRET_KEY" not in fresh_env and "SECRET_KEY_FILE" not in fresh_env
     password = secrets.token_urlsafe(12)
     User.objects.create_superuser("admin", password=password)
     User.objects.create_user("ann", password=secrets.token_urlsafe(12))
-    run = [c for c in commands(README.read_text()) if any(re.match(p, c) for p in RUN)]
+    run = [c for c in documented_commands() if any(re.match(p, c) for p in RUN)]
     out = {}
     for command in run:
         shown = command.replace("localhost:8000", f"127.0.0.1:{web}")
@@ -142,15 +163,14 @@ def test_the_readmes_safe_examples_work_in_a_fresh_shell(lab_nodes, fresh_env, w
         else:
             out[command] = sh(shown, fresh_env)
     assert len(fresh_env.get("TOKEN", "")) >= 20
-    texts = iter(out.values())
-    nodes = json.loads(next(texts))
+    nodes = json.loads(output_of(out, NODES))
     assert [(n["name"], n["insecure"]) for n in nodes] == [
         ("lab-1", False),
         ("lab-2", False),
         ("lab-3", False),
     ]
-    assert json.loads(next(texts))["results"] == []  # no events of web-3
-    assert next(texts).strip() == "ann: operator"
-    status = json.loads(next(texts))
+    assert json.loads(output_of(out, EVENTS))["results"] == []  # no events of web-3
+    assert output_of(out, ROLE).strip() == "ann: operator"
+    status = json.loads(output_of(out, LAB_STATUS))
     assert all(Path(n["tls"]["ca"]).is_file() for n in status["nodes"])
-    assert next(texts).strip() == status["nodes"][0]["tls"]["ca"]
+    assert output_of(out, LAB_CA).strip() == status["nodes"][0]["tls"]["ca"]
