@@ -174,3 +174,12 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "architecture" / "index.html").is_file()
+
+
+def test_the_readme_stays_a_five_minute_read_that_links_into_the_docs():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", readme))
+    assert {f"docs/{page.name}" for page in PAGES} - linked == set(), "a page the README skips"
+    missing = sorted(path for path in linked if not (ROOT / path).is_file())
+    assert not missing, f"the README links to files that do not exist: {missing}"
