@@ -1,5 +1,5 @@
 // The console: a terminal (xterm.js, static/vendor/xterm-6.0.0) on a replica, over the
-// socket at /ws/exec/ (README "Console"). A replica's "Console" button opens it with the
+// socket at /ws/exec/ (docs/console.md). A replica's "Console" button opens it with the
 // command in the panel's field; the socket carries keystrokes in and output out as JSON.
 
 /* global Terminal, FitAddon */
