@@ -1,6 +1,6 @@
 """The console socket at /ws/exec/?replica=ID&cmd=COMMAND: a terminal on a replica.
 
-JSON both ways (README "Console"): {"type": "input", "data"} and {"type": "resize",
+JSON both ways (docs/console.md): {"type": "input", "data"} and {"type": "resize",
 "cols", "rows"} in; {"type": "opened"}, {"type": "output", "data"}, {"type": "exit",
 "code", "reason"} and {"type": "error", "message"} out. A bad message is answered with
 an error and changes nothing; the console stays open. The session ends when its command

@@ -45,7 +45,7 @@ try:
     REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
     LOG_LEVEL = env.log_level("LOG_LEVEL", "INFO")
 
-    # Node liveness (see the README's "Node health"): a node is alive iff it answers a
+    # Node liveness (docs/nodes.md, "Node health"): a node is alive iff it answers a
     # cheap GET /_ping within FLEET_NODE_PING_TIMEOUT. The watch pings every node every
     # FLEET_NODE_PING_INTERVAL; beat checks every node (ping, then its engine's info with
     # FLEET_NODE_CHECK_TIMEOUT) every FLEET_NODE_CHECK_INTERVAL. A node that

@@ -1,6 +1,6 @@
 """Settings of Fleet's features beside the core: image updates, alerts, deploy webhooks,
 metrics and the console. Read from the environment as fleet/settings.py reads the rest;
-that module takes every FLEET_* name from here. The README's "Configuration" table
+that module takes every FLEET_* name from here. The configuration page (docs/configuration.md)
 explains each one.
 """
 
@@ -19,10 +19,10 @@ def positive(name, reader, default):
 
 
 try:
-    # Image updates (README "Image updates"): how often every tag is checked, each call's limit.
+    # Image updates (docs/image-updates.md): how often every tag is checked, each call's limit.
     FLEET_IMAGE_CHECK_INTERVAL = positive("FLEET_IMAGE_CHECK_INTERVAL", env.float, 6 * 3600.0)
     FLEET_IMAGE_CHECK_TIMEOUT = positive("FLEET_IMAGE_CHECK_TIMEOUT", env.float, 10.0)
-    # Alerts (README "Alerts"): reading and checking intervals, how long a service may be
+    # Alerts (docs/alerts.md): reading and checking intervals, how long a service may be
     # short before it is an incident, the quiet period, delivery's timeout and retries.
     FLEET_ALERT_INTERVAL = positive("FLEET_ALERT_INTERVAL", env.float, 1.0)
     FLEET_ALERT_CHECK_INTERVAL = positive("FLEET_ALERT_CHECK_INTERVAL", env.float, 5.0)
@@ -35,16 +35,16 @@ try:
     FLEET_WEBHOOK_RATE = positive("FLEET_WEBHOOK_RATE", env.int, 6)
     FLEET_WEBHOOK_RATE_WINDOW = positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
     FLEET_WEBHOOK_MAX_BODY = positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
-    # Metrics (README "Metrics"): every running replica and node sampled every INTERVAL
+    # Metrics (docs/metrics.md): every running replica and node sampled every INTERVAL
     # seconds by the watch, at most CONCURRENCY stats calls in flight per node, each given
     # TIMEOUT seconds; raw samples kept RAW_HOURS, 5-minute rollups ROLLUP_DAYS.
     FLEET_METRICS_INTERVAL = positive("FLEET_METRICS_INTERVAL", env.float, 10.0)
-    # Calls in flight set how many replicas a round reaches (README "Metrics": 1 s ticks).
+    # Calls in flight set how many replicas a round reaches (docs/metrics.md: 1 s ticks).
     FLEET_METRICS_CONCURRENCY = positive("FLEET_METRICS_CONCURRENCY", env.int, 16)
     FLEET_METRICS_TIMEOUT = positive("FLEET_METRICS_TIMEOUT", env.float, 3.0)
     FLEET_METRICS_RAW_HOURS = positive("FLEET_METRICS_RAW_HOURS", env.float, 24.0)
     FLEET_METRICS_ROLLUP_DAYS = positive("FLEET_METRICS_ROLLUP_DAYS", env.float, 30.0)
-    # Consoles (README "Console"): seconds without input before one closes; open at once per user.
+    # Consoles (docs/console.md): seconds without input before one closes; open at once per user.
     FLEET_CONSOLE_IDLE_TIMEOUT = positive("FLEET_CONSOLE_IDLE_TIMEOUT", env.float, 600.0)
     FLEET_CONSOLE_MAX_SESSIONS = positive("FLEET_CONSOLE_MAX_SESSIONS", env.int, 3)
 except EnvError as exc:

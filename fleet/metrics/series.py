@@ -7,7 +7,7 @@ minutes). Either way the database groups rows by step (integer times: `t / step 
 integer arithmetic in SQLite and PostgreSQL), so an answer has at most a few
 hundred points per series whatever the range.
 
-The shape (README "Metrics", and the OpenAPI schema):
+The shape (docs/metrics.md, and the OpenAPI schema):
 {"since", "until" (ISO 8601), "step" (seconds), "source" ("raw" | "rollup"),
  "times": [epoch seconds of each step's start],
  "total": {metric: [value or null per time]},
