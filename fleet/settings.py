@@ -7,6 +7,7 @@ parse. Defaults are what `make run` needs: SQLite in var/, Redis on localhost, 3
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -105,6 +106,9 @@ except EnvError as exc:
 
 # The features' own settings (alerts, webhooks, metrics, image updates, console).
 globals().update({k: v for k, v in vars(features).items() if k.startswith("FLEET_")})
+if TYPE_CHECKING:  # the same names for the type checker (mypy), which cannot see that update
+    from fleet.settings_features import *  # noqa: F403
+
 
 if not SECRET_KEY:
     raise ImproperlyConfigured(

@@ -8,7 +8,7 @@ taken, or the alert already sent, and does nothing.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # was abandoned by a worker that died, and its task, given again, finds the row taken.
 ABANDONED_AFTER = timedelta(seconds=120)
 
-KIND = {
+KIND: dict[str, str] = {
     Alert.Phase.OPENED: "failure",
     Alert.Phase.RESOLVED: "success",
     Alert.Phase.NOTICE: "info",
@@ -32,7 +32,7 @@ KIND = {
 }
 
 
-def _claim(alert, channel, attempt):
+def _claim(alert: Alert, channel: AlertChannel, attempt: int) -> Delivery | None:
     """This attempt's row, or None when it is someone else's or the alert already went."""
     sent = Delivery.objects.filter(alert=alert, channel=channel, outcome=Delivery.Outcome.SENT)
     if sent.exists():
@@ -44,7 +44,7 @@ def _claim(alert, channel, attempt):
         return None
 
 
-def deliver(alert_id, channel_id, attempt=1):
+def deliver(alert_id: int, channel_id: int, attempt: int = 1) -> Delivery | None:
     """Send one alert to one channel (one attempt); queue the next attempt if it failed."""
     alert = Alert.objects.select_related("incident").filter(pk=alert_id).first()
     channel = AlertChannel.objects.filter(pk=channel_id).first()
@@ -74,7 +74,7 @@ def deliver(alert_id, channel_id, attempt=1):
     return row
 
 
-def retry_abandoned(now):
+def retry_abandoned(now: datetime) -> None:
     """Fail the attempts a dead worker left "sending" and queue their next attempt: at least
     once, so a message the worker had sent just before it died goes out twice."""
     stale = Delivery.objects.filter(
@@ -87,7 +87,7 @@ def retry_abandoned(now):
             queue.deliver(row.alert_id, row.channel_id, row.attempt + 1)
 
 
-def _finish(row, sent, error, final):
+def _finish(row: Delivery, sent: bool, error: str, final: bool) -> None:
     row.outcome = Delivery.Outcome.SENT if sent else Delivery.Outcome.FAILED
     row.error = error
     row.final = final
@@ -96,7 +96,7 @@ def _finish(row, sent, error, final):
     live.broadcast("delivery", row.pk)
 
 
-def send_test(channel):
+def send_test(channel: AlertChannel) -> Delivery:
     """Send a test message to a channel now, and return its Delivery row (the outcome).
 
     Runs in the caller (a page or an API request), so the answer can show the outcome;

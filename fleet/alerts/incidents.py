@@ -10,7 +10,7 @@ transaction commits.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -31,7 +31,7 @@ BATCH = 500  # events read per transaction; a burst is worked through tick by ti
 GAP_WAIT = timedelta(seconds=5)
 
 
-def _cursor():
+def _cursor() -> AlertCursor:
     """The cursor row, locked; made at the newest event when missing (history is not news)."""
     cursor = AlertCursor.objects.select_for_update().filter(pk=1).first()
     if cursor is None:
@@ -40,7 +40,7 @@ def _cursor():
     return cursor
 
 
-def anything_new():
+def anything_new() -> bool:
     """Whether an event past the cursor exists (or there is no cursor yet): the one query
     of a quiet tick, by primary key."""
     newer = Event.objects.filter(pk__gt=OuterRef("last_event_id"))
@@ -49,7 +49,7 @@ def anything_new():
     return found is None or found
 
 
-def process_events(now=None):
+def process_events(now: datetime | None = None) -> int:
     """Turn the events past the cursor into incidents and alerts; return how many were read."""
     if not anything_new():
         return 0
@@ -70,14 +70,14 @@ def process_events(now=None):
     return read
 
 
-def _live(kind, subject, service=""):
+def _live(kind: str, subject: str, service: str = "") -> list[Incident]:
     found = Incident.objects.exclude(state=Incident.State.RESOLVED)
     if kind == "*":
         return list(found.filter(service_name=service))
     return list(found.filter(kind=kind, subject=subject))
 
 
-def apply(signal, at):
+def apply(signal: rules.Signal, at: datetime) -> None:
     """One signal's effect on its incident(s), messages included."""
     if signal.action == rules.NOTICE:
         title, body = messages.notice(signal.kind, signal.subject, signal.text, at)
@@ -95,7 +95,7 @@ def apply(signal, at):
             _move(incident, *rules.on_resolve(incident.state), at, signal.text)
 
 
-def _open(incident, signal, at):
+def _open(incident: Incident | None, signal: rules.Signal, at: datetime) -> None:
     if incident is None:
         incident = Incident(
             kind=signal.kind,
@@ -110,13 +110,15 @@ def _open(incident, signal, at):
     else:
         state, say = rules.on_open(incident.state)
         incident.occurrences += 1
-    incident.topic = signal.topic
+    incident.topic = signal.topic  # type: ignore[attr-defined]  # no field: read by _move
     incident.last_seen_at = at
     incident.summary = signal.text[:2000]
     _move(incident, state, say, at, signal.text)
 
 
-def _move(incident, state, say, at, text=""):
+def _move(
+    incident: Incident, state: str | None, say: str | None, at: datetime, text: str = ""
+) -> None:
     """Put an incident in `state`, saying so when `say`; None forgets a pending one."""
     if state is None:
         if incident.pk:
@@ -145,7 +147,7 @@ def _move(incident, state, say, at, text=""):
         announce(incident, Alert.Phase.RESOLVED, _resolution_topics(incident), title, body)
 
 
-def _resolution_topics(incident):
+def _resolution_topics(incident: Incident) -> list[str]:
     """Whoever was told it opened hears that it ended, and whoever asked for its end."""
     opened = incident.alerts.filter(phase=Alert.Phase.OPENED).values_list("topics", flat=True)
     topics = {topic for row in opened for topic in row} or {incident.kind}
@@ -154,7 +156,9 @@ def _resolution_topics(incident):
     return sorted(topics)
 
 
-def announce(incident, phase, topics, title, body):
+def announce(
+    incident: Incident | None, phase: str, topics: list[str], title: str, body: str
+) -> Alert | None:
     """Record an alert and queue one delivery per channel that asked for its topics (a
     notice nobody asked for is not recorded: it is in the events already)."""
     channels = rules.recipients(AlertChannel.objects.only("name", "events", "enabled"), topics)
@@ -169,7 +173,7 @@ def announce(incident, phase, topics, title, body):
     return alert
 
 
-def check_conditions(now=None):
+def check_conditions(now: datetime | None = None) -> None:
     """What time decides: degraded services, crash loops that ended, quiet periods over,
     deliveries a dead worker abandoned."""
     with transaction.atomic():
@@ -179,17 +183,18 @@ def check_conditions(now=None):
         _check_crash_loops(now)
         resolving = Incident.objects.filter(state=Incident.State.RESOLVING)
         for incident in resolving:
-            if rules.quiet_over(incident.state, incident.clearing_since, now, _quiet()):
+            # Resolving, so _move has set clearing_since.
+            if rules.quiet_over(incident.state, incident.clearing_since, now, _quiet()):  # type: ignore[arg-type]
                 text = f"clear since {incident.clearing_since:%H:%M:%S} UTC"
                 _move(incident, *rules.on_resolve(incident.state), now, text)
         delivery.retry_abandoned(now)
 
 
-def _quiet():
+def _quiet() -> float:
     return settings.FLEET_ALERT_QUIET
 
 
-def _check_services(now):
+def _check_services(now: datetime) -> None:
     """Open, after FLEET_ALERT_DEGRADED_AFTER, an incident for a service short of serving
     replicas; none while another incident of the service says so already."""
     live_rows = Incident.objects.exclude(state=Incident.State.RESOLVED)
@@ -227,7 +232,7 @@ def _check_services(now):
         _move(incident, *rules.on_resolve(incident.state), now, "the service was deleted")
 
 
-def _check_crash_loops(now):
+def _check_crash_loops(now: datetime) -> None:
     """A crash loop clears once its service has every replica serving again."""
     looping = Incident.objects.filter(
         Q(state=Incident.State.OPEN) | Q(state=Incident.State.RESOLVING), kind=rules.CRASH_LOOPING

@@ -1,5 +1,7 @@
 """What each alert says: a title and a body, from the incident and the signal (pure)."""
 
+from datetime import datetime
+
 from fleet.alerts import rules
 
 OPENED_TITLES = {
@@ -20,11 +22,11 @@ RESOLVED_TITLES = {
 PREFIX = "[Fleet]"
 
 
-def _when(moment):
+def _when(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _took(seconds):
+def _took(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 120:
         return f"{seconds} s"
@@ -33,7 +35,7 @@ def _took(seconds):
     return f"{seconds / 3600:.1f} h"
 
 
-def opened(kind, subject, topic, text, at):
+def opened(kind: str, subject: str, topic: str, text: str, at: datetime) -> tuple[str, str]:
     """The alert when an incident opens: (title, body)."""
     template = ROLLED_BACK_TITLE if topic == "deployment.rolled_back" else OPENED_TITLES[kind]
     title = f"{PREFIX} {template.format(subject=subject)}"
@@ -41,7 +43,9 @@ def opened(kind, subject, topic, text, at):
     return title, body
 
 
-def resolved(kind, subject, opened_at, at, occurrences, text):
+def resolved(
+    kind: str, subject: str, opened_at: datetime, at: datetime, occurrences: int, text: str
+) -> tuple[str, str]:
     """The one message when it clears: (title, body), with how long and how often."""
     title = f"{PREFIX} Resolved: {RESOLVED_TITLES[kind].format(subject=subject)}"
     lines = [f"Open {_took((at - opened_at).total_seconds())}, from {_when(opened_at)}."]
@@ -59,12 +63,13 @@ NOTICE_TITLES = {
 }
 
 
-def notice(topic, subject, text, at):
+def notice(topic: str, subject: str, text: str, at: datetime) -> tuple[str, str]:
     """A notice that opens nothing (a deployment that succeeded): (title, body)."""
     template = NOTICE_TITLES.get(topic, topic + " {subject}")
     return f"{PREFIX} {template.format(subject=subject)}", f"At {_when(at)}.\n{text}".strip()
 
 
-def test(channel_name, at):
+def test(channel_name: str, at: datetime) -> tuple[str, str]:
+
     title = f"{PREFIX} Test message to {channel_name}"
     return title, f"Sent from Fleet at {_when(at)}: this channel receives Fleet's alerts."

@@ -13,8 +13,13 @@ A condition measured over time (a degraded service) starts `pending`, and opens
 only once it has held long enough; one that clears while pending is forgotten.
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from fleet.models import AlertChannel, Event
 
 OPEN, CLEAR, RESOLVE, NOTICE = "open", "clear", "resolve", "notice"
 PENDING, OPENED, RESOLVING, RESOLVED = "pending", "open", "resolving", "resolved"
@@ -47,7 +52,20 @@ class Signal:
     text: str = ""
 
 
-def metric_subject(event):
+class CountedService(Protocol):
+    """What degraded() reads of a service loaded by Service.objects.with_counts()."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def replicas(self) -> int: ...
+
+    @property
+    def healthy_replicas(self) -> int: ...
+
+
+def metric_subject(event: "Event") -> str:
     """A threshold incident's subject: "<service or node>/<rule>".
 
     The contract with the metrics side: the Event names its service (or node) and the
@@ -58,7 +76,7 @@ def metric_subject(event):
     return f"{event.service_name or event.node_name}/{rule[:120]}"
 
 
-def signals(event):
+def signals(event: "Event") -> list[Signal]:
     """What an Event means for incidents and notices: a list of Signals."""
     kind, node, service = event.kind, event.node_name, event.service_name
     text = event.reason
@@ -99,7 +117,7 @@ def signals(event):
     return []
 
 
-def on_open(state):
+def on_open(state: str | None) -> tuple[str | None, str | None]:
     """(new state, message) when the incident's condition holds (again)."""
     if state in (None, RESOLVED):
         return OPENED, SAY_OPENED
@@ -108,7 +126,7 @@ def on_open(state):
     return state, None
 
 
-def on_clear(state):
+def on_clear(state: str | None) -> tuple[str | None, str | None]:
     """(new state, message) when the condition stops holding; None for a pending incident
     that never held long enough (forgotten, nobody was told)."""
     if state == OPENED:
@@ -118,7 +136,7 @@ def on_clear(state):
     return state, None
 
 
-def on_resolve(state):
+def on_resolve(state: str | None) -> tuple[str | None, str | None]:
     """(new state, message) when the incident ends at once."""
     if state in (OPENED, RESOLVING):
         return RESOLVED, SAY_RESOLVED
@@ -127,17 +145,17 @@ def on_resolve(state):
     return state, None
 
 
-def quiet_over(state, clearing_since, now, quiet):
+def quiet_over(state: str, clearing_since: datetime, now: datetime, quiet: float) -> bool:
     """Whether a resolving incident has been clear for the whole quiet period."""
     return state == RESOLVING and now - clearing_since >= timedelta(seconds=quiet)
 
 
-def held_long_enough(state, since, now, after):
+def held_long_enough(state: str, since: datetime, now: datetime, after: float) -> bool:
     """Whether a pending condition has held for `after` seconds, so it opens."""
     return state == PENDING and now - since >= timedelta(seconds=after)
 
 
-def degraded(service):
+def degraded(service: CountedService) -> bool:
     """Fewer replicas serving than desired, outside a rollout (which has its own verdict)
     and a deletion; reads Service.objects.with_counts()'s annotation."""
     status = service.status
@@ -146,11 +164,11 @@ def degraded(service):
     return service.healthy_replicas < service.replicas
 
 
-def recipients(channels, topics):
+def recipients(channels: Iterable["AlertChannel"], topics: Sequence[str]) -> list["AlertChannel"]:
     """The channels an alert with these topics goes to: enabled, and asked for one."""
     return [c for c in channels if c.enabled and any(t in c.events for t in topics)]
 
 
-def backoff(attempt, base=2.0, cap=60.0):
+def backoff(attempt: int, base: float = 2.0, cap: float = 60.0) -> float:
     """Seconds to wait before the attempt after `attempt` (1-based): 2, 4, 8 ... up to cap."""
     return min(base * 2 ** (attempt - 1), cap)

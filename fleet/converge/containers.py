@@ -3,9 +3,11 @@
 import logging
 import secrets
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from fleet import engine, live
@@ -13,7 +15,7 @@ from fleet.access import sealing
 from fleet.converge import inflight, scheduling
 from fleet.engine import labels
 from fleet.ingress.drain import drain
-from fleet.models import Deployment, Node, Replica
+from fleet.models import Deployment, Node, Replica, Service
 from fleet.models.threads import close_thread_connections
 
 log = logging.getLogger(__name__)
@@ -22,12 +24,12 @@ STOP_TIMEOUT = 10
 LIVE_STATES = (Replica.State.PENDING, Replica.State.RUNNING)
 
 
-def published_ports(spec):
+def published_ports(spec: dict[str, Any]) -> list[tuple[int, str]]:
     """The fixed host ports a spec publishes, as (port, protocol) pairs."""
     return [(p["published"], p["protocol"]) for p in spec.get("ports", []) if p.get("published")]
 
 
-def container_spec(replica):
+def container_spec(replica: Replica) -> engine.ContainerSpec:
     """The container for a replica row: its deployment's spec, named and labelled as Fleet's."""
     service, deployment = replica.service, replica.deployment
     spec = deployment.spec
@@ -51,10 +53,19 @@ def container_spec(replica):
     )
 
 
-def node_views(nodes, service_id, leaving=(), taken=(), spec=None):
+def node_views(
+    nodes: dict[int, Node],
+    service_id: int,
+    leaving: Iterable[Replica] = (),
+    taken: Iterable[Node] = (),
+    spec: dict[str, Any] | None = None,
+) -> list[scheduling.NodeView]:
     """What placement needs to know of every node, counting what is about to leave as gone,
     and what is about to start on a node of `taken` (a restart kept in place, of `spec`)."""
-    leaving = {r.pk for r in leaving}
+    leaving = {r.pk for r in leaving}  # type: ignore[misc]  # their ids, from here on
+    load: Counter[int]
+    mine: Counter[int]
+    published: defaultdict[int, set[tuple[int, str]]]
     load, mine, published = Counter(), Counter(), defaultdict(set)
     alive = Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False).exclude(
         pk__in=leaving
@@ -65,7 +76,7 @@ def node_views(nodes, service_id, leaving=(), taken=(), spec=None):
         load[node_id] += count
         mine[node_id] += count if owner == service_id else 0
         replica_spec = spec if deployment_id is None else specs[deployment_id]
-        published[node_id].update(published_ports(replica_spec))
+        published[node_id].update(published_ports(replica_spec))  # type: ignore[arg-type]  # `taken` comes with its `spec`
     return [
         scheduling.NodeView(
             name=node.name,
@@ -79,7 +90,14 @@ def node_views(nodes, service_id, leaving=(), taken=(), spec=None):
     ]
 
 
-def place(nodes, service, spec, count, leaving=(), taken=()):
+def place(
+    nodes: dict[int, Node],
+    service: Service,
+    spec: dict[str, Any],
+    count: int,
+    leaving: Iterable[Replica] = (),
+    taken: Iterable[Node] = (),
+) -> list[Node]:
     """Nodes for `count` new replicas of the service; raise scheduling.PlacementError."""
     constraints = [scheduling.parse_constraint(text) for text in spec["constraints"]]
     names = scheduling.place(
@@ -93,7 +111,7 @@ def place(nodes, service, spec, count, leaving=(), taken=()):
 
 
 @close_thread_connections
-def start(replica):
+def start(replica: Replica) -> None:
     """Create and start the replica's container; a failure is recorded on the row."""
     try:
         replica.refresh_from_db()
@@ -103,13 +121,16 @@ def start(replica):
         return  # another pass already did it
     # Late (its node froze meanwhile), the row may have moved on: then it is left alone,
     # and a container made after all is an orphan for the reconcile.
-    still = Replica.objects.filter(
+    still = Replica.objects.filter(  # type: ignore[misc]  # node_id None would match IS NULL
         pk=replica.pk, node_id=replica.node_id, container_id="", state=Replica.State.PENDING
     )
     try:
         spec = container_spec(replica)
-        with inflight.starting.on(replica.node_id):
-            container_id = engine.run_container(replica.node, spec)
+        # The node is None only if it was removed since placement: then run_container raises
+        # AttributeError, which no except below catches.
+        with inflight.starting.on(replica.node_id):  # type: ignore[arg-type]
+            container_id = engine.run_container(replica.node, spec)  # type: ignore[arg-type]
+
     except engine.EngineUnreachable as exc:
         # The node's fault, not the revision's: missing, so it is placed again (elsewhere
         # once the node is marked down) rather than failing a rollout.
@@ -129,13 +150,13 @@ def start(replica):
 
 
 @close_thread_connections
-def remove(replica, stop_after=None):
+def remove(replica: Replica, stop_after: inflight.Starts | None = None) -> None:
     """Forget a replica (its row is deleted), then stop and remove its container."""
     forget([replica])
     retire(replica, stop_after)
 
 
-def forget(replicas):
+def forget(replicas: Sequence[Replica]) -> None:
     """Delete these replicas' rows, their containers counted as going (see retire).
 
     The row goes first, so that the container's own death is not mistaken for a
@@ -149,7 +170,7 @@ def forget(replicas):
 
 
 @close_thread_connections
-def retire(replica, stop_after=None):
+def retire(replica: Replica, stop_after: inflight.Starts | None = None) -> None:
     """Drain a forgotten replica's container out of the ingress, then stop and remove it.
 
     `stop_after` (an inflight.Starts) holds the stop until the starts made beside it have ended:
@@ -168,7 +189,7 @@ def retire(replica, stop_after=None):
 
 
 @close_thread_connections
-def remove_orphan(node, container_id):
+def remove_orphan(node: Node, container_id: str) -> None:
     """Remove a container Fleet made that no replica claims."""
     try:
         engine.remove_container(node, container_id, STOP_TIMEOUT)
@@ -176,7 +197,7 @@ def remove_orphan(node, container_id):
         log.warning("could not remove orphan %s on %s: %s", container_id, node, exc)
 
 
-def reset_for_restart(replica, node):
+def reset_for_restart(replica: Replica, node: Node) -> None:
     """Turn a broken replica's row into a fresh one on `node` (the old container goes first)."""
     replica.node = node
     replica.container_id = ""
@@ -194,10 +215,10 @@ def reset_for_restart(replica, node):
     live.broadcast_replica(replica)
 
 
-_pulls_ahead = None  # made at the first use, in the process that pulls
+_pulls_ahead: ThreadPoolExecutor | None = None  # made at the first use, in the process that pulls
 
 
-def pull_ahead(image, nodes):
+def pull_ahead(image: str, nodes: Iterable[Node]) -> None:
     """Pull an image on these nodes in the background, each where it lacks it. Errors
     are only logged: a start that needs the image pulls it itself and says why not."""
     global _pulls_ahead
@@ -208,7 +229,7 @@ def pull_ahead(image, nodes):
 
 
 @close_thread_connections
-def _pull_ahead_on(node, image):
+def _pull_ahead_on(node: Node, image: str) -> None:
     try:
         engine.ensure_image(node, image)
     except engine.EngineError as exc:
@@ -218,7 +239,7 @@ def _pull_ahead_on(node, image):
 
 
 @close_thread_connections
-def replace(replica, old_node, old_container_id):
+def replace(replica: Replica, old_node: Node | None, old_container_id: str) -> None:
     """Remove a broken replica's old container (when its node answers), then start the new one."""
     with inflight.removing(old_container_id):
         if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
@@ -230,12 +251,12 @@ def replace(replica, old_node, old_container_id):
     start(replica)
 
 
-def reservations(node_ids=None):
+def reservations(node_ids: Iterable[int] | None = None) -> dict[int, tuple[float, ...]]:
     """{node id: (cpus, memory bytes, replicas)} that Fleet's live replicas reserve on each node."""
     rows = Replica.objects.filter(state__in=LIVE_STATES, node__isnull=False)
     if node_ids is not None:
         rows = rows.filter(node_id__in=node_ids)
-    totals = defaultdict(lambda: [0.0, 0, 0])
+    totals: defaultdict[int, list[float]] = defaultdict(lambda: [0.0, 0, 0])
     groups, specs = _by_deployment(rows, "node_id")
     for (node_id, deployment_id), count in groups:
         limits = specs[deployment_id].get("resources") or {}
@@ -245,7 +266,9 @@ def reservations(node_ids=None):
     return {node_id: tuple(total) for node_id, total in totals.items()}
 
 
-def _by_deployment(replicas, *keys):
+def _by_deployment(
+    replicas: QuerySet[Replica], *keys: str
+) -> tuple[list[tuple[tuple[Any, ...], int]], dict[int, dict[str, Any]]]:
     """([((*keys, deployment id), replica count)], {deployment id: spec}) of these replicas.
 
     Counted in the database and each deployment's spec read once: a fleet of 1,000
@@ -259,7 +282,7 @@ def _by_deployment(replicas, *keys):
     return groups, specs
 
 
-def docker_healthcheck(hc: dict | None) -> dict | None:
+def docker_healthcheck(hc: dict[str, Any] | None) -> dict[str, Any] | None:
     """A validated healthcheck in the Engine API's form, durations in nanoseconds."""
     if hc is None:
         return None
@@ -272,6 +295,7 @@ def docker_healthcheck(hc: dict | None) -> dict | None:
     }
 
 
-def _nanoseconds(seconds):
+def _nanoseconds(seconds: float) -> int:
+
     # Rounded, not truncated: 1.001 * 1e9 is 1000999999.9999999 in floating point.
     return round(seconds * 1_000_000_000)

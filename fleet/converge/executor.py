@@ -7,19 +7,25 @@ checked before every batch of engine work, so a converge that lost it never
 acts beside the one that took over.
 """
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from django.utils import timezone
 
 from fleet import live
 from fleet.converge import containers, inflight, planner, scheduling, transitions
-from fleet.converge.plan import POLL, Desired, NodeState, Transition
+from fleet.converge.plan import POLL, Desired, NodeState, Plan, Transition
 from fleet.ingress import sync as ingress
-from fleet.models import Deployment, Event, Node, Replica
+from fleet.models import Deployment, Event, Node, Replica, Service
 from fleet.nodes import observe
+
+if TYPE_CHECKING:
+    from fleet.converge.lease import Lease
 
 ROLLING_OUT = (Deployment.Status.PENDING, Deployment.Status.RUNNING)
 
 
-def node_states(nodes):
+def node_states(nodes: dict[int, Node]) -> list[NodeState]:
     """The planner's view of the nodes: {id: Node} -> [NodeState]."""
     return [
         NodeState(
@@ -34,8 +40,8 @@ def node_states(nodes):
     ]
 
 
-def desired_of(service):
-    target = service.current_deployment
+def desired_of(service: Service) -> Desired:
+    target: Deployment = service.current_deployment  # type: ignore[assignment]  # see look
     can_roll_back = target.status in ROLLING_OUT and (
         Deployment.objects.rollback_target(service, target) is not None
     )
@@ -48,7 +54,9 @@ def desired_of(service):
     )
 
 
-def look(service, lease, background=None):
+def look(
+    service: Service, lease: "Lease", background: inflight.Calls | None = None
+) -> tuple[bool, float]:
     """One look at a service and the steps the planner names; return (settled, pause).
 
     Settled: nothing was left to do or to wait for. Raises lease.LeaseLost.
@@ -63,7 +71,8 @@ def look(service, lease, background=None):
         finally:
             background.wait()
             background.close()
-    target = service.current_deployment
+    # A service has a deployment from its creation on (services.actions.create).
+    target: Deployment = service.current_deployment  # type: ignore[assignment]
     nodes = {n.pk: n for n in Node.objects.all()}
     rows = list(service.replica_set.select_related("deployment", "node"))
     orphans = observe.sync_replicas(service, rows, nodes)
@@ -96,7 +105,14 @@ def look(service, lease, background=None):
     return settled, plan.pause
 
 
-def act(service, target, plan, nodes, lease, background):
+def act(
+    service: Service,
+    target: Deployment,
+    plan: Plan,
+    nodes: dict[int, Node],
+    lease: "Lease",
+    background: inflight.Calls,
+) -> bool:
     """Remove what goes and place and start what comes; return whether anything started
     (False when placement could not be met: then nothing of it is applied).
 
@@ -131,7 +147,7 @@ def act(service, target, plan, nodes, lease, background):
     # started: an engine stopping a container while it starts another starts it slower.
     starts = inflight.Starts(len(plan.new_slots), containers.start)
     containers.forget(beside)  # gone from the plan at once; their containers are going
-    calls = [(containers.retire, r, starts) for r in beside]
+    calls: list[inflight.Call] = [(containers.retire, r, starts) for r in beside]
     for slot in plan.new_slots:
         row = Replica.objects.create(
             service=service, deployment=target, slot=slot, node=picks.pop(0)
@@ -160,7 +176,7 @@ def act(service, target, plan, nodes, lease, background):
     return True
 
 
-def pull_ahead(target, rows, nodes):
+def pull_ahead(target: Deployment, rows: list[Replica], nodes: dict[int, Node]) -> None:
     """A new revision has begun: pull its image now on the nodes its later batches will
     most likely use (those of the service's replicas that got no start this look), so
     that each batch after the first starts without waiting for a pull."""
@@ -171,7 +187,7 @@ def pull_ahead(target, rows, nodes):
         containers.pull_ahead(target.spec["image"], ready)
 
 
-def may_go_beside(row, plan, spec):
+def may_go_beside(row: Replica, plan: Plan, spec: dict[str, Any]) -> bool:
     """Whether a replica that goes may be removed while the new ones start: not the old
     replica of a slot being started or restarted, and nothing that holds or needs a fixed port."""
     if row.slot in plan.new_slots or row.slot in {r.row.slot for r in plan.restarts}:
@@ -179,7 +195,13 @@ def may_go_beside(row, plan, spec):
     return not (containers.published_ports(spec) or containers.published_ports(row.deployment.spec))
 
 
-def place(service, spec, plan, nodes, going=()):
+def place(
+    service: Service,
+    spec: dict[str, Any],
+    plan: Plan,
+    nodes: dict[int, Node],
+    going: Iterable[Replica] = (),
+) -> list[Node]:
     """A node for each new slot, then for each restart, in the plan's order.
 
     A restart the planner keeps on its node stays there, unless another service has
@@ -192,7 +214,8 @@ def place(service, spec, plan, nodes, going=()):
     views = {v.name: v for v in containers.node_views(nodes, service.pk, leaving)}
     kept = {}
     for index, restart in enumerate(plan.restarts):
-        node = nodes.get(restart.node_id)
+        node = nodes.get(restart.node_id)  # type: ignore[arg-type]  # None: not kept, none found
+
         if node is not None and not views[node.name].published & ports:
             kept[index] = node
     wanted = len(plan.new_slots) + len(plan.restarts) - len(kept)
@@ -203,7 +226,7 @@ def place(service, spec, plan, nodes, going=()):
     return new + [kept.get(i) or next(placed) for i in range(len(plan.restarts))]
 
 
-def teardown(service, lease):
+def teardown(service: Service, lease: "Lease") -> None:
     """Remove every container of a service being deleted, then the service itself."""
     nodes = {n.pk: n for n in Node.objects.all()}
     rows = list(service.replica_set.select_related("node"))

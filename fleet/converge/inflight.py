@@ -9,34 +9,43 @@ and `starting` counts the starts on each node, which an old replica's stop waits
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from fleet import engine
 from fleet.models import Node, Replica
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 STARTS_WAIT = 5  # seconds an old replica's stop waits for the starts beside it, at most
 
 # Containers this process is draining and removing: no row claims them any more, yet
 # they are not orphans (a converge that looks again meanwhile must leave them be).
-_going = set()
+_going: set[str] = set()
 _going_lock = threading.Lock()
 
 
-def going():
+# One engine call: (function, *its arguments).
+Call = tuple[Callable[..., object], *tuple[Any, ...]]
+
+
+def going() -> set[str]:
     """The ids of the containers this process is removing right now."""
     with _going_lock:
         return set(_going)
 
 
-def will_go(container_ids):
+def will_go(container_ids: Iterable[str]) -> None:
     """Count these containers as going from now until a removal of each has ended."""
     with _going_lock:
         _going.update(c for c in container_ids if c)
 
 
 @contextmanager
-def removing(container_id):
+def removing(container_id: str) -> Iterator[None]:
     """Count the container as going while the block removes it."""
     will_go([container_id])
     try:
@@ -46,7 +55,7 @@ def removing(container_id):
             _going.discard(container_id)
 
 
-def run_parallel(calls):
+def run_parallel(calls: Sequence[Call]) -> None:
     """Run (function, args) pairs at once and wait for them; see Calls."""
     batch = Calls()
     try:
@@ -68,12 +77,14 @@ class Calls:
     finishes on its own, and every call is safe to finish late.
     """
 
-    def __init__(self, on_done=None):
-        self.pool = None
-        self.pending = {}  # future -> ids of the nodes its call works on
+    def __init__(self, on_done: Callable[[], object] | None = None) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+        # future -> ids of the nodes its call works on
+        self.pending: dict[Future[Any], set[int]] = {}
+
         self.on_done = on_done  # called in the call's thread as each call ends
 
-    def submit(self, calls):
+    def submit(self, calls: Sequence[Call]) -> None:
         if not calls:
             return
         if self.pool is None:
@@ -81,26 +92,28 @@ class Calls:
         for func, *args in calls:
             future = self.pool.submit(func, *args)
             if self.on_done is not None:
-                future.add_done_callback(lambda _: self.on_done())
+                future.add_done_callback(lambda _: self.on_done())  # type: ignore[misc]  # not None: just checked
+
             self.pending[future] = _nodes_of(args)
 
-    def busy(self):
+    def busy(self) -> bool:
         """Whether a call is still running; one that failed raises its error here."""
         self._collect(0)
         return bool(self.pending)
 
-    def wait(self):
+    def wait(self) -> None:
         """Wait for every call (but those on nodes marked down); raise the first error."""
         while self.pending:
             self._collect(1.0)
             if self.pending:
+                down: QuerySet[Node] | set[int]
                 down = Node.objects.filter(
                     pk__in=set().union(*self.pending.values()), status=Node.Status.DOWN
                 )
                 down = set(down.values_list("pk", flat=True))
                 self.pending = {f: ids for f, ids in self.pending.items() if not ids & down}
 
-    def _collect(self, timeout):
+    def _collect(self, timeout: float) -> None:
         if not self.pending:
             return
         done, _ = wait(self.pending, timeout=timeout)
@@ -108,12 +121,12 @@ class Calls:
             del self.pending[future]
             future.result()
 
-    def close(self):
+    def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False)
 
 
-def _nodes_of(args):
+def _nodes_of(args: Sequence[object]) -> set[int]:
     """The ids of the nodes a call works on: those of its Node and Replica arguments."""
     ids = {a.pk for a in args if isinstance(a, Node)}
     return ids | {a.node_id for a in args if isinstance(a, Replica) and a.node_id}
@@ -124,13 +137,13 @@ class Starts:
     ends, `wait` blocks until all have (or STARTS_WAIT seconds have passed, should one
     hang on a frozen node)."""
 
-    def __init__(self, count, start_one):
+    def __init__(self, count: int, start_one: Callable[[Replica], object]) -> None:
         self.left, self.lock, self.ended = count, threading.Lock(), threading.Event()
         self.start_one = start_one
         if count <= 0:
             self.ended.set()
 
-    def start(self, replica):
+    def start(self, replica: Replica) -> None:
         try:
             self.start_one(replica)
         finally:
@@ -139,7 +152,7 @@ class Starts:
                 if self.left <= 0:
                     self.ended.set()
 
-    def wait(self, node_id=None):
+    def wait(self, node_id: int | None = None) -> None:
         """Until these starts have ended, then until no start runs on the node (a later
         look's), STARTS_WAIT seconds at most in all."""
         deadline = time.monotonic() + STARTS_WAIT
@@ -151,12 +164,12 @@ class Starts:
 class _Starting:
     """How many containers this process is creating and starting on each node now."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.changed = threading.Condition()
-        self.count = Counter()
+        self.count: Counter[int] = Counter()
 
     @contextmanager
-    def on(self, node_id):
+    def on(self, node_id: int) -> Iterator[None]:
         with self.changed:
             self.count[node_id] += 1
         try:
@@ -168,7 +181,7 @@ class _Starting:
                     del self.count[node_id]
                     self.changed.notify_all()
 
-    def quiet(self, node_id, timeout):
+    def quiet(self, node_id: int, timeout: float) -> None:
         """Wait until no start runs on the node, `timeout` seconds at most."""
         with self.changed:
             self.changed.wait_for(lambda: not self.count[node_id], max(0.0, timeout))

@@ -30,7 +30,7 @@ class LeaseLost(Exception):
     """The converge no longer holds the service's lease: it must stop acting at once."""
 
 
-def claim(service_id, owner):
+def claim(service_id: int, owner: str) -> bool:
     """Take (or extend) the lease on a service; False when another converge holds it."""
     now = timezone.now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner)
@@ -40,7 +40,7 @@ def claim(service_id, owner):
     return updated == 1
 
 
-def renew(service_id, owner):
+def renew(service_id: int, owner: str) -> bool:
     """Extend a lease still held, never one that lapsed; False when it is not ours any more."""
     now = timezone.now()
     updated = Service.objects.filter(pk=service_id, lease_owner=owner, lease_until__gte=now).update(
@@ -49,7 +49,7 @@ def renew(service_id, owner):
     return updated == 1
 
 
-def release(service_id, owner):
+def release(service_id: int, owner: str) -> None:
     Service.objects.filter(pk=service_id, lease_owner=owner).update(
         lease_owner="", lease_until=None
     )
@@ -60,14 +60,14 @@ class Lease:
 
     renew_every, retry_after = RENEW_EVERY, RETRY_AFTER
 
-    def __init__(self, service_id, owner=None):
+    def __init__(self, service_id: int, owner: str | None = None) -> None:
         self.service_id = service_id
         self.owner = owner or uuid.uuid4().hex
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._expires = 0.0  # time.monotonic() by which the lease lapses unless renewed
 
-    def claim(self):
+    def claim(self) -> bool:
         """Take the lease and keep it alive; False when another converge holds it."""
         if not claim(self.service_id, self.owner):
             return False
@@ -76,7 +76,7 @@ class Lease:
         self.keeper.start()
         return True
 
-    def ensure(self):
+    def ensure(self) -> None:
         """Renew the lease before acting; raise LeaseLost when it is not ours any more."""
         if self.lost.is_set() or time.monotonic() >= self._expires:
             self.lost.set()
@@ -84,11 +84,11 @@ class Lease:
         if not self._renew():
             raise LeaseLost(f"another converge holds service {self.service_id}")
 
-    def release(self):
+    def release(self) -> None:
         self._stop.set()
         release(self.service_id, self.owner)
 
-    def _renew(self):
+    def _renew(self) -> bool:
         started = time.monotonic()
         if self._extend():
             self._expires = started + LEASE.total_seconds()
@@ -96,10 +96,10 @@ class Lease:
         self.lost.set()
         return False
 
-    def _extend(self):
+    def _extend(self) -> bool:
         return renew(self.service_id, self.owner)
 
-    def _keep(self):
+    def _keep(self) -> None:
         """Renew the lease every few seconds while the converge works (a pull may take
         minutes); stop when it is released or lost. A database error is tried again
         soon: only a lease that lapsed meanwhile is lost."""

@@ -3,7 +3,10 @@ the planner, and the restarts, retries and transitions that come out of it."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleet.models import Replica
 
 POLL = 0.25  # seconds between two looks while something is under way
 
@@ -15,7 +18,7 @@ class Desired:
     replicas: int
     deployment_id: int
     status: str  # the target deployment's Deployment.Status
-    spec: dict = field(hash=False)
+    spec: dict[str, Any] = field(hash=False)
     can_roll_back: bool = False  # an earlier revision exists to roll back to
 
 
@@ -25,7 +28,7 @@ class NodeState:
 
     id: int
     name: str
-    labels: dict = field(hash=False)
+    labels: dict[str, str] = field(hash=False)
     down: bool = False  # its replicas move elsewhere at once
     schedulable: bool = True  # it may take new replicas (ready and active)
     draining: bool = False  # drained: its replicas move to other nodes
@@ -35,7 +38,7 @@ class NodeState:
 class Restart:
     """Start a broken replica's row again with a fresh container."""
 
-    row: Any
+    row: "Replica"
     restarts: int  # the row's restart count once restarted
     node_id: int | None = None  # restart on this node; None: wherever placement says
     event: str | None = None  # the EventKind this restart deserves, if any
@@ -46,7 +49,7 @@ class Restart:
 class Retry:
     """When a broken replica may next be restarted (its backoff), and its count until then."""
 
-    row: Any
+    row: "Replica"
     retry_at: datetime
     restarts: int
 
@@ -81,24 +84,26 @@ class Plan:
 
     new_slots: list[int] = field(default_factory=list)  # slots that get a fresh replica
     restarts: list[Restart] = field(default_factory=list)
-    removals: list = field(default_factory=list)  # rows to remove with their containers
-    leaving: list = field(default_factory=list)  # rows whose slot gets a new one (start-first)
+    removals: list["Replica"] = field(default_factory=list)  # rows to remove with their containers
+    # rows whose slot gets a new one (start-first)
+    leaving: list["Replica"] = field(default_factory=list)
+
     retries: list[Retry] = field(default_factory=list)
     begin: Transition | None = None
     outcome: Transition | None = None
     finish: Transition | None = None
     wait: float | None = None  # something is under way: look again after this many seconds
 
-    def wait_for(self, seconds):
+    def wait_for(self, seconds: float) -> None:
         """Look again in `seconds`, or sooner if another reason says so."""
         self.wait = seconds if self.wait is None else min(self.wait, seconds)
 
     @property
-    def pause(self):
+    def pause(self) -> float:
         """How long to sleep before the next look."""
         return POLL if self.wait is None else self.wait
 
     @property
-    def converged(self):
+    def converged(self) -> bool:
         """Nothing to do and nothing to wait for."""
         return not (self.new_slots or self.restarts or self.removals) and self.wait is None

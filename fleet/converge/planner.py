@@ -8,6 +8,7 @@ on them (a retry time, a restart) is in the plan, for the executor to apply.
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from fleet.converge.plan import POLL, Desired, NodeState, Plan, Restart, Retry, Transition
 from fleet.converge.scheduling import parse_constraint
@@ -24,26 +25,33 @@ Status = Deployment.Status
 State = Replica.State
 
 
-def plan(desired: Desired, rows: list, nodes: list[NodeState], now: datetime) -> Plan:
+def plan(desired: Desired, rows: list[Replica], nodes: list[NodeState], now: datetime) -> Plan:
     """The next steps for a service: `rows` are its replicas, `nodes` every node."""
     return _Planner(desired, rows, {n.id: n for n in nodes}, now).run()
 
 
 class _Planner:
-    def __init__(self, desired, rows, nodes, now):
+    def __init__(
+        self,
+        desired: Desired,
+        rows: list[Replica],
+        nodes: dict[int | None, NodeState],
+        now: datetime,
+    ) -> None:
         self.desired, self.rows, self.nodes, self.now = desired, rows, nodes, now
         self.spec = desired.spec
         self.update = self.spec["update"]
         self.target = desired.deployment_id
         self.status = desired.status
         self.plan = Plan()
-        self.moves = []  # replicas of this revision on drained nodes, to move elsewhere
+        # replicas of this revision on drained nodes, to move elsewhere
+        self.moves: list[Replica] = []
 
-    def run(self):
+    def run(self) -> Plan:
         if self.status == Status.PENDING:
             self.plan.begin = Transition(Transition.BEGIN)
             self.status = Status.RUNNING
-        by_slot = {}
+        by_slot: dict[int, list[Replica]] = {}
         for row in self.rows:
             by_slot.setdefault(row.slot, []).append(row)
         count = self.desired.replicas
@@ -64,10 +72,10 @@ class _Planner:
     # --- what a replica is worth --------------------------------------------------------
 
     @property
-    def rolling_out(self):
+    def rolling_out(self) -> bool:
         return self.status == Status.RUNNING
 
-    def start_timeout(self):
+    def start_timeout(self) -> float:
         hc = self.spec["healthcheck"]
         if not hc:
             return START_TIMEOUT
@@ -77,7 +85,7 @@ class _Planner:
             + (hc["interval"] + hc["timeout"]) * (hc["retries"] + 1)
         )
 
-    def broken(self, row):
+    def broken(self, row: Replica) -> str:
         """Why a replica cannot serve as it is, or "" when it can (or may yet)."""
         if row.state == State.FAILED:
             return row.error or "could not be created"
@@ -94,7 +102,7 @@ class _Planner:
             )
         return ""
 
-    def proven(self, row):
+    def proven(self, row: Replica) -> bool:
         """Serving, and for the whole monitor period."""
         return bool(
             row.serving
@@ -104,7 +112,7 @@ class _Planner:
 
     # --- one slot -----------------------------------------------------------------------
 
-    def plan_slot(self, slot, rows):
+    def plan_slot(self, slot: int, rows: list[Replica]) -> bool:
         """Decide for one slot; return True when it is a candidate for the rolling update."""
         new = [r for r in rows if r.deployment_id == self.target]
         old = [r for r in rows if r.deployment_id != self.target]
@@ -149,7 +157,7 @@ class _Planner:
             self.plan.wait_for(POLL)
         return False
 
-    def fail(self, reason):
+    def fail(self, reason: str) -> None:
         """The new revision failed: roll back to the last good one, or pause, or fail."""
         action = self.update["failure_action"]
         if action == "rollback" and self.desired.can_roll_back:
@@ -160,16 +168,16 @@ class _Planner:
 
     # --- healing ------------------------------------------------------------------------
 
-    def on_draining_node(self, row):
+    def on_draining_node(self, row: Replica) -> bool:
         node = self.nodes.get(row.node_id)
         return node is not None and node.draining and not node.down
 
-    def lost_with_its_node(self, row):
+    def lost_with_its_node(self, row: Replica) -> bool:
         """Whether the replica's container went with its node (down or removed)."""
         node = self.nodes.get(row.node_id)
         return row.state == State.MISSING and (node is None or node.down)
 
-    def heal(self, row):
+    def heal(self, row: Replica) -> None:
         """Start a broken replica again, following the restart policy and backing off."""
         policy = self.spec["restart_policy"] if row.deployment_id == self.target else "any"
         if row.state == State.EXITED and (
@@ -206,20 +214,22 @@ class _Planner:
             return
         self.plan.restarts.append(self.restart(row, restarts))
 
-    def restart(self, row, restarts):
+    def restart(self, row: Replica, restarts: int) -> Restart:
         """A restart after a failure: counted, reported once it loops, and on the same node
         when the failure was the replica's own (a crash, a pull that failed), not its node's."""
+        reason: str | None
         if row.state == State.MISSING:
             reason = f"slot {row.slot} {row.error}"
             return Restart(row, restarts, event=EventKind.REPLICA_RESCHEDULED, reason=reason)
         restarts += 1
+        event: str | None
         event = reason = None
         if restarts == CRASH_LOOP_AFTER:
             event = EventKind.REPLICA_CRASH_LOOPING
             reason = f"slot {row.slot} {self.broken(row)}, restarted {restarts} times"
         return Restart(row, restarts, self.same_node(row), event, reason or "")
 
-    def same_node(self, row):
+    def same_node(self, row: Replica) -> int | None:
         """The row's own node when it may still take the replica, else None."""
         node = self.nodes.get(row.node_id)
         if node is None or not node.schedulable:
@@ -229,7 +239,7 @@ class _Planner:
             return None
         return node.id
 
-    def plan_moves(self):
+    def plan_moves(self) -> None:
         """Move the replicas of drained nodes elsewhere, `parallelism` at a time.
 
         Each is restarted on another node: drained out of the ingress, stopped, then
@@ -251,7 +261,7 @@ class _Planner:
 
     # --- the rolling update -------------------------------------------------------------
 
-    def plan_batch(self, candidates, by_slot):
+    def plan_batch(self, candidates: list[int], by_slot: dict[int, list[Replica]]) -> None:
         """Pick the next slots to update, `parallelism` at a time, `delay` apart.
 
         A batch is done once its new replicas serve; their monitor period runs on beside
@@ -283,7 +293,7 @@ class _Planner:
             else:
                 self.plan.leaving += by_slot[slot]
 
-    def plan_finish(self, by_slot):
+    def plan_finish(self, by_slot: dict[int, list[Replica]]) -> None:
         """Progress, and success once every slot runs a proven replica of the target."""
         if not self.rolling_out:
             return
@@ -303,10 +313,12 @@ class _Planner:
             # Nothing tells a converge that a monitor period ended: look again just then.
             for row in self.rows:
                 if row.deployment_id == self.target and row.serving and not self.proven(row):
-                    proof = row.ready_at + timedelta(seconds=self.update["monitor"])
+                    # Serving, so observe has set ready_at (it does when a replica begins to serve).
+                    proof: datetime = row.ready_at + timedelta(seconds=self.update["monitor"])  # type: ignore[operator, assignment]
+
                     self.plan.wait_for(max((proof - self.now).total_seconds(), MIN_WAIT))
 
 
-def publishes_fixed_ports(spec):
+def publishes_fixed_ports(spec: dict[str, Any]) -> bool:
     """Whether a spec publishes a fixed host port, which a node can bind only once."""
     return any(p.get("published") for p in spec.get("ports", []))

@@ -8,6 +8,8 @@ be gets a converge.
 """
 
 import logging
+from collections.abc import Set
+from datetime import datetime
 
 from django.db.models import Q
 from django.utils import timezone
@@ -22,7 +24,7 @@ from fleet.nodes import observe
 log = logging.getLogger(__name__)
 
 
-def sync_and_clean():
+def sync_and_clean() -> int:
     """From one listing per node: correct every replica's state, and remove containers
     labelled as Fleet's that no replica claims; return how many were removed."""
     now = timezone.now()
@@ -58,14 +60,14 @@ def sync_and_clean():
     return len(orphans)
 
 
-def mark_lost_on_down_nodes():
+def mark_lost_on_down_nodes() -> None:
     """Mark the replicas of down (or removed) nodes missing, so that they move elsewhere."""
     lost = Replica.objects.filter(Q(node__status=Node.Status.DOWN) | Q(node__isnull=True))
     lost = lost.exclude(state__in=(Replica.State.MISSING, Replica.State.FAILED))
     for replica in lost.select_related("service", "node"):
         # Only if no converge moved it meanwhile: the same node and container as read.
         marked = (
-            Replica.objects.filter(
+            Replica.objects.filter(  # type: ignore[misc]  # node_id None matches IS NULL: meant
                 pk=replica.pk, node_id=replica.node_id, container_id=replica.container_id
             )
             .exclude(state__in=(Replica.State.MISSING, Replica.State.FAILED))
@@ -79,7 +81,9 @@ def mark_lost_on_down_nodes():
             live.broadcast_replica(replica)
 
 
-def needs_converge(service, rows, now, draining=frozenset()):
+def needs_converge(
+    service: Service, rows: list[Replica], now: datetime, draining: Set[int] = frozenset()
+) -> bool:
     """Is the service away from its desired state in a way a converge could fix now?
 
     `draining`: ids of the drained nodes whose replicas may move (another node takes
@@ -101,15 +105,15 @@ def needs_converge(service, rows, now, draining=frozenset()):
     return len({r.slot for r in waiting}) < service.replicas - len(good)
 
 
-def services_to_converge():
+def services_to_converge() -> list[int]:
     """Ids of services off their desired state whose lease is free."""
     now = timezone.now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     services = list(Service.objects.filter(free).select_related("current_deployment"))
-    rows = {}
+    rows: dict[int, list[Replica]] = {}
     for row in Replica.objects.filter(service__in=services):
         rows.setdefault(row.service_id, []).append(row)
-    draining = set()
+    draining: set[int] = set()
     nodes = list(Node.objects.all())
     if any(node.schedulable for node in nodes):  # else there is nowhere to move to
         draining = {
@@ -120,14 +124,14 @@ def services_to_converge():
     return [s.pk for s in services if needs_converge(s, rows.get(s.pk, []), now, draining)]
 
 
-def converge_services_on(node_id):
+def converge_services_on(node_id: int) -> None:
     """Queue a converge of every service with replicas on a node (one that went down)."""
     ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True).distinct()
     for service_id in ids:
         queue.converge(service_id)
 
 
-def run():
+def run() -> None:
     """One round of the safety net; queue the converges it finds necessary."""
     removed = sync_and_clean()
     if removed:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
 
 
-def converge(service_id):
+def converge(service_id: int) -> str:
     """Bring one service to its desired state; return a word on how it ended."""
     lease = Lease(service_id)
     if not lease.claim():
@@ -59,6 +59,6 @@ def converge(service_id):
         lease.release()
 
 
-def changed_since(service_id, generation):
+def changed_since(service_id: int, generation: int) -> bool:
     """Whether the desired state changed since it was read (a request came in meanwhile)."""
     return Service.objects.filter(pk=service_id).exclude(generation=generation).exists()

@@ -1,6 +1,7 @@
 """Where new replicas go: constraints, spread and published ports, as pure functions."""
 
 import re
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 
 from fleet.models.validation import LABEL_KEY
@@ -19,12 +20,12 @@ class Constraint:
     op: str
     value: str
 
-    def matches(self, node_name: str, labels: dict) -> bool:
+    def matches(self, node_name: str, labels: dict[str, str]) -> bool:
         """Whether a node meets the rule; an absent label never equals anything."""
         actual = node_name if self.key == NODE_NAME else labels.get(self.key)
         return (actual == self.value) == (self.op == "==")
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.key}{self.op}{self.value}"
 
 
@@ -48,13 +49,13 @@ class NodeView:
 
     name: str
     # Left out of the hash because a dict cannot be hashed; equality still compares it.
-    labels: dict = field(hash=False)
+    labels: dict[str, str] = field(hash=False)
     schedulable: bool
     load: int = 0
     service_replicas: int = 0
-    published: frozenset = frozenset()
+    published: frozenset[tuple[int, str]] = frozenset()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "published", frozenset(self.published))
 
 
@@ -66,8 +67,8 @@ def place(
     nodes: list[NodeView],
     count: int,
     *,
-    constraints: list[Constraint] = (),
-    ports: list[tuple[int, str]] = (),
+    constraints: Sequence[Constraint] = (),
+    ports: Iterable[tuple[int, str]] = (),
 ) -> list[str]:
     """Node names for `count` new replicas, in order: all of them, or PlacementError."""
     if count < 0:
@@ -87,14 +88,14 @@ def place(
     return _spread(free, count, capacity=1)
 
 
-def _eligible(node, constraints):
+def _eligible(node: NodeView, constraints: Iterable[Constraint]) -> bool:
     return node.schedulable and all(c.matches(node.name, node.labels) for c in constraints)
 
 
-def _spread(nodes, count, capacity):
+def _spread(nodes: list[NodeView], count: int, capacity: int | None) -> list[str]:
     """Greedy spread: fewest replicas of the service, then least load, then name."""
     placed = dict.fromkeys((node.name for node in nodes), 0)
-    chosen = []
+    chosen: list[str] = []
     for _ in range(count):
         open_nodes = [n for n in nodes if capacity is None or placed[n.name] < capacity]
         best = min(
@@ -106,7 +107,7 @@ def _spread(nodes, count, capacity):
     return chosen
 
 
-def _no_eligible_node(nodes, constraints):
+def _no_eligible_node(nodes: list[NodeView], constraints: Sequence[Constraint]) -> str:
     if not nodes:
         return "There are no nodes to place replicas on."
     if not constraints:
@@ -117,7 +118,7 @@ def _no_eligible_node(nodes, constraints):
     return f"No ready, active node satisfies {wanted} ({_count(nodes, 'node')}: {reasons})."
 
 
-def _why_left_out(node, constraints):
+def _why_left_out(node: NodeView, constraints: Iterable[Constraint]) -> str:
     if not node.schedulable:
         return f"{node.name} is not ready and active"
     failed = next(c for c in constraints if not c.matches(node.name, node.labels))
@@ -128,7 +129,9 @@ def _why_left_out(node, constraints):
     return f"{node.name} has {failed.key}={node.labels[failed.key]}"
 
 
-def _ports_taken(eligible, free, count, ports):
+def _ports_taken(
+    eligible: list[NodeView], free: list[NodeView], count: int, ports: frozenset[tuple[int, str]]
+) -> str:
     listed = _listing([f"{port}/{protocol}" for port, protocol in sorted(ports)])
     if not free:
         names = _listing([node.name for node in eligible])
@@ -143,22 +146,22 @@ def _ports_taken(eligible, free, count, ports):
     )
 
 
-def _are(items):
+def _are(items: Sized) -> str:
     return "is" if len(items) == 1 else "are"
 
 
-def _count(items, noun):
+def _count(items: Sized, noun: str) -> str:
     return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
 
 
-def _capped(words):
+def _capped(words: list[str]) -> list[str]:
     """The first few words, then "and N more", so a long list does not drown the sentence."""
     if len(words) <= MAX_REASONS:
         return list(words)
     return [*words[: MAX_REASONS - 1], f"and {len(words) - MAX_REASONS + 1} more"]
 
 
-def _listing(words):
+def _listing(words: list[str]) -> str:
     """Words joined as in a sentence: "a", "a and b", "a, b and c"."""
     words = _capped(words)
     if words[-1].startswith("and "):

@@ -7,20 +7,21 @@ recorded as an Event.
 """
 
 import logging
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from fleet import live
-from fleet.models import SYSTEM, Deployment, Event, EventKind, Service
+from fleet.models import SYSTEM, Actor, Deployment, Event, EventKind, Service
 
 log = logging.getLogger(__name__)
 
 Status = Deployment.Status
 
 
-def begin(deployment, now):
+def begin(deployment: Deployment, now: datetime) -> bool:
     """A pending revision starts rolling out; False when it was not pending any more."""
     started = Deployment.objects.filter(pk=deployment.pk, status=Status.PENDING).update(
         status=Status.RUNNING, started_at=now
@@ -31,7 +32,9 @@ def begin(deployment, now):
     return bool(started)
 
 
-def roll_back(service, current, good, reason, actor=SYSTEM):
+def roll_back(
+    service: Service, current: Deployment, good: Deployment, reason: str, actor: Actor = SYSTEM
+) -> None:
     """Make `good` the service's revision again in place of `current` (locked by the caller).
 
     The one way back, whether a failed rollout takes it by itself or an operator asks.
@@ -57,7 +60,7 @@ def roll_back(service, current, good, reason, actor=SYSTEM):
 
 
 @transaction.atomic
-def fail(service, deployment, reason, halt, now):
+def fail(service: Service, deployment: Deployment, reason: str, halt: str, now: datetime) -> bool:
     """A rolling-out revision failed: roll back to the last good one, or halt it.
 
     `halt` is "roll_back", "pause" or "fail", as the planner chose; a rollback
@@ -89,7 +92,7 @@ def fail(service, deployment, reason, halt, now):
     return True
 
 
-def succeed(service, deployment, reason, now):
+def succeed(service: Service, deployment: Deployment, reason: str, now: datetime) -> bool:
     """Every slot runs a proven replica of the revision. A reason left over from the way
     there (a placement that could not be met for a while) no longer holds, so it goes."""
     updated = Deployment.objects.filter(pk=deployment.pk, status=Status.RUNNING).update(
@@ -107,14 +110,14 @@ def succeed(service, deployment, reason, now):
     return bool(updated)
 
 
-def progress(deployment, percent):
+def progress(deployment: Deployment, percent: int) -> None:
     """How far the rollout is, shown when it moved."""
     moved = Deployment.objects.filter(pk=deployment.pk).exclude(progress=percent)
     if moved.update(progress=percent):
         live.broadcast("deployment", deployment.pk)
 
 
-def report_placement(service, deployment, reason):
+def report_placement(service: Service, deployment: Deployment, reason: str) -> None:
     """A plan that cannot be met: say so once on the deployment and as an Event, together."""
     with transaction.atomic():
         updated = (

@@ -22,11 +22,11 @@ NUDGE_TIMEOUT = 0.2  # the watch nudges between events: a frozen Redis may not h
 WAIT_TIMEOUT = 5.0  # above any pause a converge takes (planner.SHORT_WAIT at most)
 
 
-def _key(service_id):
+def _key(service_id: int) -> str:
     return f"fleet:wake:{service_id}"
 
 
-def nudge(service_id):
+def nudge(service_id: int) -> None:
     """Something a converge of this service may be waiting for has changed."""
     try:
         with redis_link.client(NUDGE_TIMEOUT).pipeline() as pipe:
@@ -35,7 +35,7 @@ def nudge(service_id):
         log.debug("no wake-up for service %s: %s", service_id, exc)
 
 
-def wait(service_id, seconds):
+def wait(service_id: int, seconds: float) -> None:
     """Sleep up to `seconds`, less if the service is nudged meanwhile."""
     if seconds <= 0:
         return  # (BLPOP would take 0 as "for ever")

@@ -10,9 +10,12 @@ import hashlib
 import json
 import re
 import socket
+import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import docker
 import requests
@@ -30,6 +33,7 @@ from fleet.engine.errors import (
     pull_failure,
     registry_of,
 )
+from fleet.engine.node import EngineNode
 from fleet.engine.pulls import pull_slot
 from fleet.engine.tls import ContextAdapter, tls_context
 
@@ -48,7 +52,7 @@ LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
 POOL_SIZE = 48
 SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
 
-_clients = {}
+_clients: dict[tuple[str, str, float], docker.DockerClient] = {}
 _clients_lock = threading.Lock()
 
 
@@ -62,14 +66,14 @@ class EngineInfo:
     containers_running: int
 
 
-def _chain(exc):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     """The exception and everything it was raised from, outermost first."""
     while exc is not None:
         yield exc
         exc = exc.__cause__ or exc.__context__
 
 
-def describe(exc, timeout=None):
+def describe(exc: BaseException, timeout: float | None = None) -> str:
     """A short, operator-facing sentence for an exception raised by the SDK."""
     chain = list(_chain(exc))
     for link in chain:
@@ -84,7 +88,7 @@ def describe(exc, timeout=None):
     return str(exc) or type(exc).__name__
 
 
-def failure(exc, timeout=None):
+def failure(exc: BaseException, timeout: float | None = None) -> EngineError:
     """The EngineError to raise for an SDK exception, EngineUnreachable when nothing answered."""
     silent = (requests.exceptions.Timeout, requests.exceptions.ConnectionError)
     unreachable = any(isinstance(link, silent) for link in _chain(exc))
@@ -94,21 +98,21 @@ def failure(exc, timeout=None):
 class _ContextTLS(TLSConfig):
     """The SDK's TLS hook, given a loaded context instead of file paths to read again."""
 
-    def __init__(self, context):
+    def __init__(self, context: ssl.SSLContext) -> None:
         self.context = context
 
-    def configure_client(self, client):
+    def configure_client(self, client: docker.APIClient) -> None:
         client.verify = True
         client.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies: the node's CA only
         client.mount("https://", ContextAdapter(self.context, POOL_SIZE))
 
 
-def _cache_key(node, timeout):
+def _cache_key(node: EngineNode, timeout: float) -> tuple[str, str, float]:
     secret = hashlib.sha256(f"{node.tls_ca}|{node.tls_cert}|{node.tls_key}".encode()).hexdigest()
     return (node.endpoint, secret, timeout)
 
 
-def client(node, timeout):
+def client(node: EngineNode, timeout: float) -> docker.DockerClient:
     """A cached Docker client for this node whose every call gives up after `timeout` seconds."""
     key = _cache_key(node, timeout)
     with _clients_lock:
@@ -119,7 +123,7 @@ def client(node, timeout):
         made = docker.DockerClient(
             base_url=node.endpoint,
             version=API_VERSION,
-            timeout=timeout,
+            timeout=timeout,  # type: ignore[arg-type]  # a float: the SDK hands it to requests
             max_pool_size=POOL_SIZE,
             tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
         )
@@ -130,7 +134,7 @@ def client(node, timeout):
         return _clients[key]
 
 
-def ping(node, timeout):
+def ping(node: EngineNode, timeout: float) -> None:
     """Whether the engine is alive: GET /_ping, the cheapest call it answers.
 
     Liveness is this and nothing else: a daemon busy with pulls may take seconds to
@@ -139,7 +143,8 @@ def ping(node, timeout):
     """
     # One client for every ping, the timeout given per call: the watch shortens the ping
     # that reaches a down deadline, and a client per timeout would pile up.
-    api = client(node, CALL_TIMEOUT).api
+    # Any: the SDK's private helpers, which its stubs leave out.
+    api: Any = client(node, CALL_TIMEOUT).api
     try:
         answered = api._result(api._get(api._url("/_ping"), timeout=timeout))
     except SDK_ERRORS as exc:
@@ -148,7 +153,7 @@ def ping(node, timeout):
         raise EngineError("engine answered its ping with something other than OK")
 
 
-def info(node, timeout):
+def info(node: EngineNode, timeout: float) -> EngineInfo:
     """Ask a node's engine for its version and size (slower than a ping on a busy engine)."""
     try:
         found = client(node, timeout).info()
@@ -168,14 +173,14 @@ def info(node, timeout):
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 5, 2, 3
 
 
-def _stream_socket(response):
+def _stream_socket(response: requests.Response) -> socket.socket | None:
     """The socket under a streamed response (as docker's CancellableStream finds it)."""
     raw = getattr(getattr(response.raw, "_fp", None), "fp", None)
     raw = getattr(raw, "raw", None)
     return getattr(raw, "_sock", None) or getattr(raw, "sock", None)
 
 
-def _wait_quietly(response):
+def _wait_quietly(response: requests.Response) -> None:
     """Let the stream wait for events as long as it likes, with keepalive on TCP."""
     sock = _stream_socket(response)
     if sock is None:
@@ -188,7 +193,9 @@ def _wait_quietly(response):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
 
 
-def events(node, since=None, timeout=5):
+def events(
+    node: EngineNode, since: str | None = None, timeout: float = 5
+) -> "CancellableStream[dict[str, Any]]":  # generic in its stubs only
     """Open the node's stream of container events, decoded, from `since` on.
 
     Connecting and the answer's headers get `timeout` (the SDK's own events() waits
@@ -196,7 +203,7 @@ def events(node, since=None, timeout=5):
     ends when the engine goes away (TCP keepalive notices a silent one), and close()
     ends it from another thread.
     """
-    api = client(node, timeout).api
+    api: Any = client(node, timeout).api  # Any: the SDK's private helpers (see ping)
     params = {"filters": json.dumps({"type": ["container"]})}
     if since:
         params["since"] = since
@@ -217,11 +224,14 @@ class ContainerSpec:
 
     name: str
     image: str
-    labels: dict
-    command: list = field(default_factory=list)
-    env: dict = field(default_factory=dict, repr=False)  # holds opened secrets: never shown
-    ports: list = field(default_factory=list)  # [{"container", "published", "protocol"}]
-    healthcheck: dict | None = None  # Docker's form, durations in nanoseconds
+    labels: dict[str, str]
+    command: list[str] = field(default_factory=list)
+    # holds opened secrets: never shown
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    # [{"container", "published", "protocol"}]
+    ports: list[dict[str, Any]] = field(default_factory=list)
+
+    healthcheck: dict[str, Any] | None = None  # Docker's form, durations in nanoseconds
     cpus: float | None = None
     memory_bytes: int | None = None
 
@@ -232,11 +242,11 @@ class ObservedContainer:
 
     id: str
     name: str
-    labels: dict
+    labels: dict[str, str]
     state: str  # Docker's: created, running, exited, dead, restarting, paused, removing
     health: str  # none, starting, healthy, unhealthy
     exit_code: int | None
-    host_ports: dict  # {"80/tcp": 49153}
+    host_ports: dict[str, int]  # {"80/tcp": 49153}
     created: int
 
 
@@ -244,7 +254,7 @@ _HEALTH = re.compile(r"\((?:health: )?(starting|healthy|unhealthy)\)")
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
 
 
-def _observed(row):
+def _observed(row: dict[str, Any]) -> ObservedContainer:
     status = row.get("Status") or ""
     health = _HEALTH.search(status)
     exit_code = _EXIT.search(status)
@@ -265,7 +275,7 @@ def _observed(row):
     )
 
 
-def list_containers(node, label):
+def list_containers(node: EngineNode, label: str) -> list[ObservedContainer]:
     """Every container on the node carrying `label` ("key" or "key=value"), running or not.
 
     A listing is cheap, so it gets a short timeout of its own (LIST_TIMEOUT): a converge
@@ -282,11 +292,12 @@ def list_containers(node, label):
     return [_observed(row) for row in rows]
 
 
-def _auth_for(image):
-    return settings.FLEET_REGISTRY_AUTH.get(registry_of(image))
+def _auth_for(image: str) -> dict[str, str] | None:
+    # settings.py refuses a FLEET_REGISTRY_AUTH that is not a dict (of dicts).
+    return settings.FLEET_REGISTRY_AUTH.get(registry_of(image))  # type: ignore[union-attr]
 
 
-def ensure_image(node, image):
+def ensure_image(node: EngineNode, image: str) -> None:
     """Pull the image unless the node has it; PullError says why a pull failed.
 
     A pull may take FLEET_PULL_TIMEOUT seconds in all (waiting for a slot included),
@@ -333,10 +344,12 @@ def ensure_image(node, image):
         raise pull_failure(image, last_error)
 
 
-def run_container(node, spec):
+def run_container(node: EngineNode, spec: ContainerSpec) -> str:
     """Create and start a container, pulling its image first if the node lacks it; return its id."""
     api = client(node, CALL_TIMEOUT).api
-    bindings = {f"{p['container']}/{p['protocol']}": p.get("published") for p in spec.ports}
+    bindings: dict[int | str, Any] = {
+        f"{p['container']}/{p['protocol']}": p.get("published") for p in spec.ports
+    }
     try:
         host_config = api.create_host_config(
             port_bindings=bindings or None,
@@ -344,7 +357,7 @@ def run_container(node, spec):
             mem_limit=spec.memory_bytes,
             restart_policy={"Name": "no"},
         )
-        options = {
+        options: dict[str, Any] = {
             "command": spec.command or None,
             "environment": spec.env or None,
             "labels": spec.labels,
@@ -365,7 +378,7 @@ def run_container(node, spec):
     return created["Id"]
 
 
-def remove_container(node, container_id, stop_timeout=10):
+def remove_container(node: EngineNode, container_id: str, stop_timeout: int = 10) -> None:
     """Stop a container gracefully, then remove it; gone already is fine."""
     api = client(node, CALL_TIMEOUT + stop_timeout).api
     try:
@@ -382,7 +395,7 @@ def remove_container(node, container_id, stop_timeout=10):
         raise failure(exc, CALL_TIMEOUT) from exc
 
 
-def follow_logs(node, container_id, tail=100):
+def follow_logs(node: EngineNode, container_id: str, tail: int = 100) -> "CancellableStream[bytes]":
     """A stream of the container's log lines (bytes), the last `tail` first, then new ones.
 
     The stream blocks while the container is quiet; close() ends it from another thread.

@@ -14,7 +14,7 @@ class EngineUnreachable(EngineError):
     not the request's."""
 
 
-def registry_of(image):
+def registry_of(image: str) -> str:
     """The registry an image is pulled from: its first part if Docker reads it as a host
     (a dot, a port or localhost), else Docker Hub. Spec validation uses it too."""
     first = image.split("/", 1)[0] if "/" in image else ""
@@ -30,7 +30,7 @@ class PullError(EngineError):
     parsing the message.
     """
 
-    def __init__(self, message, reason):
+    def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -61,7 +61,7 @@ _PULL_REASONS = (
 )
 
 
-def pull_failure(image, detail):
+def pull_failure(image: str, detail: str) -> PullError:
     """The PullError for an engine's message about a failed pull of `image`."""
     text = detail.strip() or "the engine gave no reason"
     lowered = text.lower()

@@ -8,6 +8,7 @@ it imports nothing of Docker's.
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import redis
@@ -15,12 +16,13 @@ from django.conf import settings
 
 from fleet import redis_link, slots
 from fleet.engine.errors import PULL_BUSY, PullError
+from fleet.engine.node import EngineNode
 
 log = logging.getLogger(__name__)
 
 
 @contextmanager
-def pull_slot(node, image, deadline):
+def pull_slot(node: EngineNode, image: str, deadline: float) -> Iterator[None]:
     """Hold one of the node's FLEET_PULL_CONCURRENCY pull slots until the block ends.
 
     Without Redis the pull goes ahead unlimited (logged): a limit must not stop work.

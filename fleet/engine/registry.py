@@ -12,13 +12,14 @@ from django.conf import settings
 from fleet import engine
 from fleet.engine.errors import EngineError, EngineUnreachable, registry_of
 from fleet.engine.labels import SERVICE
+from fleet.engine.node import EngineNode
 
 
 class RegistryError(EngineError):
     """The registry did not answer the node, or refused: the message says which."""
 
 
-def registry_digest(node, image, timeout):
+def registry_digest(node: EngineNode, image: str, timeout: float) -> str:
     """The digest the registry serves for `image` (a tag) now, asked through `node`.
 
     Raises RegistryError when the registry does not answer within `timeout` seconds or
@@ -26,7 +27,8 @@ def registry_digest(node, image, timeout):
     """
     registry = registry_of(image)
     api = engine.client(node, timeout).api
-    auth = settings.FLEET_REGISTRY_AUTH.get(registry)
+    # settings.py refuses a FLEET_REGISTRY_AUTH that is not a dict (of dicts).
+    auth = settings.FLEET_REGISTRY_AUTH.get(registry)  # type: ignore[union-attr]
     try:
         found = api.inspect_distribution(image, auth_config=auth)
     except engine.SDK_ERRORS as exc:
@@ -45,7 +47,9 @@ def registry_digest(node, image, timeout):
     return digest
 
 
-def running_digests(node, timeout, service=None):
+def running_digests(
+    node: EngineNode, timeout: float, service: str | None = None
+) -> dict[str | None, dict[str, list[str]]]:
     """{service name: {image id: [repository digests]}} of the running containers Fleet
     made on `node` (of one service when named): what their replicas really run.
 
@@ -55,11 +59,13 @@ def running_digests(node, timeout, service=None):
     label = f"{SERVICE}={service}" if service else SERVICE
     try:
         rows = api.containers(filters={"label": label, "status": "running"})
-        found = {}
+        found: dict[str | None, dict[str, None]] = {}
+
         for row in rows:
             name = (row.get("Labels") or {}).get(SERVICE)
             found.setdefault(name, {}).setdefault(row.get("ImageID") or "", None)
-        digests = {}
+        digests: dict[str, list[str]] = {}
+
         for image_id in {i for images in found.values() for i in images if i}:
             repo_digests = api.inspect_image(image_id).get("RepoDigests") or []
             digests[image_id] = [d.partition("@")[2] for d in repo_digests if "@" in d]

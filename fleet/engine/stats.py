@@ -6,8 +6,10 @@ cgroup v1 or v2 names depending on the host; stats_reading() reads either.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from fleet.engine.client import SDK_ERRORS, client, failure
+from fleet.engine.node import EngineNode
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class StatsReading:
     blk_write: int
 
 
-def _memory_used(memory):
+def _memory_used(memory: dict[str, Any]) -> int:
     stats = memory.get("stats") or {}
     # cgroup v1 names the page cache total_inactive_file, v2 inactive_file.
     cache = stats.get("total_inactive_file", stats.get("inactive_file", 0)) or 0
@@ -38,7 +40,7 @@ def _memory_used(memory):
     return max(0, used - int(cache))
 
 
-def _block_io(blkio):
+def _block_io(blkio: dict[str, Any]) -> tuple[int, int]:
     read = write = 0
     for row in blkio.get("io_service_bytes_recursive") or []:
         op = str(row.get("op", "")).lower()
@@ -49,7 +51,7 @@ def _block_io(blkio):
     return read, write
 
 
-def stats_reading(container_id, raw):
+def stats_reading(container_id: str, raw: dict[str, Any]) -> StatsReading:
     """A StatsReading from the Engine API's stats document (a pure function, unit-tested)."""
     cpu = raw.get("cpu_stats") or {}
     usage = cpu.get("cpu_usage") or {}
@@ -70,7 +72,7 @@ def stats_reading(container_id, raw):
     )
 
 
-def disk_bytes(df):
+def disk_bytes(df: dict[str, Any]) -> int:
     """Bytes on disk from GET /system/df: image layers, containers' own layers, volumes."""
     images = int(df.get("LayersSize") or 0)
     containers = sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or [])
@@ -80,7 +82,7 @@ def disk_bytes(df):
     return images + containers + volumes
 
 
-def stats(node, container_id, timeout):
+def stats(node: EngineNode, container_id: str, timeout: float) -> StatsReading:
     """One reading of a container's counters: a one-shot stats call, no waiting.
 
     Without one-shot the engine waits for a second reading (about a second) to fill in
@@ -96,7 +98,7 @@ def stats(node, container_id, timeout):
     return stats_reading(container_id, raw)
 
 
-def disk_usage(node, timeout):
+def disk_usage(node: EngineNode, timeout: float) -> int:
     """Bytes the engine's images, containers and volumes take on disk (GET /system/df).
 
     The engine walks its layers and volumes to answer, so this is called seldom.

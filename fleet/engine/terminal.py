@@ -13,9 +13,12 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from typing import Any
 
 from fleet.engine.client import SDK_ERRORS, EngineError, client, failure
+from fleet.engine.node import EngineNode
 
 READ_SIZE = 65536
 # Seconds each exec call may take: someone waits at a terminal for it (a slow engine's
@@ -33,7 +36,7 @@ done
 """
 
 
-def _raw_socket(handed):
+def _raw_socket(handed: Any) -> Any:
     """The socket under what exec_start(socket=True) returns: a SocketIO over plain HTTP,
     the SSL socket itself over HTTPS, a bare socket over a unix socket."""
     return getattr(handed, "_sock", handed)
@@ -46,17 +49,19 @@ class ExecSession:
     thread of its own until the command ends or close() is called.
     """
 
-    def __init__(self, node, container_id, exec_id, handed, mark):
+    def __init__(
+        self, node: EngineNode, container_id: str, exec_id: str, handed: Any, mark: str
+    ) -> None:
         self.node, self.container_id, self.exec_id, self.mark = node, container_id, exec_id, mark
         self._handed = handed  # keeps the engine's response (and with it the connection) alive
         self._sock = _raw_socket(handed)
         self._sock.settimeout(None)
         self._wake_r, self._wake_w = os.pipe()
-        self._pending = []
+        self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self._closed = False
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         """Queue bytes for the command's terminal (sent by the pump thread)."""
         with self._lock:
             if self._closed:
@@ -64,18 +69,18 @@ class ExecSession:
             self._pending.append(data)
         self._wake()
 
-    def _wake(self):
+    def _wake(self) -> None:
         with suppress(OSError):
             os.write(self._wake_w, b"x")
 
-    def resize(self, cols, rows):
+    def resize(self, cols: int, rows: int) -> None:
         """Tell the engine the terminal's new size."""
         try:
             client(self.node, CALL_TIMEOUT).api.exec_resize(self.exec_id, height=rows, width=cols)
         except SDK_ERRORS as exc:
             raise failure(exc, CALL_TIMEOUT) from exc
 
-    def pump(self, on_output):
+    def pump(self, on_output: Callable[[bytes], object]) -> None:
         """Send queued input and hand every chunk of output to on_output(bytes), until the
         command ends (its terminal closes) or close() is called. on_output may block: the
         command's output then waits, as it would on a slow terminal."""
@@ -92,13 +97,13 @@ class ExecSession:
         finally:
             self._release()
 
-    def _flush(self):
+    def _flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
         for data in pending:
             self._sock.sendall(data)
 
-    def _read(self, on_output):
+    def _read(self, on_output: Callable[[bytes], object]) -> bool:
         """Read what is there (an SSL socket may hold decrypted bytes select cannot see);
         False once the terminal has closed."""
         while True:
@@ -109,7 +114,7 @@ class ExecSession:
             if not getattr(self._sock, "pending", lambda: 0)():
                 return True
 
-    def close(self):
+    def close(self) -> None:
         """End the terminal's connection; pump() returns. The command goes on (see MARK)."""
         with self._lock:
             if self._closed:
@@ -119,7 +124,7 @@ class ExecSession:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._wake()
 
-    def _release(self):
+    def _release(self) -> None:
         with self._lock:
             self._closed = True
         for closing in (self._sock.close, self._handed.close):
@@ -132,7 +137,7 @@ class ExecSession:
             with suppress(OSError):
                 os.close(fd)
 
-    def hang_up(self, signal_name):
+    def hang_up(self, signal_name: str) -> None:
         """Send the signal ("HUP", "KILL") to every process the command started, through a
         second exec of sh in the container (an image without sh keeps them: README)."""
         api = client(self.node, CALL_TIMEOUT).api
@@ -143,7 +148,7 @@ class ExecSession:
         except SDK_ERRORS as exc:
             raise failure(exc, CALL_TIMEOUT) from exc
 
-    def exit_code(self, wait):
+    def exit_code(self, wait: float) -> int | None:
         """The command's exit code, or None while it still runs after `wait` seconds (the
         engine may take a moment to mark the exec ended)."""
         deadline = time.monotonic() + wait
@@ -157,7 +162,9 @@ class ExecSession:
             time.sleep(0.1)
 
 
-def open_exec(node, container_id, command, cols=80, rows=24):
+def open_exec(
+    node: EngineNode, container_id: str, command: list[str], cols: int = 80, rows: int = 24
+) -> ExecSession:
     """Start `command` (a list) in the container with a terminal; its ExecSession.
 
     Raises EngineError with a message fit to show an operator (no such container, not

@@ -5,15 +5,20 @@ a function run in a pool thread closes its own when it is done.
 """
 
 import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from django.db import close_old_connections, connections
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def close_thread_connections(func):
+
+def close_thread_connections(func: Callable[P, R]) -> Callable[P, R]:
     """Wrap a function run in a worker thread so its database connection is closed after."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         close_old_connections()
         try:
             return func(*args, **kwargs)

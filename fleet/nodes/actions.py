@@ -4,10 +4,13 @@ The API, the admin and the dashboard all call these, so every door writes the
 same Event and queues the same follow-up work.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import transaction
 
 from fleet import live, queue
-from fleet.models import SYSTEM, Event, EventKind, Node
+from fleet.models import SYSTEM, Actor, Event, EventKind, Node
 
 # Fields whose values may be recorded in an event; certificates and keys never are.
 PUBLIC_FIELDS = ("endpoint", "labels", "availability")
@@ -15,7 +18,7 @@ SECRET_FIELDS = ("tls_ca", "tls_cert", "tls_key")
 
 
 @transaction.atomic
-def register(node, actor=SYSTEM):
+def register(node: Node, actor: Actor = SYSTEM) -> Node:
     """Save a new node (validated first) and check it at once rather than at the next tick."""
     node.full_clean()
     node.save()
@@ -26,7 +29,7 @@ def register(node, actor=SYSTEM):
 
 
 @transaction.atomic
-def update(node, changes, actor=SYSTEM):
+def update(node: Node, changes: dict[str, Any], actor: Actor = SYSTEM) -> Node:
     """Apply field changes to a node; availability changes are recorded as their own kind."""
     availability = changes.pop("availability", node.availability)
     before = {field: getattr(node, field) for field in changes}
@@ -50,7 +53,9 @@ def update(node, changes, actor=SYSTEM):
 
 
 @transaction.atomic
-def set_availability(node, availability, actor=SYSTEM, reason=""):
+def set_availability(
+    node: Node, availability: str, actor: Actor = SYSTEM, reason: str = ""
+) -> Node:
     """Make a node active, paused or drained; a no-op when it already is.
 
     Paused, it takes no new replicas; drained, its replicas also move to other nodes,
@@ -83,7 +88,7 @@ class NotHeld(ValueError):
 
 
 @transaction.atomic
-def release_hold(node, actor=SYSTEM):
+def release_hold(node: Node, actor: Actor = SYSTEM) -> Node:
     """Lift the hold-down of a node that flapped, so that it takes new replicas at once.
 
     Nothing moves back to it by itself: it takes new replicas from now on.
@@ -102,7 +107,7 @@ def release_hold(node, actor=SYSTEM):
 
 
 @transaction.atomic
-def remove(node, actor=SYSTEM, reason=""):
+def remove(node: Node, actor: Actor = SYSTEM, reason: str = "") -> None:
     """Forget a node. Its engine and containers are left as they are."""
     Event.objects.record(
         EventKind.NODE_REMOVED, actor=actor, node=node, old=node.endpoint, reason=reason
@@ -111,7 +116,7 @@ def remove(node, actor=SYSTEM, reason=""):
     live.broadcast("node", node.name)
 
 
-def request_check(nodes):
+def request_check(nodes: Iterable[Node]) -> None:
     """Queue an immediate health check of each node."""
     for node in nodes:
         queue.check_node(node.pk)

@@ -5,13 +5,15 @@ in one transaction, writes its Event, and queues a converge on commit; the
 worker does the Docker work.
 """
 
+from typing import Any
+
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from fleet import live, queue
 from fleet.converge import transitions
-from fleet.models import SYSTEM, Deployment, Event, EventKind, Service
+from fleet.models import SYSTEM, Actor, Deployment, Event, EventKind, Service
 from fleet.services.spec import SPEC_FIELDS, ServiceSpecSerializer, comparable, merge
 
 
@@ -23,12 +25,12 @@ class StaleSpec(ServiceError):
     """A spec edited from a revision that is no longer the current one."""
 
 
-def _queue_converge(service):
+def _queue_converge(service: Service) -> None:
     live.broadcast("service", service.name)
     queue.converge(service.pk)
 
 
-def _locked(service):
+def _locked(service: Service) -> Service:
     # Lock the service row only: PostgreSQL refuses FOR UPDATE on the outer join.
     rows = Service.objects.select_for_update(of=("self",)).select_related("current_deployment")
     locked = rows.get(pk=service.pk)
@@ -37,7 +39,7 @@ def _locked(service):
     return locked
 
 
-def describe_changes(old, new):
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
     """A short account of what a new revision changes, for its Event (names, never values)."""
     old, new = comparable(old), comparable(new)
     changed = [key for key in SPEC_FIELDS if old.get(key) != new.get(key)]
@@ -47,7 +49,7 @@ def describe_changes(old, new):
 
 
 @transaction.atomic
-def create(data, actor=SYSTEM):
+def create(data: dict[str, Any], actor: Actor = SYSTEM) -> Service:
     """Create a service from a validated spec and deploy its revision 1."""
     service = Service.objects.create(name=data["name"], replicas=data["replicas"])
     deployment = Deployment.objects.create(
@@ -72,7 +74,13 @@ def create(data, actor=SYSTEM):
 
 
 @transaction.atomic
-def deploy(service, spec, actor=SYSTEM, force=False, base_revision=None):
+def deploy(
+    service: Service,
+    spec: dict[str, Any],
+    actor: Actor = SYSTEM,
+    force: bool = False,
+    base_revision: int | None = None,
+) -> tuple[Deployment, bool]:
     """Make a validated spec the next revision; return (deployment, whether it is new).
 
     An unchanged spec makes no revision, unless `force` asks for one: then every
@@ -119,7 +127,9 @@ def deploy(service, spec, actor=SYSTEM, force=False, base_revision=None):
 
 
 @transaction.atomic
-def deploy_changes(service, changes, actor=SYSTEM, force=False):
+def deploy_changes(
+    service: Service, changes: dict[str, Any], actor: Actor = SYSTEM, force: bool = False
+) -> tuple[Deployment, bool]:
     """Deploy the current spec with a client's partial changes; return what deploy() does.
 
     The changes are merged into the spec as it is under the row lock, not as it was
@@ -135,7 +145,7 @@ def deploy_changes(service, changes, actor=SYSTEM, force=False):
     return deploy(service, spec.validated_data, actor, force)
 
 
-def _error_lines(errors, prefix=""):
+def _error_lines(errors: dict[str, Any] | list[Any], prefix: str = "") -> list[str]:
     """A serializer's nested errors as lines such as "update.order: not a valid choice"."""
     if isinstance(errors, dict):
         return [line for k, v in errors.items() for line in _error_lines(v, f"{prefix}{k}.")]
@@ -143,7 +153,7 @@ def _error_lines(errors, prefix=""):
 
 
 @transaction.atomic
-def scale(service, replicas, actor=SYSTEM):
+def scale(service: Service, replicas: int, actor: Actor = SYSTEM) -> Service:
     """Set the desired replica count; the latest request wins."""
     service = _locked(service)
     old = service.replicas
@@ -159,7 +169,7 @@ def scale(service, replicas, actor=SYSTEM):
 
 
 @transaction.atomic
-def rollback(service, actor=SYSTEM):
+def rollback(service: Service, actor: Actor = SYSTEM) -> Deployment:
     """Go back to the newest earlier revision that succeeded; return that deployment."""
     service = _locked(service)
     current = Deployment.objects.select_for_update().get(pk=service.current_deployment_id)
@@ -173,7 +183,7 @@ def rollback(service, actor=SYSTEM):
 
 
 @transaction.atomic
-def restart_replica(service, slot, actor=SYSTEM):
+def restart_replica(service: Service, slot: int, actor: Actor = SYSTEM) -> None:
     """Replace one replica's container with a fresh one, now."""
     service = _locked(service)
     rows = service.replica_set.filter(slot=slot)
@@ -189,7 +199,7 @@ def restart_replica(service, slot, actor=SYSTEM):
 
 
 @transaction.atomic
-def delete(service, actor=SYSTEM):
+def delete(service: Service, actor: Actor = SYSTEM) -> None:
     """Mark a service for deletion; the worker removes its containers, then the service."""
     service = _locked(service)
     Service.objects.filter(pk=service.pk).update(deleting=True, generation=F("generation") + 1)
