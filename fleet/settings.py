@@ -109,7 +109,6 @@ globals().update({k: v for k, v in vars(features).items() if k.startswith("FLEET
 if TYPE_CHECKING:  # the same names for the type checker (mypy), which cannot see that update
     from fleet.settings_features import *  # noqa: F403
 
-
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         f"SECRET_KEY must be set when DEBUG is off: export it, or run `make run` once, which "

@@ -62,7 +62,6 @@ def update(channel: AlertChannel, changes: dict[str, Any], actor: Actor) -> Aler
 
 @transaction.atomic
 def delete(channel: AlertChannel, actor: Actor) -> None:
-
     what = _what(channel)
     channel.delete()
     Event.objects.record(EventKind.ALERT_CHANNEL_DELETED, actor=actor, reason=what)

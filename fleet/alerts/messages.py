@@ -70,6 +70,5 @@ def notice(topic: str, subject: str, text: str, at: datetime) -> tuple[str, str]
 
 
 def test(channel_name: str, at: datetime) -> tuple[str, str]:
-
     title = f"{PREFIX} Test message to {channel_name}"
     return title, f"Sent from Fleet at {_when(at)}: this channel receives Fleet's alerts."

@@ -130,7 +130,6 @@ def start(replica: Replica) -> None:
         # AttributeError, which no except below catches.
         with inflight.starting.on(replica.node_id):  # type: ignore[arg-type]
             container_id = engine.run_container(replica.node, spec)  # type: ignore[arg-type]
-
     except engine.EngineUnreachable as exc:
         # The node's fault, not the revision's: missing, so it is placed again (elsewhere
         # once the node is marked down) rather than failing a rollout.
@@ -296,6 +295,5 @@ def docker_healthcheck(hc: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _nanoseconds(seconds: float) -> int:
-
     # Rounded, not truncated: 1.001 * 1e9 is 1000999999.9999999 in floating point.
     return round(seconds * 1_000_000_000)

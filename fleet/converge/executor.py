@@ -215,7 +215,6 @@ def place(
     kept = {}
     for index, restart in enumerate(plan.restarts):
         node = nodes.get(restart.node_id)  # type: ignore[arg-type]  # None: not kept, none found
-
         if node is not None and not views[node.name].published & ports:
             kept[index] = node
     wanted = len(plan.new_slots) + len(plan.restarts) - len(kept)

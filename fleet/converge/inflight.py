@@ -81,7 +81,6 @@ class Calls:
         self.pool: ThreadPoolExecutor | None = None
         # future -> ids of the nodes its call works on
         self.pending: dict[Future[Any], set[int]] = {}
-
         self.on_done = on_done  # called in the call's thread as each call ends
 
     def submit(self, calls: Sequence[Call]) -> None:
@@ -93,7 +92,6 @@ class Calls:
             future = self.pool.submit(func, *args)
             if self.on_done is not None:
                 future.add_done_callback(lambda _: self.on_done())  # type: ignore[misc]  # not None: just checked
-
             self.pending[future] = _nodes_of(args)
 
     def busy(self) -> bool:

@@ -87,7 +87,6 @@ class Plan:
     removals: list["Replica"] = field(default_factory=list)  # rows to remove with their containers
     # rows whose slot gets a new one (start-first)
     leaving: list["Replica"] = field(default_factory=list)
-
     retries: list[Retry] = field(default_factory=list)
     begin: Transition | None = None
     outcome: Transition | None = None

@@ -315,7 +315,6 @@ class _Planner:
                 if row.deployment_id == self.target and row.serving and not self.proven(row):
                     # Serving, so observe has set ready_at (it does when a replica begins to serve).
                     proof: datetime = row.ready_at + timedelta(seconds=self.update["monitor"])  # type: ignore[operator, assignment]
-
                     self.plan.wait_for(max((proof - self.now).total_seconds(), MIN_WAIT))
 
 

@@ -230,7 +230,6 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     # [{"container", "published", "protocol"}]
     ports: list[dict[str, Any]] = field(default_factory=list)
-
     healthcheck: dict[str, Any] | None = None  # Docker's form, durations in nanoseconds
     cpus: float | None = None
     memory_bytes: int | None = None

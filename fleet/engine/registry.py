@@ -60,12 +60,10 @@ def running_digests(
     try:
         rows = api.containers(filters={"label": label, "status": "running"})
         found: dict[str | None, dict[str, None]] = {}
-
         for row in rows:
             name = (row.get("Labels") or {}).get(SERVICE)
             found.setdefault(name, {}).setdefault(row.get("ImageID") or "", None)
         digests: dict[str, list[str]] = {}
-
         for image_id in {i for images in found.values() for i in images if i}:
             repo_digests = api.inspect_image(image_id).get("RepoDigests") or []
             digests[image_id] = [d.partition("@")[2] for d in repo_digests if "@" in d]
