@@ -139,7 +139,7 @@ class ExecSession:
 
     def hang_up(self, signal_name: str) -> None:
         """Send the signal ("HUP", "KILL") to every process the command started, through a
-        second exec of sh in the container (an image without sh keeps them: README)."""
+        second exec of sh in the container (an image without sh keeps them: docs/console.md)."""
         api = client(self.node, CALL_TIMEOUT).api
         script = ["sh", "-c", _SIGNAL_MARKED, "sh", self.mark, signal_name]
         try:
