@@ -21,3 +21,6 @@ os.environ.setdefault("FLEET_RECONCILE_INTERVAL", "1")
 import django  # noqa: E402
 
 django.setup()
+
+# The real moving parts (Redis, the lab, Fleet's processes), one of each for the session.
+pytest_plugins = ["tests.system"]

@@ -1,24 +1,10 @@
 """The whole system served on localhost, and a real Chromium (Debian's) driving it."""
 
-import socket
+import os
 
 import pytest
 
-from tests.integration.conftest import (  # noqa: F401 - fixtures shared with the integration tests
-    ROOT,
-    _start,
-    _stop,
-    beat_env,
-    celery_beat,
-    celery_worker,
-    fleet,
-    lab,
-    lab_nodes,
-    process_env,
-    redis_server,
-    wait_for,
-    watch_process,
-)
+from tests.system import ROOT, wait_for  # noqa: F401 - wait_for: the browser tests import it here
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,48 +18,24 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(process_env, celery_worker, celery_beat, watch_process):  # noqa: F811
-    """Fleet served by daphne on a free localhost port, with worker, beat and watch."""
-    port = free_port()
-    proc = _start(
-        "web",
-        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "fleet.asgi:application"],
-        process_env,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    wait_for(up, 30, message="daphne to listen")
-    yield url
-    _stop([proc])
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    """Chromium for one test. Playwright's sync API keeps an event loop in this thread while
-    it runs, next to which Django refuses the test's own plain ORM calls unless told they
-    are safe; both end with the test."""
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for a module's tests (each gets a context of its own: `page`). Playwright's
+    sync API keeps an event loop in this thread while it runs, next to which Django refuses
+    the tests' own plain ORM calls unless told they are safe; both end with the module."""
     from playwright.sync_api import sync_playwright
 
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
     playwright.stop()
+    if before is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE")
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture

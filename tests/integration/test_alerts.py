@@ -8,11 +8,11 @@ from collections import Counter
 import pytest
 
 from fleet.models import Incident
-from tests.integration.conftest import wait_for
 
 # The receivers' fixtures, imported to be used by name: pytest passes them as arguments.
 from tests.integration.receivers import inbox, receivers  # noqa: F401
 from tests.integration.test_services_deploy import wait_running
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

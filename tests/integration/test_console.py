@@ -18,7 +18,7 @@ from fleet.converge.runner import converge
 from fleet.models import Event, Node, Replica, Service
 from fleet.nodes import health
 from tests.conftest import token_for
-from tests.integration.conftest import clean_fleet
+from tests.system import clean_fleet
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

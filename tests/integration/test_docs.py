@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import free_port
-from tests.integration.conftest import ROOT, _start, _stop, wait_for
+from tests.system import ROOT, _start, _stop, free_port, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from fleet.models import Deployment, Event, EventKind, Node, Replica
-from tests.integration.conftest import wait_for
 from tests.integration.test_services_deploy import HEALTH, PORT
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

@@ -10,7 +10,7 @@ import pytest
 
 from fleet.models import Deployment, Event, Service
 from fleet.services.spec import registry_of
-from tests.integration.conftest import ROOT
+from tests.system import ROOT
 
 pytestmark = pytest.mark.django_db
 

@@ -9,11 +9,11 @@ import pytest
 
 from fleet.models import Deployment, Event
 from fleet.services import image_updates
-from tests.integration.conftest import wait_for
 from tests.integration.faults import hanging_registry
 
 # The receivers' fixtures, imported to be used by name: pytest passes them as arguments.
 from tests.integration.receivers import inbox, receivers  # noqa: F401
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

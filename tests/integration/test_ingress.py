@@ -22,8 +22,8 @@ from django.conf import settings
 from fleet import live
 from fleet.ingress import haproxy, process, routes
 from fleet.models import Replica
-from tests.integration.conftest import wait_for
 from tests.integration.test_services_deploy import HEALTH, PORT
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleet.models import Node
-from tests.integration.conftest import lab_engine
+from tests.system import lab_engine
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from fleet.models import Node, NodeSample, Replica, ReplicaSample
-from tests.integration.conftest import wait_for
+from tests.system import wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -16,10 +16,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from fleet.models import Event, EventKind, Node, Replica
-from tests.integration.conftest import wait_for
 from tests.integration.faults import hanging_registry, partitioned
 from tests.integration.test_engine_faults import engine_pid, serving_elsewhere
 from tests.integration.test_engine_faults import nine as nine_fixture
+from tests.system import wait_for
 
 nine = nine_fixture  # the same nine replicas of `web`, three per node, with the watch
 

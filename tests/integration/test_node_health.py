@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from fleet.models import Event, EventKind, Node
-from tests.integration.conftest import wait_for
+from tests.system import wait_for
 
 pytestmark = pytest.mark.lab
 

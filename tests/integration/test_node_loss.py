@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 
 from fleet.models import Event, EventKind, Node, Replica
-from tests.integration.conftest import wait_for
 from tests.integration.test_services_deploy import PORT
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

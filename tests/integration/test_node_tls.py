@@ -122,7 +122,7 @@ def memfds():
 def test_fleet_reaches_a_lab_engine_over_verified_tls_and_leaves_no_key_in_any_file(
     lab_entry, monkeypatch
 ):
-    from tests.integration.conftest import lab_node
+    from tests.system import lab_node
 
     # A system bundle in the environment must not widen whom Fleet trusts.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
@@ -146,7 +146,7 @@ def test_fleet_reaches_a_lab_engine_over_verified_tls_and_leaves_no_key_in_any_f
 def test_a_burst_of_calls_as_wide_as_the_pool_keeps_every_connection_for_the_next(
     lab_entry, caplog
 ):
-    from tests.integration.conftest import lab_node
+    from tests.system import lab_node
 
     # A connection the pool cannot keep is thrown away, and the next burst pays a new TLS
     # handshake on the engine for it (urllib3 says so in a warning).
@@ -160,7 +160,7 @@ def test_a_burst_of_calls_as_wide_as_the_pool_keeps_every_connection_for_the_nex
 
 @pytest.mark.lab
 def test_an_engine_whose_certificate_another_ca_signed_is_refused(lab_entry):
-    from tests.integration.conftest import lab_node
+    from tests.system import lab_node
 
     node = lab_node(lab_entry)
     node.tls_ca = tls_material("stranger")["tls_ca"]

@@ -18,13 +18,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 from fleet.models import Node, Replica
-from tests.browser import conftest as browser
 from tests.conftest import token_for
-from tests.integration.conftest import _start, _stop, clean_fleet, wait_for
+from tests.system import _start, _stop, clean_fleet, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
-
-server = browser.server  # daphne, with worker, beat and watch
 
 
 def rows_match_engines(fleet, name):

@@ -85,7 +85,7 @@ def test_a_bad_trusted_proxies_setting_stops_start_up():
     import subprocess
     import sys
 
-    from tests.integration.conftest import ROOT
+    from tests.system import ROOT
 
     result = subprocess.run(
         [sys.executable, "-c", "import fleet.settings"],

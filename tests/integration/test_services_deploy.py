@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from fleet.models import Event, EventKind
-from tests.integration.conftest import wait_for
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -202,7 +202,7 @@ def test_two_scale_requests_racing_converge_to_the_later_one(fleet):
 
 
 def test_secrets_reach_the_container_and_nowhere_else(fleet):
-    from tests.integration.conftest import LOGS
+    from tests.system import LOGS
 
     secret = "only-the-container-sees-this-7731"
     fleet.create("vault", replicas=2, env={"MODE": "prod"}, secrets={"TOKEN": secret})

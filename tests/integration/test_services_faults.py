@@ -11,8 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from fleet.models import Event, EventKind, Replica, Service
-from tests.integration.conftest import wait_for
 from tests.integration.test_services_deploy import HEALTH, PORT, wait_running
+from tests.system import wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -129,7 +129,7 @@ def test_killing_a_nodes_engine_moves_its_replicas_to_the_other_nodes(fleet):
 def test_killing_the_worker_mid_deploy_ends_cleanly_without_orphans(
     fleet, celery_worker, process_env
 ):
-    from tests.integration.conftest import _start, _stop
+    from tests.system import _start, _stop
 
     fleet.create("web", replicas=6, healthcheck=HEALTH, ports=PORT, update={"monitor": 1})
     wait_running(fleet, "web", 6)
@@ -283,7 +283,7 @@ def test_a_converge_that_lost_its_lease_leaves_the_engines_alone(lab, lab_nodes,
     from fleet.models import Deployment
     from fleet.nodes import health
     from fleet.services.spec import default_spec
-    from tests.integration.conftest import clean_fleet
+    from tests.system import clean_fleet
 
     for node in lab_nodes:
         health.check_node(node.pk)

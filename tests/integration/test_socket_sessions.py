@@ -17,7 +17,7 @@ from dashboard import consumers
 from fleet.access import roles
 from fleet.asgi import application
 from tests.conftest import api_for, token_for
-from tests.integration.conftest import wait_for
+from tests.system import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings
 
 from fleet.models import Event, EventKind, Node
-from tests.integration.conftest import wait_for
 from tests.integration.faults import partitioned
+from tests.system import wait_for
 
 pytestmark = pytest.mark.lab
 

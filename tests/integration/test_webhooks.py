@@ -16,7 +16,7 @@ from fleet.models import Deployment, Event, EventKind, Service, Webhook
 from fleet.services import webhooks
 from fleet.services.spec import ServiceSpecSerializer
 from tests.conftest import api_for
-from tests.integration.conftest import wait_for
+from tests.system import wait_for
 
 pytestmark = pytest.mark.django_db
 

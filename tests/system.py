@@ -1,22 +1,26 @@
-"""The real moving parts for integration tests: Redis, the Docker lab, a Celery worker and beat."""
+"""The real moving parts of the tests: Redis, the Docker lab, Fleet's own processes (worker,
+beat, watch, web: tests/processes.py) and a view of the whole on the lab (LabFleet).
+
+A plugin of the whole suite (conftest.py names it), so that each session-wide part is
+made once for every test that asks for it, browser tests and integration tests alike.
+"""
 
 import contextlib
 import os
-import signal
+import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
-# FLEET_TEST_LOGS keeps the logs of parallel runs (other labs) apart.
-LOGS = Path(os.environ.get("FLEET_TEST_LOGS") or ROOT / "var" / "test-logs")
+from tests import processes
+
+ROOT = processes.ROOT
+LOGS = processes.LOGS
 
 
 def wait_for(predicate, timeout, interval=0.1, message="condition"):
@@ -106,45 +110,20 @@ def process_env(django_db_setup, django_db_blocker, redis_server):
     with django_db_blocker.unblock():
         env = {**os.environ, "DATABASE_URL": _database_url()}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for browser tests only, never for Fleet
-    return env
+    yield env
+    processes.POOL.stop_all()  # before the test database goes
 
 
-def _start(name, args, env):
-    LOGS.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=open(LOGS / f"{name}.log", "a"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so a test can kill it with its children
-    )
-
-
-def _stop(procs):
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()  # the main process shuts its children down itself
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+# The processes' helpers, under the names the tests have always imported them by.
+_start, _stop = processes.start, processes.stop
+WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "test@%h"]
+WORKER_NAME = f"test@{socket.gethostname()}"
 
 
 @pytest.fixture
 def celery_worker(process_env):
-    """A real Celery worker, started for each test that needs one (a test may kill it)."""
-    args = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "test@%h"]
-    proc = _start("worker", [*args, "--loglevel", "INFO"], process_env)
-    yield proc
-    # Killed, not stopped: the test is over and its engines are cleaned, and a warm
-    # shutdown of the pool takes some 3 s a test. What it had not acked stays unacked for
-    # the visibility timeout (an hour), so no later test's worker picks it up.
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    """A real Celery worker (tests/processes.py: kept for the tests after, unless killed)."""
+    return processes.POOL.get("worker", [*WORKER, "--loglevel", "INFO"], process_env)
 
 
 @pytest.fixture
@@ -153,21 +132,74 @@ def beat_env(process_env):
     return process_env
 
 
+@pytest.fixture(scope="session")
+def beat_schedule(tmp_path_factory):
+    return tmp_path_factory.mktemp("beat") / "schedule"
+
+
 @pytest.fixture
-def celery_beat(beat_env, celery_worker, tmp_path):
-    """Celery beat, for the tests that rely on the clock (and only for them)."""
-    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(tmp_path / "schedule")]
-    proc = _start("beat", [*args, "--loglevel", "INFO"], beat_env)
-    yield proc
-    _stop([proc])
+def celery_beat(beat_env, celery_worker, beat_schedule):
+    """Celery beat, for the tests that rely on the clock (and only for them). A new beat
+    starts with a new schedule, as `make run`'s first start does."""
+    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(beat_schedule), "--loglevel", "INFO"]
+    if processes.POOL.running("beat") is None:
+        beat_schedule.unlink(missing_ok=True)
+    return processes.POOL.get("beat", args, beat_env)
 
 
 @pytest.fixture
 def watch_process(process_env):
     """`manage.py watch`, following every node's events."""
-    proc = _start("watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
-    yield proc
-    _stop([proc])
+    return processes.POOL.get("watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
+
+
+@pytest.fixture
+def server(process_env, celery_worker, celery_beat, watch_process):
+    """Fleet served by daphne on a localhost port, with worker, beat and watch."""
+    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(WEB_PORT), "fleet.asgi:application"]
+    processes.POOL.get("web", args, process_env)
+
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", WEB_PORT), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    wait_for(up, 30, message="daphne to listen")
+    return f"http://127.0.0.1:{WEB_PORT}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# One port for every web server of the session: a server kept for later tests keeps it.
+WEB_PORT = free_port()
+
+
+def settle_work(timeout=30):
+    """Nothing of a test's work goes on into the next: its services are gone (a converge
+    under way ends at its next look), the queue is empty, and the worker runs and holds
+    no converge; a worker still busy after `timeout` seconds is killed (the next test
+    starts a new one)."""
+    from fleet.celery import app
+    from fleet.models import Service
+
+    Service.objects.all().delete()
+    app.control.purge()
+    if processes.POOL.running("worker") is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        inspect = app.control.inspect(destination=[WORKER_NAME], timeout=1.0, limit=1)
+        held = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+        if not any(t["name"] == "fleet.tasks.converge_service" for tasks in held for t in tasks):
+            return
+        time.sleep(0.2)
+    processes.POOL.stop("worker")
 
 
 def lab_engine(entry, timeout=60):
@@ -384,6 +416,7 @@ def clean_fleet(lab, api):
         message="every lab node to be ready",
     )
     yield fleet
+    settle_work()
     fleet.clean()
     fleet.close()
 
