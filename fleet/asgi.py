@@ -12,17 +12,17 @@ redact_webhook_secrets()  # daphne's access log would write them: they are in th
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from dashboard.auth import TokenAuthMiddleware  # noqa: E402
+from dashboard.origin import SameOriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
-# Origins are checked against ALLOWED_HOSTS; browsers log in with the session
-# cookie, programs with an API token header.
+# A socket's Origin must be the page's own (scheme, host and port: dashboard/origin.py);
+# browsers log in with the session cookie, programs with an API token header.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SameOriginValidator(
             AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }

@@ -23,11 +23,12 @@ from tests.system import clean_fleet
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # what daphne hands on from the request
 in_thread = database_sync_to_async
 
 
 def terminal(key, query):
-    headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
+    headers = [HOST, ORIGIN, (b"authorization", f"Token {key}".encode())]
     return WebsocketCommunicator(application, f"/ws/exec/?{query}", headers=headers)
 
 

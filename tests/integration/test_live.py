@@ -14,10 +14,11 @@ from tests.conftest import token_for
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # what daphne hands on from the request
 
 
 def communicator(*headers):
-    return WebsocketCommunicator(application, "/ws/fleet/", headers=list(headers))
+    return WebsocketCommunicator(application, "/ws/fleet/", headers=[HOST, *headers])
 
 
 def run(scenario):

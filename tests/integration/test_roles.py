@@ -287,6 +287,7 @@ def test_the_role_command_shows_and_sets_a_role(viewer):
 
 # The live socket: connecting reads the fleet; following logs reads replicas.
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # what daphne hands on from the request
 
 
 async def answer(socket):
@@ -299,7 +300,7 @@ async def answer(socket):
 def socket_as(user):
     """A live socket that will authenticate as the user, by token (not yet connected)."""
     key = token_for(user)
-    headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
+    headers = [HOST, ORIGIN, (b"authorization", f"Token {key}".encode())]
     return WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
 
 

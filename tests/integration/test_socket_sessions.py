@@ -22,6 +22,7 @@ from tests.system import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # what daphne hands on from the request
 # A replica that writes a log line five times a second, so that a tail always has news.
 TICKING = {"command": ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]}
 
@@ -35,13 +36,52 @@ def revoke(key):
 
 
 def by_token(key):
-    headers = [ORIGIN, (b"authorization", f"Token {key}".encode())]
+    headers = [HOST, ORIGIN, (b"authorization", f"Token {key}".encode())]
     return WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
 
 
-def by_session(client):
+def by_session(client, path="/ws/fleet/", origin=ORIGIN):
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    return WebsocketCommunicator(application, "/ws/fleet/", headers=[ORIGIN, (b"cookie", cookie)])
+    return WebsocketCommunicator(application, path, headers=[HOST, origin, (b"cookie", cookie)])
+
+
+def connects(socket):
+    """Whether the socket is let in (a refused one is let go at once)."""
+
+    async def scenario():
+        connected, _ = await socket.connect(timeout=5)
+        await socket.disconnect()
+        return connected
+
+    return async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://127.0.0.1:8080",  # Fleet's ingress port: any operator's service serves there
+        "http://127.0.0.1:9999",
+        "https://127.0.0.1:8000",
+        "http://localhost:8000",
+        "null",
+    ],
+)
+@pytest.mark.parametrize("path", ["/ws/fleet/", "/ws/exec/?replica=1&cmd=sh"])
+def test_a_page_of_another_origin_gets_no_socket_with_an_admins_session(
+    client, admin_user, redis_server, origin, path
+):
+    """A browser sends the admin's cookie with a socket any page opens: only the origin
+    the socket was asked on (scheme, host and port) may have one."""
+    client.force_login(admin_user)
+    assert not connects(by_session(client, path, (b"origin", origin.encode())))
+    assert connects(by_session(client))  # the page's own origin, the same cookie
+
+
+def test_a_socket_without_an_origin_is_refused(client, admin_user, redis_server):
+    client.force_login(admin_user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    socket = WebsocketCommunicator(application, "/ws/fleet/", headers=[HOST, (b"cookie", cookie)])
+    assert not connects(socket)
 
 
 async def closed_within(socket, seconds):
