@@ -61,7 +61,7 @@ def body_of(request):
         raise UnsupportedMediaType(request.content_type or "none", "Send application/json.")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ParseError("The body is not valid JSON.") from None
 
 

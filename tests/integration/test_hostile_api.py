@@ -125,6 +125,20 @@ def test_a_body_that_is_not_an_object_is_a_400_not_a_crash(api, fleet_rows, path
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "body", ["[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000], ids=["array", "object"]
+)
+@pytest.mark.parametrize("path", ["/api/services/", "/api/services/web/deploy", "/api/nodes/"])
+def test_a_body_nested_deeper_than_the_decoder_goes_is_a_400(api, fleet_rows, path, body):
+    """Python's JSON decoder gives up past some thousand levels (RecursionError): that is
+    a malformed body, not a server error."""
+    before = snapshot()
+    response = api.post(path, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]
+    assert snapshot() == before
+
+
 @pytest.mark.parametrize("position", ["garbage", "\x00", "2026-13-45 00:00:00", ""])
 def test_a_forged_event_cursor_is_a_404_not_a_crash(api, fleet_rows, position):
     import base64

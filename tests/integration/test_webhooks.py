@@ -2,7 +2,9 @@
 role-checked, rate-limited; a call deploys through the same checks as the API's deploy,
 and a bad secret or body changes nothing."""
 
+import io
 import json
+import logging
 import time
 from datetime import timedelta
 
@@ -353,3 +355,34 @@ def test_the_admin_rotates_and_revokes_but_a_viewer_may_only_look(made, client, 
     assert call(new_url, {"tag": "v3"}).status_code == 404
     kinds = Event.objects.filter(via="admin").values_list("kind", flat=True)
     assert sorted(kinds) == [EventKind.WEBHOOK_REVOKED, EventKind.WEBHOOK_ROTATED]
+
+
+def test_a_server_error_during_a_call_logs_no_secret(made, monkeypatch):
+    """Django logs a server error with the request's path, which holds the secret; so would
+    a traceback whose message names the path. The fault is made here (the lookup raises), since
+    a call that reaches a real server error must not exist: what is checked is the log."""
+    secret = made["url"].rsplit("/", 1)[1]
+
+    def broken(value):
+        raise RuntimeError(f"no answer for /hooks/deploy/{value}")
+
+    monkeypatch.setattr(webhooks, "find", broken)
+    # What LOGGING's handler writes, read by pointing that very handler at a buffer.
+    (handler,) = logging.getLogger().handlers[:1]
+    monkeypatch.setattr(handler, "stream", io.StringIO())
+    client = APIClient(raise_request_exception=False)
+    response = client.generic("POST", path_of(made["url"]))
+    assert response.status_code == 500
+    logged = handler.stream.getvalue()
+    assert "Internal Server Error: /hooks/deploy/<secret>" in logged
+    assert "RuntimeError: no answer for /hooks/deploy/<secret>" in logged  # the traceback
+    assert secret not in logged
+
+
+def test_a_deeply_nested_body_is_refused_as_bad_json(made):
+    before = state()
+    response = call(
+        made["url"], None, data="[" * 5000 + "]" * 5000, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert state() == before
