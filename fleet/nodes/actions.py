@@ -38,7 +38,9 @@ def update(node: Node, changes: dict[str, Any], actor: Actor = SYSTEM) -> Node:
     node.full_clean()
     changed = [field for field, old in before.items() if getattr(node, field) != old]
     if changed:
-        node.save()
+        # Only what was edited: the status, hold and figures the watch and the health
+        # checks write may have changed since this row was read.
+        node.save(update_fields=[*changed, "updated_at"])
         shown = [f for f in changed if f in PUBLIC_FIELDS] + [
             f"{f} (secret)" for f in changed if f in SECRET_FIELDS
         ]

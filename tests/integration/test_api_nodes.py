@@ -145,6 +145,25 @@ def test_it_updates_labels_and_records_what_changed(api):
     assert "labels" in event.reason
 
 
+def test_an_edit_writes_only_the_fields_it_changes(api):
+    """The API and the admin load the node when the request begins; a status or hold the
+    watch or a health check writes meanwhile is not undone by the edit's save."""
+    from django.utils import timezone
+
+    from fleet import nodes
+
+    make_node()
+    loaded = Node.objects.get()  # as the request loaded it: unknown, no hold
+    held_until = timezone.now() + timezone.timedelta(minutes=5)
+    Node.objects.filter(pk=loaded.pk).update(
+        status="down", held_until=held_until, hold_reason="flapping"
+    )
+    nodes.update(loaded, {"labels": {"zone": "b"}})
+    node = Node.objects.get()
+    assert node.labels == {"zone": "b"}
+    assert (node.status, node.held_until, node.hold_reason) == ("down", held_until, "flapping")
+
+
 def test_a_node_cannot_be_renamed_or_have_its_status_set(api):
     make_node()
     assert api.patch("/api/nodes/edge-1/", {"name": "edge-2"}, format="json").status_code == 400
