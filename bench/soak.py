@@ -31,6 +31,7 @@ from collections import Counter
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench import faults
 from bench.fleetview import status_events
@@ -198,7 +199,11 @@ def soak(stack, minutes, seed):
             faults.heal_all(names)
         deployer.stop.set()
         final = time_to(checker, time.monotonic(), HEAL_BOUND_S, whole(checker, set()))
-    deployments = api(stack, "GET", f"/api/deployments/?service={ROLLED}")
+    deployments, path = [], f"/api/deployments/?service={ROLLED}&limit=1000"
+    while path:  # pages of the list, newest first
+        page = api(stack, "GET", path)
+        deployments += page["results"]
+        path = page["next"] and urlsplit(page["next"])._replace(scheme="", netloc="").geturl()
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": seed,

@@ -35,6 +35,8 @@ try:
     FLEET_WEBHOOK_RATE = positive("FLEET_WEBHOOK_RATE", env.int, 6)
     FLEET_WEBHOOK_RATE_WINDOW = positive("FLEET_WEBHOOK_RATE_WINDOW", env.float, 60.0)
     FLEET_WEBHOOK_MAX_BODY = positive("FLEET_WEBHOOK_MAX_BODY", env.int, 65536)
+    # The API's bodies (docs/api.md): at most this many bytes, refused (413) before parsing.
+    FLEET_API_MAX_BODY = positive("FLEET_API_MAX_BODY", env.int, 1_048_576)
     # Metrics (docs/metrics.md): every running replica and node sampled every INTERVAL
     # seconds by the watch, at most CONCURRENCY stats calls in flight per node, each given
     # TIMEOUT seconds; raw samples kept RAW_HOURS, 5-minute rollups ROLLUP_DAYS.

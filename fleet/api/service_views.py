@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from fleet import services
 from fleet.api.filters import DeploymentFilter
+from fleet.api.pagination import NewestFirst
 from fleet.api.permissions import ActionPermission
 from fleet.api.service_serializers import (
     DeploymentSerializer,
@@ -239,6 +240,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Revisions of services and how their rollouts went."""
 
-    queryset = Deployment.objects.select_related("service").order_by("-created_at", "-id")
+    queryset = Deployment.objects.select_related("service")
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
+    # Every revision carries its whole spec: a service deployed often makes a long list.
+    pagination_class = NewestFirst

@@ -1,15 +1,14 @@
 """REST API views: thin, every change goes through fleet.nodes."""
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from fleet import nodes
 from fleet.api.filters import EventFilter
+from fleet.api.pagination import NewestFirst
 from fleet.api.permissions import ActionPermission
 from fleet.api.serializers import EventSerializer, NodeSerializer
 from fleet.models import Actor, Event, Node
@@ -77,30 +76,10 @@ class NodeViewSet(viewsets.ModelViewSet):
         return Response(self.get_serializer(node).data, status=status.HTTP_200_OK)
 
 
-class EventPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 1000
-
-    def decode_cursor(self, request):
-        # The cursor is the client's to send back, so its position is untrusted text: one
-        # that is not a time would reach the query and fail there.
-        cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None:
-            try:
-                valid = parse_datetime(cursor.position) is not None
-            except ValueError:
-                valid = False
-            if not valid:
-                raise NotFound(self.invalid_cursor_message)
-        return cursor
-
-
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """What happened in the fleet, newest first."""
 
     queryset = Event.objects.all()
     serializer_class = EventSerializer
     filterset_class = EventFilter
-    pagination_class = EventPagination
+    pagination_class = NewestFirst

@@ -272,3 +272,38 @@ def test_a_partial_deploy_that_no_longer_fits_the_current_spec_is_a_conflict(api
     with pytest.raises(services.ServiceError, match="secrets: TOKEN is also in env"):
         services.deploy_changes(stale, {"secrets": {"TOKEN": "y"}})
     assert Deployment.objects.count() == 2
+
+
+def test_the_deployments_come_in_pages_newest_first(api):
+    create(api)
+    for tag in ("2", "3", "4"):
+        response = api.post("/api/services/web/deploy", {"image": f"app:{tag}"}, format="json")
+        assert response.status_code == 202
+    first = api.get("/api/deployments/?service=web&limit=3").json()
+    assert [d["revision"] for d in first["results"]] == [4, 3, 2]
+    assert first["previous"] is None
+    rest = api.get(first["next"]).json()
+    assert [d["revision"] for d in rest["results"]] == [1]
+    assert rest["next"] is None
+    assert len(api.get("/api/deployments/").json()["results"]) == 4
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(api, settings):
+    settings.FLEET_API_MAX_BODY = 1000
+    before = (Service.objects.count(), Event.objects.count())
+    padded = {**SPEC, "env": {"PAD": "x" * 1000}}
+    response = api.post("/api/services/", padded, format="json")
+    assert response.status_code == 413
+    assert "at most 1000 bytes" in response.json()["detail"]
+    assert (Service.objects.count(), Event.objects.count()) == before
+    assert api.post("/api/services/", SPEC, format="json").status_code == 201
+
+
+def test_the_default_limit_takes_a_large_real_spec_and_refuses_a_flood(api, settings):
+    assert settings.FLEET_API_MAX_BODY == 1_048_576
+    env = {f"VAR_{i}": "v" * 250 for i in range(200)}  # some 52 kB: a big real service
+    response = api.post("/api/services/", {**SPEC, "env": env}, format="json")
+    assert response.status_code == 201, response.json()
+    flood = {**SPEC, "name": "flood", "env": {"PAD": "x" * 1_048_576}}
+    assert api.post("/api/services/", flood, format="json").status_code == 413
+    assert not Service.objects.filter(name="flood").exists()
