@@ -172,8 +172,13 @@ class Session:
     def renew(self):
         """Keep this session's place in the count (due every RENEW_SECONDS while open)."""
         self.renewed = time.monotonic()
+        key = _key(self.user_pk)
         with suppress(redis.RedisError):
-            _client().zadd(_key(self.user_pk), {self.token: time.time() + LAPSE_SECONDS}, xx=True)
+            # The set lives as long as its newest place: its expiry, set when a console
+            # opens, would otherwise drop every renewed place a minute after that.
+            _client().pipeline().zadd(
+                key, {self.token: time.time() + LAPSE_SECONDS}, xx=True
+            ).expire(key, LAPSE_SECONDS).execute()
 
     def _ended_command(self):
         """The command's exit code once it has ended, hung up (then killed) if it had not;

@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
 from dashboard import console as console_socket
+from fleet import redis_link
 from fleet.access import roles
 from fleet.asgi import application
 from fleet.console import sessions as console
@@ -219,6 +220,23 @@ def test_who_may_open_a_console_on_what_and_how_many_at_once(shell, operator, vi
     assert len(closed) == limit + 1
     assert all(e.reason.endswith("closed by the browser, exit code 129") for e in closed)
     assert console.open_count(operator.pk) == 0
+
+
+def test_renewed_places_keep_the_count_past_its_first_minute(redis_server, operator):
+    """Open consoles renew their places every RENEW_SECONDS; the count must hold as long
+    as they do. The minute since the first one opened is made by shortening the set's
+    expiry to what it would be then (1 s left), rather than waited for."""
+    limit = console.settings.FLEET_CONSOLE_MAX_SESSIONS
+    tokens = [console._take_place(operator.pk) for _ in range(limit)]
+    redis_link.client().expire(console._key(operator.pk), 1)
+    for token in tokens:
+        console.Session(operator.pk, token, None, [], None, None, None).renew()
+    time.sleep(1.5)
+    assert console.open_count(operator.pk) == limit
+    with pytest.raises(console.ConsoleRefused, match=f"you already have {limit} consoles open"):
+        console._take_place(operator.pk)
+    for token in tokens:
+        console._release_place(operator.pk, token)
 
 
 def test_a_console_ends_when_idle_and_when_its_user_loses_the_role(shell, operator, settings):
