@@ -12,7 +12,7 @@ import django, sys
 django.setup()
 from django.db import transaction
 from django.utils import timezone
-from fleet.health import record_ping
+from fleet.nodes.health import record_ping
 from fleet.models import Event, EventKind, Node
 
 node_id = Node.objects.get(name="shared").pk
