@@ -10,21 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import processes
-
-
-@pytest.fixture(autouse=True)
-def _only_the_processes_asked_for(request):
-    """Fleet's processes that this test does not ask for are not running while it runs
-    (tests/processes.py); those it asks for may be kept from the test before."""
-    asked = {kind for name, kind in processes.FIXTURES.items() if name in request.fixturenames}
-    processes.POOL.keep_only(asked)
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_tried_again_after_a_deadlock():
-    """A transactional test's database is emptied (TRUNCATE on PostgreSQL) while the kept
-    processes may still be reading and writing it: when a transaction of theirs holds one
+    """A transactional test's database is emptied (TRUNCATE on PostgreSQL) while a process
+    of Fleet's may still be reading and writing it: when a transaction of theirs holds one
     table and waits for another that the TRUNCATE took, PostgreSQL ends one of the two
     ("deadlock detected"). The TRUNCATE, if it is the one, is rolled back whole and tried
     again; the process's side is a transaction Fleet retries as after any database error."""

@@ -1,5 +1,6 @@
 """The real moving parts of the tests: Redis, the Docker lab, Fleet's own processes (worker,
-beat, watch, web: tests/processes.py) and a view of the whole on the lab (LabFleet).
+beat, watch, web, each started for a test that asks) and a view of the whole on the lab
+(LabFleet).
 
 A plugin of the whole suite (conftest.py names it), so that each session-wide part is
 made once for every test that asks for it, browser tests and integration tests alike.
@@ -110,20 +111,20 @@ def process_env(django_db_setup, django_db_blocker, redis_server):
     with django_db_blocker.unblock():
         env = {**os.environ, "DATABASE_URL": _database_url()}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for browser tests only, never for Fleet
-    yield env
-    processes.POOL.stop_all()  # before the test database goes
+    return env
 
 
 # The processes' helpers, under the names the tests have always imported them by.
 _start, _stop = processes.start, processes.stop
 WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "test@%h"]
-WORKER_NAME = f"test@{socket.gethostname()}"
 
 
 @pytest.fixture
 def celery_worker(process_env):
-    """A real Celery worker (tests/processes.py: kept for the tests after, unless killed)."""
-    return processes.POOL.get("worker", [*WORKER, "--loglevel", "INFO"], process_env)
+    """A real Celery worker, started for each test that needs one (a test may kill it)."""
+    proc = _start("worker", [*WORKER, "--loglevel", "INFO"], process_env)
+    yield proc
+    processes.kill(proc)
 
 
 @pytest.fixture
@@ -132,42 +133,21 @@ def beat_env(process_env):
     return process_env
 
 
-@pytest.fixture(scope="session")
-def beat_schedule(tmp_path_factory):
-    return tmp_path_factory.mktemp("beat") / "schedule"
-
-
 @pytest.fixture
-def celery_beat(beat_env, celery_worker, beat_schedule):
-    """Celery beat, for the tests that rely on the clock (and only for them). A new beat
-    starts with a new schedule, as `make run`'s first start does."""
-    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(beat_schedule), "--loglevel", "INFO"]
-    if processes.POOL.running("beat") is None:
-        beat_schedule.unlink(missing_ok=True)
-    return processes.POOL.get("beat", args, beat_env)
+def celery_beat(beat_env, celery_worker, tmp_path):
+    """Celery beat, for the tests that rely on the clock (and only for them)."""
+    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(tmp_path / "schedule")]
+    proc = _start("beat", [*args, "--loglevel", "INFO"], beat_env)
+    yield proc
+    _stop([proc])
 
 
 @pytest.fixture
 def watch_process(process_env):
     """`manage.py watch`, following every node's events."""
-    return processes.POOL.get("watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
-
-
-@pytest.fixture
-def server(process_env, celery_worker, celery_beat, watch_process):
-    """Fleet served by daphne on a localhost port, with worker, beat and watch."""
-    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(WEB_PORT), "fleet.asgi:application"]
-    processes.POOL.get("web", args, process_env)
-
-    def up():
-        try:
-            with socket.create_connection(("127.0.0.1", WEB_PORT), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    wait_for(up, 30, message="daphne to listen")
-    return f"http://127.0.0.1:{WEB_PORT}"
+    proc = _start("watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
+    yield proc
+    _stop([proc])
 
 
 def free_port():
@@ -176,30 +156,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-# One port for every web server of the session: a server kept for later tests keeps it.
-WEB_PORT = free_port()
+@pytest.fixture
+def server(process_env, celery_worker, celery_beat, watch_process):
+    """Fleet served by daphne on a free localhost port, with worker, beat and watch."""
+    port = free_port()
+    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "fleet.asgi:application"]
+    proc = _start("web", args, process_env)
 
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
-def settle_work(timeout=30):
-    """Nothing of a test's work goes on into the next: its services are gone (a converge
-    under way ends at its next look), the queue is empty, and the worker runs and holds
-    no converge; a worker still busy after `timeout` seconds is killed (the next test
-    starts a new one)."""
-    from fleet.celery import app
-    from fleet.models import Service
-
-    Service.objects.all().delete()
-    app.control.purge()
-    if processes.POOL.running("worker") is None:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        inspect = app.control.inspect(destination=[WORKER_NAME], timeout=1.0, limit=1)
-        held = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
-        if not any(t["name"] == "fleet.tasks.converge_service" for tasks in held for t in tasks):
-            return
-        time.sleep(0.2)
-    processes.POOL.stop("worker")
+    wait_for(up, 30, message="daphne to listen")
+    yield f"http://127.0.0.1:{port}"
+    _stop([proc])
 
 
 def lab_engine(entry, timeout=60):
@@ -416,7 +389,6 @@ def clean_fleet(lab, api):
         message="every lab node to be ready",
     )
     yield fleet
-    settle_work()
     fleet.clean()
     fleet.close()
 
