@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from fleet.engine import labels
-from fleet.engine.client import ObservedContainer
+from fleet.engine.containers import ObservedContainer
 from fleet.models import Deployment, Event, EventKind, Node, Replica, Service
 from fleet.nodes import observe
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from fleet.engine.client import ObservedContainer
+from fleet.engine.containers import ObservedContainer
 from fleet.models import EventKind, Replica
 from fleet.nodes.observe import _apply
 
