@@ -4,8 +4,6 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from fleet.alerts import channels, delivery
@@ -14,25 +12,9 @@ from fleet.api.alert_serializers import (
     DeliverySerializer,
     IncidentSerializer,
 )
+from fleet.api.pagination import NewestIdFirst
 from fleet.api.permissions import ActionPermission
 from fleet.models import Actor, AlertChannel, Delivery, Incident
-
-
-class NewestFirst(CursorPagination):
-    ordering = ("-id",)
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 1000
-
-    def decode_cursor(self, request):
-        # The cursor's position is the client's text: one that is not an id is a 404 here,
-        # not a failed query.
-        cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None:
-            position = cursor.position
-            if not (position.isascii() and position.isdigit() and len(position) < 19):
-                raise NotFound(self.invalid_cursor_message)
-        return cursor
 
 
 class AlertChannelViewSet(viewsets.ModelViewSet):
@@ -86,7 +68,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     queryset = Incident.objects.prefetch_related("alerts")
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
-    pagination_class = NewestFirst
+    pagination_class = NewestIdFirst
 
 
 class DeliveryFilter(django_filters.FilterSet):
@@ -107,4 +89,4 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     queryset = Delivery.objects.select_related("alert", "channel")
     serializer_class = DeliverySerializer
     filterset_class = DeliveryFilter
-    pagination_class = NewestFirst
+    pagination_class = NewestIdFirst
