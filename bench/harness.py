@@ -110,19 +110,14 @@ class Stack:
         self.lab = None
 
     def manage(self, *args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        ).stdout
+        return self.python("manage.py", *args)
 
     def lab_command(self, *args):
+        return self.python("-m", "lab", *args)
+
+    def python(self, *args):
         return subprocess.run(
-            [sys.executable, "-m", "lab", *args],
+            [sys.executable, *args],
             cwd=ROOT,
             env=self.env,
             check=True,
