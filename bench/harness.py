@@ -27,13 +27,17 @@ from pathlib import Path
 
 import docker
 
+from lab import redis as lab_redis
+from lab.redis import generated_password
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results.json")
 LOGS = ROOT / "var" / "bench-logs"
 
 ENV = {
     "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "REDIS_URL": os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6391/0",
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL")
+    or f"redis://:{generated_password('bench-redis-password')}@127.0.0.1:6391/0",
     "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL")
     or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}",
     "FLEET_LAB_NAME": os.environ.get("BENCH_LAB_NAME") or "b",
@@ -143,8 +147,13 @@ class Stack:
     def start(self, nodes=3):
         port = redis_port()
         if not listening(port):
-            redis = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-            self.redis = subprocess.Popen(redis, stdout=subprocess.DEVNULL, start_new_session=True)
+            self.redis = lab_redis.start(
+                ENV["REDIS_URL"],
+                ROOT / "var",
+                subprocess.DEVNULL,
+                appendonly=False,
+                start_new_session=True,
+            )
             wait_for(lambda: listening(port), 10, "redis")
         if ENV["DATABASE_URL"].startswith("sqlite:///"):
             Path(ENV["DATABASE_URL"].removeprefix("sqlite:///")).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -22,9 +23,10 @@ env = features.env
 _positive = features.positive
 
 
-def _secret_key_from_file():
+def _generated(path):
+    """What bin/secrets generated into a file under var/ ("" when there is none)."""
     try:
-        return SECRET_KEY_FILE.read_text().strip()
+        return path.read_text().strip()
     except FileNotFoundError:
         return ""
 
@@ -36,14 +38,17 @@ try:
     SECRET_KEY_FILE = env.path("SECRET_KEY_FILE", VAR_DIR / "secret-key")
     SECRET_KEY = (
         env.str("SECRET_KEY", "")
-        or _secret_key_from_file()
+        or _generated(SECRET_KEY_FILE)
         or ("insecure-debug-only-key" if DEBUG else "")
     )
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
     HTTPS = env.bool("FLEET_HTTPS", False)
     DATABASES = {"default": env.dj_db_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'fleet.sqlite3'}")}
-    REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Unset: make run's own Redis, with the password bin/secrets generated once.
+    _auth = quote(_generated(VAR_DIR / "redis-password"), safe="")
+    _auth = f":{_auth}@" if _auth else ""
+    REDIS_URL = env.str("REDIS_URL", "") or f"redis://{_auth}127.0.0.1:6379/0"
     LOG_LEVEL = env.log_level("LOG_LEVEL", "INFO")
 
     # Node liveness (docs/nodes.md, "Node health"): a node is alive iff it answers a
@@ -118,21 +123,7 @@ try:
     FLEET_TRUSTED_PROXIES = [ipaddress.ip_network(p, strict=False) for p in FLEET_TRUSTED_PROXIES]
 except ValueError as exc:
     raise ImproperlyConfigured(f"FLEET_TRUSTED_PROXIES: {exc}") from exc
-if FLEET_PUBLISHED_PORTS:
-    _low, _, _high = FLEET_PUBLISHED_PORTS.partition("-")
-    try:
-        FLEET_PUBLISHED_PORTS = (int(_low), int(_high if _ else _low))
-    except ValueError:
-        FLEET_PUBLISHED_PORTS = None
-    if (
-        FLEET_PUBLISHED_PORTS is None
-        or not 1 <= FLEET_PUBLISHED_PORTS[0] <= FLEET_PUBLISHED_PORTS[1] <= 65535
-    ):
-        raise ImproperlyConfigured(
-            "FLEET_PUBLISHED_PORTS must be a range of host ports such as 8000-8999"
-        )
-else:
-    FLEET_PUBLISHED_PORTS = None
+FLEET_PUBLISHED_PORTS = features.port_range("FLEET_PUBLISHED_PORTS", FLEET_PUBLISHED_PORTS)
 if not isinstance(FLEET_REGISTRY_AUTH, dict) or not all(
     isinstance(v, dict) for v in FLEET_REGISTRY_AUTH.values()
 ):

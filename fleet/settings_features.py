@@ -18,6 +18,20 @@ def positive(name, reader, default):
     return value
 
 
+def port_range(name, text):
+    """A range of host ports ("8000-8999", or one port), or None for an empty text."""
+    if not text:
+        return None
+    low, _, high = text.partition("-")
+    try:
+        ports = (int(low), int(high if _ else low))
+    except ValueError:
+        ports = (0, 0)
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise ImproperlyConfigured(f"{name} must be a range of host ports such as 8000-8999")
+    return ports
+
+
 try:
     # Image updates (docs/image-updates.md): how often every tag is checked, each call's limit.
     FLEET_IMAGE_CHECK_INTERVAL = positive("FLEET_IMAGE_CHECK_INTERVAL", env.float, 6 * 3600.0)

@@ -9,7 +9,6 @@ made once for every test that asks for it, browser tests and integration tests a
 import contextlib
 import os
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,8 +36,8 @@ def wait_for(predicate, timeout, interval=0.1, message="condition"):
 
 
 class RedisServer:
-    """The tests' Redis, append-only as in production (bin/services), so that a test may
-    restart it and find the queued work still there."""
+    """The tests' Redis, append-only and with a password as in production (bin/services),
+    so that a test may restart it and find the queued work still there."""
 
     def __init__(self, url, folder):
         self.url, self.folder = url, folder
@@ -47,12 +46,9 @@ class RedisServer:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
-            + ["--appendonly", "yes", "--dir", str(self.folder)],
-            stdout=open(LOGS / "redis.log", "a"),
-            stderr=subprocess.STDOUT,
-        )
+        from lab import redis as lab_redis
+
+        self.proc = lab_redis.start(self.url, self.folder, open(LOGS / "redis.log", "a"))
         wait_for(lambda: _pings(self.client), 10, message="redis to answer")
 
     def stop(self):

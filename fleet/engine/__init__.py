@@ -1,6 +1,6 @@
 """The Docker engine seam: the one importer of `docker`, and every call Fleet makes to an engine."""
 
-from fleet.engine.client import POOL_SIZE, SDK_ERRORS, client, events, failure, info, ping
+from fleet.engine.client import POOL_SIZE, SDK_ERRORS, client, failure, info, ping
 from fleet.engine.containers import (
     ContainerSpec,
     ObservedContainer,
@@ -11,13 +11,16 @@ from fleet.engine.containers import (
     run_container,
 )
 from fleet.engine.errors import EngineError, EngineUnreachable
+from fleet.engine.events import CONTAINER_ID, GarbledEvent, events
 
 __all__ = [
+    "CONTAINER_ID",
     "POOL_SIZE",
     "SDK_ERRORS",
     "ContainerSpec",
     "EngineError",
     "EngineUnreachable",
+    "GarbledEvent",
     "ObservedContainer",
     "client",
     "ensure_image",

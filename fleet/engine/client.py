@@ -4,12 +4,10 @@ Nothing else in Fleet imports `docker`. Callers get plain values back and see
 one exception type, EngineError, whose message is fit to show an operator. Its
 Docker-free parts live beside it: errors.py (what goes wrong, and how a
 failed pull reads), tls.py (the SSL context) and pulls.py (pull slots); the calls on
-containers are in containers.py, on these clients.
+containers are in containers.py and the events stream in events.py, on these clients.
 """
 
 import hashlib
-import json
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -20,7 +18,6 @@ import docker
 import requests
 from docker.errors import DockerException
 from docker.tls import TLSConfig
-from docker.types import CancellableStream
 
 from fleet.engine.errors import (
     EngineError,
@@ -157,54 +154,3 @@ def info(node: EngineNode, timeout: float) -> EngineInfo:
         memory_bytes=int(found.get("MemTotal") or 0),
         containers_running=int(found.get("ContainersRunning") or 0),
     )
-
-
-# An events stream is quiet while nothing happens, so a read timeout cannot tell a quiet
-# engine from a vanished one; TCP keepalive can: a silent peer ends the stream within
-# about KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES seconds.
-KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 5, 2, 3
-
-
-def _stream_socket(response: requests.Response) -> socket.socket | None:
-    """The socket under a streamed response (as docker's CancellableStream finds it)."""
-    raw = getattr(getattr(response.raw, "_fp", None), "fp", None)
-    raw = getattr(raw, "raw", None)
-    return getattr(raw, "_sock", None) or getattr(raw, "sock", None)
-
-
-def _wait_quietly(response: requests.Response) -> None:
-    """Let the stream wait for events as long as it likes, with keepalive on TCP."""
-    sock = _stream_socket(response)
-    if sock is None:
-        return
-    sock.settimeout(None)
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
-
-
-def events(
-    node: EngineNode, since: str | None = None, timeout: float = 5
-) -> "CancellableStream[dict[str, Any]]":  # generic in its stubs only
-    """Open the node's stream of container events, decoded, from `since` on.
-
-    Connecting and the answer's headers get `timeout` (the SDK's own events() waits
-    forever, even to connect); then the stream blocks while the engine is quiet. It
-    ends when the engine goes away (TCP keepalive notices a silent one), and close()
-    ends it from another thread.
-    """
-    api: Any = client(node, timeout).api  # Any: the SDK's private helpers (see ping)
-    params = {"filters": json.dumps({"type": ["container"]})}
-    if since:
-        params["since"] = since
-    try:
-        response = api._get(api._url("/events"), params=params, stream=True, timeout=timeout)
-        api._raise_for_status(response)
-        _wait_quietly(response)
-    except SDK_ERRORS as exc:
-        raise failure(exc, timeout) from exc
-    except OSError as exc:
-        raise EngineUnreachable(f"events stream: {exc}") from exc
-    return CancellableStream(api._stream_helper(response, decode=True), response)

@@ -2,6 +2,7 @@
 run, removed, and their logs followed. Part of the Docker seam, through client.py's clients.
 """
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,12 +26,16 @@ from fleet.engine.client import (
 )
 from fleet.engine.errors import (
     PULL_TIMED_OUT,
+    EngineError,
     PullError,
     pull_failure,
     registry_of,
 )
+from fleet.engine.events import CONTAINER_ID
 from fleet.engine.node import EngineNode
 from fleet.engine.pulls import pull_slot
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,13 @@ class ObservedContainer:
     created: int
 
 
+PROTOCOLS = ("tcp", "udp", "sctp")
 _HEALTH = re.compile(r"\((?:health: )?(starting|healthy|unhealthy)\)")
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+def _port(value: Any) -> int | None:
+    return value if isinstance(value, int) and 0 < value < 65536 else None
 
 
 def _observed(row: dict[str, Any]) -> ObservedContainer:
@@ -75,7 +85,7 @@ def _observed(row: dict[str, Any]) -> ObservedContainer:
     ports = {
         f"{p['PrivatePort']}/{p['Type']}": p["PublicPort"]
         for p in row.get("Ports") or []
-        if p.get("PublicPort")
+        if _port(p.get("PublicPort")) and _port(p.get("PrivatePort")) and p.get("Type") in PROTOCOLS
     }
     return ObservedContainer(
         id=row["Id"],
@@ -87,6 +97,27 @@ def _observed(row: dict[str, Any]) -> ObservedContainer:
         host_ports=ports,
         created=int(row.get("Created") or 0),
     )
+
+
+def _well_formed(row: Any) -> bool:
+    """Whether a listing's row can be acted on: an engine is a peer, and what it names
+    reaches the database and HAProxy's runtime API (a server name holds the id)."""
+    try:
+        labels = row.get("Labels") or {}
+        return (
+            isinstance(row.get("Id"), str)
+            and bool(CONTAINER_ID.fullmatch(row["Id"]))
+            and isinstance(labels, dict)
+            and all(isinstance(value, str) for value in labels.values())
+            and isinstance(row.get("Status") or "", str)
+            and isinstance(row.get("State") or "", str)
+            and isinstance(row.get("Names") or [], list)
+            and isinstance(row.get("Ports") or [], list)
+            and all(isinstance(port, dict) for port in row.get("Ports") or [])
+            and isinstance(row.get("Created") or 0, int)
+        )
+    except AttributeError:  # not an object
+        return False
 
 
 def list_containers(node: EngineNode, label: str) -> list[ObservedContainer]:
@@ -103,7 +134,14 @@ def list_containers(node: EngineNode, label: str) -> list[ObservedContainer]:
         rows = client(node, timeout).api.containers(all=True, filters={"label": label})
     except SDK_ERRORS as exc:
         raise failure(exc, timeout) from exc
-    return [_observed(row) for row in rows]
+    if not isinstance(rows, list):
+        raise EngineError("the engine answered a container listing with something not a list")
+    kept = [_observed(row) for row in rows if _well_formed(row)]
+    if len(kept) < len(rows):
+        log.warning(
+            "%s listed %d malformed container(s): left out", node.endpoint, len(rows) - len(kept)
+        )
+    return kept
 
 
 def _auth_for(image: str) -> dict[str, str] | None:
@@ -186,10 +224,13 @@ def run_container(node: EngineNode, spec: ContainerSpec) -> str:
             # Optimistic: most creations find the image, so pull only when told it is missing.
             ensure_image(node, spec.image)
             created = api.create_container(spec.image, **options)
-        api.start(created["Id"])
+        container_id = created.get("Id") if isinstance(created, dict) else None
+        if not isinstance(container_id, str) or not CONTAINER_ID.fullmatch(container_id):
+            raise EngineError(f"the engine named the new container {container_id!r}: not an id")
+        api.start(container_id)
     except SDK_ERRORS as exc:
         raise failure(exc, CALL_TIMEOUT) from exc
-    return created["Id"]
+    return container_id
 
 
 def remove_container(node: EngineNode, container_id: str, stop_timeout: int = 10) -> None:

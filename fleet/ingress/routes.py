@@ -2,6 +2,8 @@
 
 from urllib.parse import urlsplit
 
+from fleet.engine import CONTAINER_ID
+
 
 def backend_name(service_name):
     return f"svc-{service_name}"
@@ -13,7 +15,13 @@ def service_of(backend):
 
 
 def server_name(replica_pk, container_id):
-    """A server per container, so that a replica restarted in place is a new server."""
+    """A server per container, so that a replica restarted in place is a new server.
+
+    The name goes into HAProxy's runtime API, where `;` or a newline would start another
+    command: the engine's ids are checked where they enter (fleet/engine), and here again.
+    """
+    if not CONTAINER_ID.fullmatch(container_id):
+        raise ValueError(f"not a container id: {container_id!r}")
     return f"r{replica_pk}-{container_id[:12]}"
 
 

@@ -16,6 +16,7 @@ event seen. Nodes added, changed or removed are picked up by a rescan.
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
@@ -38,6 +39,7 @@ def needs_healing(replica, kind):
 
 RECONNECT_DELAY = 1.0
 REFRESH_DELAY = 0.3  # container events come in bursts: refresh once per burst
+GARBLED_KEPT = 256  # garbled events remembered per node, so that a replay is not news
 SHORTEST_PING = 0.25  # seconds: a ping cut short by the down deadline still gets this long
 
 
@@ -53,6 +55,7 @@ class NodeWatch(threading.Thread):
         self.since = None
         self.refresh_timer = None
         self.lock = threading.Lock()
+        self.garbled = OrderedDict()  # keys of the garbled events already reported
         self.prober = threading.Thread(target=self.probe, name=f"ping-{node.name}", daemon=True)
         # Metrics are sampled here, beside the pings: a thread per node already, and a
         # frozen engine stalls only its own (fleet/metrics/sampler.py).
@@ -156,6 +159,9 @@ class NodeWatch(threading.Thread):
         self.resync()  # whatever happened while the stream was closed
         try:
             for event in self.stream:
+                if isinstance(event, engine.GarbledEvent):
+                    self.skip(event)
+                    continue
                 self.since = _timestamp(event) or self.since
                 self.handle(event)
                 self.schedule_refresh()
@@ -164,6 +170,16 @@ class NodeWatch(threading.Thread):
         finally:
             self.stream = None
         log.info("events stream of %s ended", self.node.name)
+
+    def skip(self, event):
+        """A garbled event is reported once and never acted on, however often a
+        reconnect brings it again."""
+        if event.key in self.garbled:
+            return
+        self.garbled[event.key] = True
+        if len(self.garbled) > GARBLED_KEPT:
+            self.garbled.popitem(last=False)
+        log.warning("skipped an event of %s: %s", self.node.name, event)
 
     def resync(self):
         self.refresh()

@@ -2,6 +2,8 @@
 
 from types import SimpleNamespace
 
+import pytest
+
 from fleet.ingress import haproxy, routes
 from fleet.ingress.config import Backend, Server, render
 
@@ -44,10 +46,20 @@ def test_stats_rows_are_read_by_column_name():
 
 
 def test_a_server_name_carries_its_replica_and_container():
-    name = routes.server_name(42, "0123456789abcdef0123")
+    name = routes.server_name(42, "0123456789abcdef" * 4)
     assert name == "r42-0123456789ab"
     assert routes.replica_of(name) == 42
     assert routes.replica_of("BACKEND") is None
+
+
+@pytest.mark.parametrize(
+    "container_id",
+    ["abc;disable server svc-web/r1-x" + "0" * 40, "0" * 63 + "\n", "0" * 63, "Z" * 64, ""],
+)
+def test_a_server_name_is_made_only_of_a_real_container_id(container_id):
+    # A `;` or newline in a name sent to HAProxy's runtime API would start another command.
+    with pytest.raises(ValueError):
+        routes.server_name(1, container_id)
 
 
 def test_a_node_is_reached_at_its_engine_s_host():
