@@ -241,7 +241,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("input data must be text")
             return
         self.last_input = time.monotonic()
-        self.session.write(data)
+        try:
+            self.session.write(data)
+        except console.ConsoleRefused as exc:
+            await self.send_error(str(exc))
 
     async def resize(self, cols, rows):
         if not (_whole(cols, 1, MAX_COLS) and _whole(rows, 1, MAX_ROWS)):

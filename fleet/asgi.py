@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from dashboard.auth import TokenAuthMiddleware  # noqa: E402
 from dashboard.origin import SameOriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
+from fleet.console import orphans  # noqa: E402
 
 # A socket's Origin must be the page's own (scheme, host and port: dashboard/origin.py);
 # browsers log in with the session cookie, programs with an API token header.
@@ -27,3 +28,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Consoles that a web process which ended left open are ended now (fleet/console/orphans.py).
+orphans.end_orphans_soon()

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from fleet import redis_link, slots
 from fleet.access.roles import READ_FLEET
+from fleet.console import orphans
 from fleet.engine import terminal as engine_exec
 from fleet.engine.errors import EngineError
 from fleet.models import Event, EventKind, Node, Replica
@@ -92,7 +93,9 @@ def open_session(user, replica_pk, command_text, actor, cols=80, rows=24):
         new=replica.container_name[:255],
         reason=f"console on replica {replica.pk} (slot {replica.slot}): {shlex.join(command)}",
     )
-    return Session(user.pk, token, replica, command, exec_session, actor, event.pk)
+    session = Session(user.pk, token, replica, command, exec_session, actor, event.pk)
+    orphans.register(session, time.time())
+    return session
 
 
 def _running_replica(pk):
@@ -149,7 +152,11 @@ class Session:
         self.closed = False
 
     def write(self, text):
-        self.exec.write(text.encode("utf-8", "replace"))
+        """ConsoleRefused, and nothing sent, if too much input waits for the command."""
+        try:
+            self.exec.write(text.encode("utf-8", "replace"))
+        except EngineError as exc:
+            raise ConsoleRefused(str(exc)) from exc
 
     def resize(self, cols, rows):
         """ConsoleRefused if the engine will not (the command may have just ended)."""
@@ -179,6 +186,7 @@ class Session:
             _client().pipeline().zadd(
                 key, {self.token: time.time() + LAPSE_SECONDS}, xx=True
             ).expire(key, LAPSE_SECONDS).execute()
+        orphans.renew(self)
 
     def _ended_command(self):
         """The command's exit code once it has ended, hung up (then killed) if it had not;
@@ -205,6 +213,7 @@ class Session:
         self.closed = True
         self.exec.close()
         _release_place(self.user_pk, self.token)
+        orphans.forget(self)
         code = self._ended_command()
         seconds = time.monotonic() - self.started
         ended = why if code is None else f"{why}, exit code {code}"

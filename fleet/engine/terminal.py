@@ -21,6 +21,9 @@ from fleet.engine.client import SDK_ERRORS, EngineError, client, failure
 from fleet.engine.node import EngineNode
 
 READ_SIZE = 65536
+# Bytes of input that may wait for the command to read them: a command that reads
+# nothing (or a pasted flood) must not grow the web process without bound.
+MAX_PENDING = 262144
 # Seconds each exec call may take: someone waits at a terminal for it (a slow engine's
 # console is refused in this time rather than the minute container changes get).
 CALL_TIMEOUT = 10
@@ -58,15 +61,24 @@ class ExecSession:
         self._sock.settimeout(None)
         self._wake_r, self._wake_w = os.pipe()
         self._pending: list[bytes] = []
+        self._pending_bytes = 0  # queued, or being sent: not yet taken by the terminal
         self._lock = threading.Lock()
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        """Queue bytes for the command's terminal (sent by the pump thread)."""
+        """Queue bytes for the command's terminal (sent by the pump thread); EngineError,
+        and nothing queued, when MAX_PENDING bytes would then wait."""
         with self._lock:
             if self._closed:
                 return
+            if self._pending_bytes + len(data) > MAX_PENDING:
+                raise EngineError(
+                    f"input not sent: the command has not read the last "
+                    f"{self._pending_bytes // 1024} KiB yet (at most {MAX_PENDING // 1024} KiB "
+                    "may wait)"
+                )
             self._pending.append(data)
+            self._pending_bytes += len(data)
         self._wake()
 
     def _wake(self) -> None:
@@ -102,6 +114,8 @@ class ExecSession:
             pending, self._pending = self._pending, []
         for data in pending:
             self._sock.sendall(data)
+            with self._lock:
+                self._pending_bytes -= len(data)
 
     def _read(self, on_output: Callable[[bytes], object]) -> bool:
         """Read what is there (an SSL socket may hold decrypted bytes select cannot see);
@@ -138,28 +152,40 @@ class ExecSession:
                 os.close(fd)
 
     def hang_up(self, signal_name: str) -> None:
-        """Send the signal ("HUP", "KILL") to every process the command started, through a
-        second exec of sh in the container (an image without sh keeps them: docs/console.md)."""
-        api = client(self.node, CALL_TIMEOUT).api
-        script = ["sh", "-c", _SIGNAL_MARKED, "sh", self.mark, signal_name]
-        try:
-            killer = api.exec_create(self.container_id, script, stdout=True, stderr=True)
-            api.exec_start(killer["Id"])
-        except SDK_ERRORS as exc:
-            raise failure(exc, CALL_TIMEOUT) from exc
+        """Send the signal ("HUP", "KILL") to every process the command started."""
+        hang_up(self.node, self.container_id, self.mark, signal_name)
 
     def exit_code(self, wait: float) -> int | None:
-        """The command's exit code, or None while it still runs after `wait` seconds (the
-        engine may take a moment to mark the exec ended)."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                found = client(self.node, CALL_TIMEOUT).api.exec_inspect(self.exec_id)
-            except SDK_ERRORS as exc:
-                raise failure(exc, CALL_TIMEOUT) from exc
-            if not found.get("Running") or time.monotonic() > deadline:
-                return None if found.get("Running") else found.get("ExitCode")
-            time.sleep(0.1)
+        """The command's exit code, or None while it still runs after `wait` seconds."""
+        return exit_code(self.node, self.exec_id, wait)
+
+
+def hang_up(node: EngineNode, container_id: str, mark: str, signal_name: str) -> None:
+    """Send the signal ("HUP", "KILL") to every process of the container whose environment
+    carries `mark`, through an exec of sh in it (an image without sh keeps them:
+    docs/console.md). Needs no open terminal: a console whose web process ended is hung
+    up this way too."""
+    api = client(node, CALL_TIMEOUT).api
+    script = ["sh", "-c", _SIGNAL_MARKED, "sh", mark, signal_name]
+    try:
+        killer = api.exec_create(container_id, script, stdout=True, stderr=True)
+        api.exec_start(killer["Id"])
+    except SDK_ERRORS as exc:
+        raise failure(exc, CALL_TIMEOUT) from exc
+
+
+def exit_code(node: EngineNode, exec_id: str, wait: float) -> int | None:
+    """An exec's exit code, or None while it still runs after `wait` seconds (the engine
+    may take a moment to mark the exec ended)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            found = client(node, CALL_TIMEOUT).api.exec_inspect(exec_id)
+        except SDK_ERRORS as exc:
+            raise failure(exc, CALL_TIMEOUT) from exc
+        if not found.get("Running") or time.monotonic() > deadline:
+            return None if found.get("Running") else found.get("ExitCode")
+        time.sleep(0.1)
 
 
 def open_exec(

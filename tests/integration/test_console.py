@@ -2,13 +2,20 @@
 audited, ended by its command, by idleness and by a lost role; bad messages answered."""
 
 import asyncio
+import json
+import os
+import signal
+import socket as socket_module
 import time
+from contextlib import suppress
+from urllib.parse import quote
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
+from websockets.sync.client import connect
 
 from dashboard import console as console_socket
 from fleet import redis_link
@@ -19,7 +26,7 @@ from fleet.converge.runner import converge
 from fleet.models import Event, Node, Replica, Service
 from fleet.nodes import health
 from tests.conftest import token_for
-from tests.system import clean_fleet
+from tests.system import _start, _stop, clean_fleet, free_port, lab_engine, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -79,6 +86,12 @@ async def end_of(socket, timeout=10):
     while (output := await socket.receive_output(timeout=timeout))["type"] != "websocket.close":
         pass
     return exit_message, output["code"]
+
+
+def listening(port):
+    with suppress(OSError), socket_module.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
 
 
 def revoke(key):
@@ -164,6 +177,75 @@ def test_an_operator_runs_commands_in_a_replica_and_bad_messages_change_nothing(
     assert "closed after" in ended.reason and ended.reason.endswith(
         "the command ended, exit code 3"
     )
+    assert console.open_count(operator.pk) == 0
+
+
+def test_input_a_command_does_not_read_waits_within_a_bound_and_the_rest_is_refused(
+    shell, operator
+):
+    """A terminal in raw mode whose command reads nothing: the engine's buffers fill, then
+    input waits in the web process, at most MAX_PENDING bytes of it; more is refused with
+    an error (nothing else changes: the console stays open)."""
+    key = token_for(operator)
+    chunk = "y" * 60_000
+    command = quote("sh -c 'stty raw -echo; exec sleep 600'")
+
+    async def scenario():
+        socket = await opened(key, shell, cmd=command)
+        refused = None
+        for _ in range(400):  # 24 MB at most: far past what the engine and sockets buffer
+            await socket.send_json_to({"type": "input", "data": chunk})
+            if not await socket.receive_nothing(timeout=0.01):
+                refused = await next_of(socket, "error")
+                break
+        await socket.send_json_to({"type": "resize", "cols": 90, "rows": 20})
+        still_open = await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+        return refused, still_open
+
+    refused, still_open = async_to_sync(scenario)()
+    assert refused is not None, "every input was taken"
+    assert "input not sent: the command has not read the last" in refused["message"]
+    assert still_open
+    (ended,) = events("console.closed")
+    assert ended.reason.endswith("closed by the browser, exit code 129")  # hung up
+
+
+def test_a_console_left_open_by_a_killed_web_process_is_ended_when_it_starts_again(
+    shell, operator, process_env, lab
+):
+    key = token_for(operator)
+    port = free_port()
+    daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "fleet.asgi:application"]
+    replica = Replica.objects.select_related("node").get(pk=shell)
+    (entry,) = [n for n in lab.status()["nodes"] if n["name"] == replica.node.name]
+    container = lab_engine(entry).containers.get(replica.container_id)
+
+    def sleeping():
+        return [
+            p for p in container.top(ps_args="-o pid,args")["Processes"] if "sleep 600" in p[-1]
+        ]
+
+    web = _start("web", daphne, process_env)
+    try:
+        url = f"ws://127.0.0.1:{port}/ws/exec/?replica={shell}&cmd=" + quote("sleep 600")
+        headers = {"Authorization": f"Token {key}", "Origin": f"http://127.0.0.1:{port}"}
+        wait_for(lambda: listening(port), 30, message="daphne to listen")
+        with connect(url, additional_headers=headers, open_timeout=10) as socket:
+            assert json.loads(socket.recv(10))["type"] == "opened"
+            wait_for(sleeping, 10, message="the console's command to run")
+            os.killpg(web.pid, signal.SIGKILL)
+            web.wait()
+        time.sleep(1)
+        assert sleeping() and not events("console.closed")  # nothing ended it yet
+        web = _start("web", daphne, process_env)
+        wait_for(lambda: events("console.closed"), 30, message="the console's close")
+    finally:
+        _stop([web])
+    (ended,) = events("console.closed")
+    assert ended.actor == "operator" and ended.via == "token"
+    assert "the web process serving it ended" in ended.reason
+    assert not sleeping()
     assert console.open_count(operator.pk) == 0
 
 
