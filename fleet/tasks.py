@@ -4,7 +4,7 @@ from celery import shared_task
 
 from fleet.alerts import delivery, incidents
 from fleet.converge import reconcile
-from fleet.converge.runner import converge
+from fleet.converge.runner import TASK_SOFT_LIMIT, converge
 from fleet.metrics import store, thresholds
 from fleet.nodes import health
 from fleet.services import image_updates
@@ -22,7 +22,7 @@ def check_node(node_id):
     health.check_node(node_id)
 
 
-@shared_task
+@shared_task(soft_time_limit=TASK_SOFT_LIMIT, time_limit=TASK_SOFT_LIMIT + 60)
 def converge_service(service_id):
     """Bring one service to its desired state (deploy, scale, roll back, heal)."""
     return converge(service_id)

@@ -14,13 +14,14 @@ from fleet import engine, live
 from fleet.access import sealing
 from fleet.converge import inflight, scheduling
 from fleet.engine import labels
-from fleet.ingress.drain import drain
+from fleet.ingress.drain import drain, limit_of
 from fleet.models import Deployment, Node, Replica, Service
 from fleet.models.threads import close_thread_connections
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10
+HOLD_MARGIN = 30  # seconds beyond a removal's drain and stop before it counts as dead
 LIVE_STATES = (Replica.State.PENDING, Replica.State.RUNNING)
 
 
@@ -162,10 +163,18 @@ def forget(replicas: Sequence[Replica]) -> None:
     crash; should the removal be cut short, the container is an orphan the reconcile
     removes.
     """
-    inflight.will_go([r.container_id for r in replicas])
+    if replicas:
+        inflight.will_go([r.container_id for r in replicas], max(map(hold_for, replicas)))
     Replica.objects.filter(pk__in=[r.pk for r in replicas]).delete()
     for replica in replicas:
         live.broadcast_replica(replica)
+
+
+def hold_for(replica: Replica) -> float:
+    """How long removing the replica's container may take, its drain and stop included
+    (what other processes leave it alone for: inflight.will_go)."""
+    deployment = replica.service.current_deployment
+    return limit_of(deployment.spec if deployment else {}) + STOP_TIMEOUT + HOLD_MARGIN
 
 
 @close_thread_connections
@@ -175,7 +184,7 @@ def retire(replica: Replica, stop_after: inflight.Starts | None = None) -> None:
     `stop_after` (an inflight.Starts) holds the stop until the starts made beside it have ended:
     the engine then stops the old container without slowing the new ones' start.
     """
-    with inflight.removing(replica.container_id):
+    with inflight.removing(replica.container_id, hold_for(replica)):
         node = replica.node
         if replica.container_id and node is not None and node.status != Node.Status.DOWN:
             drain(replica, replica.container_id)  # out of the ingress, its requests finished
@@ -240,7 +249,7 @@ def _pull_ahead_on(node: Node, image: str) -> None:
 @close_thread_connections
 def replace(replica: Replica, old_node: Node | None, old_container_id: str) -> None:
     """Remove a broken replica's old container (when its node answers), then start the new one."""
-    with inflight.removing(old_container_id):
+    with inflight.removing(old_container_id, hold_for(replica)):
         if old_container_id and old_node is not None and old_node.status != Node.Status.DOWN:
             drain(replica, old_container_id)
             try:

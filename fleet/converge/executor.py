@@ -167,7 +167,8 @@ def act(
                 old=str(row.node or ""),
                 reason=restart.reason,
             )
-        inflight.will_go([row.container_id])  # the old container: going, not an orphan
+        # The old container: going, not an orphan.
+        inflight.will_go([row.container_id], containers.hold_for(row))
         containers.reset_for_restart(row, node)
     if beside:
         background.submit(calls)

@@ -4,8 +4,15 @@ Calls (and run_parallel) run a converge's container calls on all nodes at once; 
 containers they are removing are `going` (no row claims them, yet they are no orphans),
 and `starting` counts the starts on each node, which an old replica's stop waits out
 (see Starts).
+
+What is going is known to every process, not only to the one removing it: a container
+being drained must not be taken for an orphan by another worker's converge or the
+reconcile, even once the process that drains it has died. Each is written down in Redis
+until its drain and stop could have ended (`hold` seconds); past that, one whose removal
+died with its process is an orphan like any other.
 """
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -14,13 +21,19 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from fleet import engine
+import redis
+
+from fleet import engine, redis_link
 from fleet.models import Node, Replica
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
 STARTS_WAIT = 5  # seconds an old replica's stop waits for the starts beside it, at most
+GOING = "fleet:converge:going"  # Redis: container id -> until when (epoch s) it is going
+DEFAULT_HOLD = 60.0  # seconds: a removal without a drain (the stop's time and a margin)
+
+log = logging.getLogger(__name__)
 
 # Containers this process is draining and removing: no row claims them any more, yet
 # they are not orphans (a converge that looks again meanwhile must leave them be).
@@ -33,26 +46,49 @@ Call = tuple[Callable[..., object], *tuple[Any, ...]]
 
 
 def going() -> set[str]:
-    """The ids of the containers this process is removing right now."""
+    """The ids of the containers being removed now, by this process or any other."""
     with _going_lock:
-        return set(_going)
+        found = set(_going)
+    now = time.time()
+    try:
+        shared = redis_link.client().pipeline()
+        shared.zremrangebyscore(GOING, "-inf", now).zrangebyscore(GOING, now, "+inf")
+        found.update(member.decode() for member in shared.execute()[1])
+    except redis.RedisError as exc:
+        log.warning("cannot read what other processes are removing: %s", exc)
+    return found
 
 
-def will_go(container_ids: Iterable[str]) -> None:
-    """Count these containers as going from now until a removal of each has ended."""
+def will_go(container_ids: Iterable[str], hold: float = DEFAULT_HOLD) -> None:
+    """Count these containers as going from now until a removal of each has ended, and
+    for every process for `hold` seconds at most (the drain, the stop and a margin)."""
+    ids = [c for c in container_ids if c]
+    if not ids:
+        return
     with _going_lock:
-        _going.update(c for c in container_ids if c)
+        _going.update(ids)
+    until = time.time() + hold
+    try:
+        # GT: a longer hold already written (a drain under way) is never shortened.
+        redis_link.client().zadd(GOING, dict.fromkeys(ids, until), gt=True)
+    except redis.RedisError as exc:
+        log.warning("cannot tell other processes what is being removed: %s", exc)
 
 
 @contextmanager
-def removing(container_id: str) -> Iterator[None]:
+def removing(container_id: str, hold: float = DEFAULT_HOLD) -> Iterator[None]:
     """Count the container as going while the block removes it."""
-    will_go([container_id])
+    will_go([container_id], hold)
     try:
         yield
     finally:
         with _going_lock:
             _going.discard(container_id)
+        if container_id:
+            try:
+                redis_link.client().zrem(GOING, container_id)
+            except redis.RedisError as exc:
+                log.warning("cannot tell other processes %s is gone: %s", container_id, exc)
 
 
 def run_parallel(calls: Sequence[Call]) -> None:

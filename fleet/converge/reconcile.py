@@ -48,11 +48,13 @@ def sync_and_clean() -> int:
     converging = set(
         Service.objects.filter(lease_until__gt=timezone.now()).values_list("name", flat=True)
     )
+    going = inflight.going()
     orphans = [
         (by_pk[pk], container.id)
         for pk, listed in listings.items()
         for container in listed
         if container.id not in claimed
+        and container.id not in going
         and not observe.in_creation(container, pending, now)
         and container.labels.get(labels.SERVICE) not in converging
     ]

@@ -14,13 +14,20 @@ starts within seconds.
 import logging
 import time
 
-from fleet.converge import executor, inflight, wake
+from fleet.converge import containers, executor, inflight, wake
+from fleet.converge.inflight import STARTS_WAIT
 from fleet.converge.lease import Lease, LeaseLost
 from fleet.models import Service
+from fleet.services.spec import MAX_DRAIN
 
 log = logging.getLogger(__name__)
 
-RUN_LIMIT = 180  # seconds one converge works before handing over (under the task time limit)
+RUN_LIMIT = 180  # seconds one converge looks before handing over
+# A converge waits for the drains and removals it began before it lets its lease go, so
+# that no other process removes a container while it drains (a converge cut short would
+# let it go at once): its task may run for its looks, the longest drain a spec may ask
+# for, then the old container's stop and removal calls.
+TASK_SOFT_LIMIT = RUN_LIMIT + MAX_DRAIN + STARTS_WAIT + containers.STOP_TIMEOUT + 2 * 60
 
 
 def converge(service_id: int) -> str:

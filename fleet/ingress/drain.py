@@ -25,12 +25,11 @@ def drain(replica, container_id):
     found = Service.objects.filter(pk=replica.service_id).values_list(
         "current_deployment__spec", flat=True
     )
-    spec = next(iter(found), None) or {}
-    if not spec.get("ingress"):
+    limit = limit_of(next(iter(found), None) or {})
+    if not limit:
         return 0.0
     backend = routes.backend_name(replica.service.name)
     name = routes.server_name(replica.pk, container_id)
-    limit = (spec.get("update") or {}).get("drain", DEFAULT_DRAIN)
     began = time.monotonic()
     try:
         if name not in haproxy.servers_state(backend):
@@ -45,6 +44,13 @@ def drain(replica, container_id):
     took = time.monotonic() - began
     log.info("drained %s/%s in %.2f s", backend, name, took)
     return took
+
+
+def limit_of(spec):
+    """How long a replica of a service with this spec may drain: 0 without an ingress."""
+    if not spec.get("ingress"):
+        return 0
+    return (spec.get("update") or {}).get("drain", DEFAULT_DRAIN)
 
 
 def in_flight(backend, name):

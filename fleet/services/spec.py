@@ -64,6 +64,8 @@ HOSTNAME = re.compile(rf"^{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*$")
 # A path prefix of plain URL characters: nothing HAProxy's CLI or map file reads (spaces, ';').
 URL_PATH = re.compile(r"^/[A-Za-z0-9._~%/+-]*$")
 
+MAX_DRAIN = HOUR  # seconds a replica may drain out of the ingress (converge/runner.py)
+
 
 def validate_image(value):
     """An image reference: [registry[:port]/]path[:tag][@sha256:digest], path in lowercase."""
@@ -141,7 +143,7 @@ class UpdatePolicySerializer(StrictSerializer):
     auto = BooleanField(default=False)
     # How long a replica's in-flight requests may take to finish once the ingress stops
     # sending it new ones, before it is stopped anyway.
-    drain = NumberField(min_value=0, max_value=HOUR, default=10)
+    drain = NumberField(min_value=0, max_value=MAX_DRAIN, default=10)
 
 
 class IngressSerializer(StrictSerializer):

@@ -20,10 +20,12 @@ import pytest
 from django.conf import settings
 
 from fleet import live
-from fleet.ingress import haproxy, process, routes
+from fleet.converge import inflight
+from fleet.ingress import drain, haproxy, process, routes
 from fleet.models import Replica
+from tests import processes
 from tests.integration.test_services_deploy import HEALTH, PORT
-from tests.system import wait_for
+from tests.system import WORKER, clean_fleet, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -349,3 +351,76 @@ def test_traffic_through_the_ingress_survives_updates_scaling_restarts_and_a_kil
     print(f"ingress timings (s): {timings}; requests: {len(load.results)}")
     assert len(load.results) > 500
     assert settings.FLEET_INGRESS_BIND.endswith(str(BIND_PORT))
+
+
+# The demo image's httpd runs CGI: /cgi-bin/slow answers at once, then writes a line every
+# 5 s for SLOW seconds (each line well within HAProxy's 30 s `timeout server`).
+SLOW = 45
+SLOW_HTTPD = [
+    "sh",
+    "-c",
+    "mkdir -p /tmp/w/cgi-bin && cp -r /www/. /tmp/w/"
+    " && { echo '#!/bin/sh'; echo 'echo Content-Type: text/plain'; echo echo;"
+    f" echo 'for i in $(seq {SLOW // 5}); do sleep 5; echo tick; done; echo slow done'; }}"
+    " > /tmp/w/cgi-bin/slow && chmod +x /tmp/w/cgi-bin/slow && exec httpd -f -p 80 -h /tmp/w",
+]
+
+
+def test_a_replica_drained_by_a_worker_that_dies_is_left_to_drain_by_every_other_process(
+    lab, lab_nodes, celery_worker, celery_beat, api, ingress, process_env
+):
+    """A drain outlives the worker that began it: the worker is killed while a replica
+    scaled away drains a slow request; the converge that takes over in another worker
+    (and the reconcile beside it) must leave that container be until its drain could have
+    ended, so the request is answered."""
+    with clean_fleet(lab, api) as fleet:
+        created = fleet.create(
+            "web",
+            replicas=2,
+            ports=PORT,
+            healthcheck=HEALTH,
+            ingress=INGRESS,
+            command=SLOW_HTTPD,
+            update={"drain": SLOW + 10, "monitor": 0},
+        )
+        fleet.wait_deployment(created["current_deployment"]["id"], "succeeded")
+        wait_for(lambda: in_line(2), 10, message="both replicas up in the proxy")
+        leaving = Replica.objects.get(service__name="web", slot=2)
+        server = routes.server_name(leaving.pk, leaving.container_id)
+        backend = routes.backend_name("web")
+        answers, requesters = [], []
+
+        def slow_request():
+            conn = http.client.HTTPConnection("127.0.0.1", BIND_PORT, timeout=20)
+            try:
+                conn.request("GET", "/cgi-bin/slow", headers={"Host": HOST})
+                response = conn.getresponse()
+                body = response.read().decode().split()
+                answers.append((response.status, body[-1:], len(body)))
+            except (OSError, http.client.HTTPException) as exc:
+                answers.append(repr(exc))
+            finally:
+                conn.close()
+
+        for _ in range(4):  # until one is on the replica that will go
+            requesters.append(threading.Thread(target=slow_request))
+            requesters[-1].start()
+            time.sleep(0.5)
+            if drain.in_flight(backend, server):
+                break
+        assert drain.in_flight(backend, server), "no request reached slot 2"
+        assert fleet.api.post("/api/services/web/scale/", {"replicas": 1}).status_code == 202
+        wait_for(lambda: proxy_servers().get(server) == "drain", 10, message="its drain")
+        processes.kill(celery_worker)  # the worker that drains it dies
+        worker = processes.start("worker", [*WORKER, "--loglevel", "INFO"], process_env)
+        try:
+            # Its lease lapses (12 s); the reconcile and the converge of the new worker
+            # find a container no replica claims, which is still draining.
+            for requester in requesters:
+                requester.join(SLOW + 30)
+            whole = (200, ["done"], SLOW // 5 + 2)  # every tick, then "slow done"
+            assert answers == [whole] * len(requesters)
+            assert leaving.container_id in inflight.going()  # held for the rest of its drain
+            assert fleet.containers("web", leaving.node.name)[leaving.node.name]
+        finally:
+            processes.kill(worker)

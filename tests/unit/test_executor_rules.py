@@ -125,3 +125,15 @@ def test_a_later_start_that_hangs_holds_a_stop_only_so_long(monkeypatch):
     assert 0.15 <= time.monotonic() - began < 1
     release.set()
     hung.join()
+
+
+def test_a_converge_task_may_run_its_looks_and_the_longest_drain_a_spec_allows():
+    """A converge lets its lease go only once the drains it began have ended: a task cut
+    at the worker's time limit before that would leave a drain to nobody."""
+    from fleet.converge import containers, runner
+    from fleet.services.spec import MAX_DRAIN
+    from fleet.tasks import converge_service
+
+    needed = runner.RUN_LIMIT + MAX_DRAIN + containers.STOP_TIMEOUT
+    assert converge_service.soft_time_limit >= needed
+    assert converge_service.time_limit > converge_service.soft_time_limit
