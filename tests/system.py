@@ -122,7 +122,7 @@ _start, _stop = processes.start, processes.stop
 WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "test@%h"]
 WORKER += ["-Q", "celery,alerts"]
 ALERTS_WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "2"]
-ALERTS_WORKER += ["-n", "test-alerts@%h", "-Q", "alerts"]
+ALERTS_WORKER += ["-n", "test-alerts@%h", "-Q", "alerts", "--without-mingle", "--without-gossip"]
 
 
 @pytest.fixture
@@ -135,8 +135,17 @@ def celery_worker(process_env):
 
 @pytest.fixture
 def alerts_worker(process_env, celery_worker):
-    """The alerts' own worker (the Procfile's `alerts`), beside the worker."""
+    """The alerts' own worker (the Procfile's `alerts`), beside the worker, ready: a test
+    that times alerts must not time this worker's start."""
+    from celery import current_app
+
     proc = _start("alerts-worker", [*ALERTS_WORKER, "--loglevel", "INFO"], process_env)
+    name = f"test-alerts@{socket.gethostname()}"
+    wait_for(
+        lambda: current_app.control.ping(destination=[name], timeout=0.5),
+        60,
+        message="the alerts worker to answer",
+    )
     yield proc
     processes.kill(proc)
 
