@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.harness import descendants, row
 
 TICKS = os.sysconf("SC_CLK_TCK")
-ROLES = ("web", "worker", "beat", "watch")
+ROLES = ("web", "worker", "alerts", "beat", "watch")
 
 
 def cpu_seconds(pid):
@@ -29,7 +29,7 @@ def cpu_seconds(pid):
 
 
 def pids(stack):
-    """{name: pid} of Fleet's four processes and of every engine."""
+    """{name: pid} of Fleet's processes and of every engine."""
     found = {role: stack.pids[role] for role in ROLES if role in stack.pids}
     return {**found, **{n["name"]: n["pid"] for n in stack.lab["nodes"]}}
 

@@ -107,7 +107,7 @@ class Stack:
         self.overrides = {}
         self.redis = None
         self.procs = []
-        self.pids = {}  # role (worker, beat, watch, web) -> pid, for bench.cpu
+        self.pids = {}  # role (worker, alerts, beat, watch, web) -> pid, for bench.cpu
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = None
@@ -185,10 +185,10 @@ class Stack:
         return self
 
     def start_fleet(self):
-        """Worker, beat, watch and web server, as the Procfile starts them (log level aside)."""
-        self.spawn(
-            "worker", "-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-l", "WARNING"
-        )
+        """Workers, beat, watch and web server, as the Procfile starts them (log level aside)."""
+        worker = ["-m", "celery", "-A", "fleet", "worker", "-l", "WARNING"]
+        self.spawn("worker", *worker, "-Q", "celery", "--concurrency", "8")
+        self.spawn("alerts", *worker, "-Q", "alerts", "--concurrency", "2", "-n", "alerts@%h")
         beat_schedule = ROOT / "var" / f"bench-beat-{ENV['FLEET_LAB_NAME']}"
         self.spawn(
             "beat", "-m", "celery", "-A", "fleet", "beat", "-l", "WARNING", "-s", beat_schedule

@@ -7,7 +7,12 @@ Tasks are named, not imported: the domain never imports fleet.tasks.
 One policy for a broker that is away: the request is logged and dropped, never
 raised into the change that asked for it. Nothing is lost by that, since the
 database holds every desired state: beat's next node check and reconcile, a few
-seconds later, find the same work and queue it again.
+seconds later, find the same work and queue it again; an alert's deliveries are
+rows (PendingDelivery) that the alerts' sweep hands over until one is taken.
+
+Alert work (processing, checks, deliveries, the sweep) goes to a queue of its own,
+"alerts", which a worker of its own consumes (settings_features.ALERT_ROUTES; the
+Procfile's `alerts` process), so a backlog of converges never holds an alert back.
 """
 
 import logging
@@ -27,12 +32,16 @@ RECONCILE = "fleet.tasks.run_reconcile"
 
 
 def send(task, *args, countdown=None):
-    """Queue `task` with `args` now (to run `countdown` seconds on); a broker outage is
-    logged, not raised."""
+    """Queue `task` with `args` now (to run `countdown` seconds on); return whether the
+    broker took it (an outage is logged, not raised)."""
     try:
         current_app.send_task(task, args=args, countdown=countdown)
     except OperationalError as exc:
-        log.warning("could not queue %s%r (%s); the next reconcile or check will", task, args, exc)
+        log.warning(
+            "could not queue %s%r (%s); it is found and queued again later", task, args, exc
+        )
+        return False
+    return True
 
 
 def on_commit(task, *args, countdown=None):
@@ -64,9 +73,10 @@ def reconcile():
 DELIVER_ALERT = "fleet.tasks.deliver_alert"
 
 
-def deliver(alert_id, channel_id, attempt=1, after=None):
-    """Send one alert to one channel (attempt `attempt`, `after` seconds from now)."""
-    on_commit(DELIVER_ALERT, alert_id, channel_id, attempt, countdown=after)
+def deliver_now(alert_id: int, channel_id: int, attempt: int) -> bool:
+    """Queue one attempt to send one alert to one channel now, outside any transaction's
+    wait (the caller holds its PendingDelivery row); return whether the broker took it."""
+    return send(DELIVER_ALERT, alert_id, channel_id, attempt)
 
 
 CHECK_IMAGE = "fleet.tasks.check_image"

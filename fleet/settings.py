@@ -341,6 +341,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_ROUTES = features.ALERT_ROUTES
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "check-nodes": {
@@ -354,16 +355,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FLEET_RECONCILE_INTERVAL,
         "options": {"expires": FLEET_RECONCILE_INTERVAL},
     },
-    "process-alerts": {
-        "task": "fleet.tasks.process_alerts",
-        "schedule": features.FLEET_ALERT_INTERVAL,
-        "options": {"expires": features.FLEET_ALERT_INTERVAL},
-    },
-    "check-alert-conditions": {
-        "task": "fleet.tasks.check_alert_conditions",
-        "schedule": features.FLEET_ALERT_CHECK_INTERVAL,
-        "options": {"expires": features.FLEET_ALERT_CHECK_INTERVAL},
-    },
+    **features.ALERT_SCHEDULE,
     "metrics-rollup": {
         "task": "fleet.tasks.roll_up_metrics",
         "schedule": 60.0,

@@ -68,3 +68,25 @@ except EnvError as exc:
 
 if not 0 <= FLEET_ALERT_RETRIES <= 20:
     raise ImproperlyConfigured(f"FLEET_ALERT_RETRIES must be 0 to 20, got {FLEET_ALERT_RETRIES}")
+
+# Alert work has a queue of its own, consumed by a worker of its own (the Procfile's
+# `alerts`), so that no backlog of converges on the default queue holds an alert back.
+ALERT_QUEUE = "alerts"
+ALERT_ROUTES = {
+    f"fleet.tasks.{name}": {"queue": ALERT_QUEUE}
+    for name in (
+        "process_alerts",
+        "check_alert_conditions",
+        "deliver_alert",
+        "sweep_alert_deliveries",
+    )
+}
+# Beat's alert ticks: new events, what time decides, and the deliveries owed (the outbox).
+ALERT_SCHEDULE = {
+    name: {"task": f"fleet.tasks.{task}", "schedule": every, "options": {"expires": every}}
+    for name, task, every in (
+        ("process-alerts", "process_alerts", FLEET_ALERT_INTERVAL),
+        ("check-alert-conditions", "check_alert_conditions", FLEET_ALERT_CHECK_INTERVAL),
+        ("sweep-alert-deliveries", "sweep_alert_deliveries", FLEET_ALERT_INTERVAL),
+    )
+}

@@ -58,6 +58,12 @@ def deliver_alert(alert_id, channel_id, attempt=1):
     delivery.deliver(alert_id, channel_id, attempt)
 
 
+@shared_task(soft_time_limit=60, time_limit=90)
+def sweep_alert_deliveries():
+    """Queue the deliveries owed whose time has come (every FLEET_ALERT_INTERVAL s)."""
+    delivery.sweep()
+
+
 @shared_task
 def roll_up_metrics():
     """Roll raw samples up into 5-minute buckets and prune old ones (beat: every minute)."""

@@ -112,13 +112,36 @@ def process_env(django_db_setup, django_db_blocker, redis_server):
 
 # The processes' helpers, under the names the tests have always imported them by.
 _start, _stop = processes.start, processes.stop
+# The tests' worker consumes both queues, as a small installation's one worker may: the
+# alerts worker of the Procfile (ALERTS_WORKER) is started only by the tests that need
+# alerts kept apart from converges, which saves a process start in every other test.
 WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "test@%h"]
+WORKER += ["-Q", "celery,alerts"]
+ALERTS_WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "2"]
+ALERTS_WORKER += ["-n", "test-alerts@%h", "-Q", "alerts", "--without-mingle", "--without-gossip"]
 
 
 @pytest.fixture
 def celery_worker(process_env):
     """A real Celery worker, started for each test that needs one (a test may kill it)."""
     proc = _start("worker", [*WORKER, "--loglevel", "INFO"], process_env)
+    yield proc
+    processes.kill(proc)
+
+
+@pytest.fixture
+def alerts_worker(process_env, celery_worker):
+    """The alerts' own worker (the Procfile's `alerts`), beside the worker, ready: a test
+    that times alerts must not time this worker's start."""
+    from celery import current_app
+
+    proc = _start("alerts-worker", [*ALERTS_WORKER, "--loglevel", "INFO"], process_env)
+    name = f"test-alerts@{socket.gethostname()}"
+    wait_for(
+        lambda: current_app.control.ping(destination=[name], timeout=0.5),
+        60,
+        message="the alerts worker to answer",
+    )
     yield proc
     processes.kill(proc)
 

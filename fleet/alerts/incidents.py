@@ -5,8 +5,8 @@ Beat runs process_events() every FLEET_ALERT_INTERVAL seconds (one indexed query
 when nothing happened) and check_conditions() every FLEET_ALERT_CHECK_INTERVAL.
 Both hold the cursor row locked for their whole transaction (on SQLite every
 transaction takes the write lock at BEGIN), so two workers never handle the same
-event, nor send the same alert, twice. Each alert is queued per channel once the
-transaction commits.
+event, nor send the same alert, twice. Each alert is owed to its channels in rows
+written in the same transaction (delivery.owe), and queued once it commits.
 """
 
 import logging
@@ -18,7 +18,7 @@ from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from fleet import live, queue
+from fleet import live
 from fleet.alerts import delivery, messages, rules
 from fleet.models import AlertCursor, Event, Incident, Service
 from fleet.models.alerts import Alert, AlertChannel
@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # events read per transaction; a burst is worked through tick by tick
 # On PostgreSQL ids are handed out before commit, so a lower id may commit after a higher
-# one: the processor stops at a gap younger than this and looks again next tick.
+# one: the processor stops at a gap until it has seen it for this long, and looks again
+# each tick. Counted from when the gap was first seen, not from the later event's
+# created_at: that is when its row was made, which may be long before it committed.
 GAP_WAIT = timedelta(seconds=5)
 
 
@@ -60,14 +62,21 @@ def process_events(now: datetime | None = None) -> int:
         read = 0
         for event in events:
             gap = event.pk != cursor.last_event_id + 1
-            if gap and connection.vendor == "postgresql" and event.created_at > now - GAP_WAIT:
+            if gap and connection.vendor == "postgresql" and _wait_at_gap(cursor, now):
                 break
             for signal in rules.signals(event):
                 apply(signal, event.created_at)
             cursor.last_event_id = event.pk
             read += 1
-        cursor.save(update_fields=["last_event_id"])
+        cursor.save(update_fields=["last_event_id", "gap_after", "gap_seen_at"])
     return read
+
+
+def _wait_at_gap(cursor: AlertCursor, now: datetime) -> bool:
+    """Whether to stop at the gap after the cursor: until GAP_WAIT after it was first seen."""
+    if cursor.gap_after != cursor.last_event_id or cursor.gap_seen_at is None:
+        cursor.gap_after, cursor.gap_seen_at = cursor.last_event_id, now
+    return now - cursor.gap_seen_at < GAP_WAIT
 
 
 def _live(kind: str, subject: str, service: str = "") -> list[Incident]:
@@ -159,16 +168,16 @@ def _resolution_topics(incident: Incident) -> list[str]:
 def announce(
     incident: Incident | None, phase: str, topics: list[str], title: str, body: str
 ) -> Alert | None:
-    """Record an alert and queue one delivery per channel that asked for its topics (a
-    notice nobody asked for is not recorded: it is in the events already)."""
+    """Record an alert and, in the same transaction, one delivery owed per channel that
+    asked for its topics (a notice nobody asked for is not recorded: it is in the events
+    already)."""
     channels = rules.recipients(AlertChannel.objects.only("name", "events", "enabled"), topics)
     if phase == Alert.Phase.NOTICE and not channels:
         return None
     alert = Alert.objects.create(
         incident=incident, phase=phase, topics=topics, title=title[:255], body=body
     )
-    for channel in channels:
-        queue.deliver(alert.pk, channel.pk)
+    delivery.owe(alert, channels)
     log.info("alert %r to %d channel(s)", alert.title, len(channels))
     return alert
 

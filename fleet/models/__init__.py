@@ -1,6 +1,13 @@
 """Fleet's state, one module per concept."""
 
-from fleet.models.alerts import Alert, AlertChannel, AlertCursor, Delivery, Incident
+from fleet.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertCursor,
+    Delivery,
+    Incident,
+    PendingDelivery,
+)
 from fleet.models.events import SYSTEM, Actor, Event, EventKind
 from fleet.models.images import ImageCheck
 from fleet.models.metrics import (
@@ -30,6 +37,7 @@ __all__ = [
     "ImageCheck",
     "MetricThreshold",
     "Node",
+    "PendingDelivery",
     "NodeRollup",
     "NodeSample",
     "Replica",

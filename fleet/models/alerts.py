@@ -170,10 +170,41 @@ class Delivery(models.Model):
         return f"{self.alert} -> {self.channel} #{self.attempt}: {self.outcome}"
 
 
+class PendingDelivery(models.Model):
+    """An alert owed to one channel: its next attempt, and when the broker gets it (again).
+
+    Made in the transaction that makes the alert, and gone once an attempt ends it (sent or
+    given up), so a broker that was away when the alert was made loses nothing: the sweep
+    hands over every row whose `due_at` has come.
+    """
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="pending")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="pending")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    # When the sweep queues this attempt: at once, after a retry's backoff, or again if a
+    # task handed over at `queued_at` has not ended it by then.
+    due_at = models.DateTimeField(default=timezone.now, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        verbose_name_plural = "pending deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel"], name="one_pending_per_channel")
+        ]
+
+    def __str__(self):
+        return f"{self.alert} -> {self.channel} #{self.attempt}, due {self.due_at:%H:%M:%S}"
+
+
 class AlertCursor(models.Model):
     """How far the alert processor has read the Event rows (one row)."""
 
     last_event_id = models.BigIntegerField(default=0)
+    # A gap right after last_event_id (PostgreSQL: an id taken by a transaction not yet
+    # committed) and when the processor first saw it: it waits from then.
+    gap_after = models.BigIntegerField(null=True, blank=True)
+    gap_seen_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"events read up to {self.last_event_id}"

@@ -1,10 +1,12 @@
 """The alert processor on the database: events and conditions into incidents and alerts,
 grouped, with recipients chosen by topic (deliveries are queued once the work commits)."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from fleet.alerts import incidents
@@ -137,3 +139,54 @@ def test_a_deployment_that_succeeds_is_a_notice_and_resolves_the_failed_one():
     AlertChannel.objects.all().delete()
     record(EventKind.DEPLOYMENT_SUCCEEDED, service="api", new="revision 2")
     assert len(phases()) == 4  # a notice nobody asked for is not recorded
+
+
+def down(node):
+    return {"node": node, "old": "unreachable", "new": "down"}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="runs on PostgreSQL only (DATABASE_URL=postgres://...): SQLite hands out ids in "
+    "commit order, so its processor never meets a gap that may still fill",
+)
+def test_a_gap_is_waited_on_from_when_it_is_first_seen_not_from_the_later_events_time():
+    incidents.process_events()
+    took_id, commit = threading.Event(), threading.Event()
+
+    def slow_transaction():
+        try:
+            with transaction.atomic():
+                Event.objects.record(EventKind.NODE_STATUS_CHANGED, **down("lab-2"))
+                took_id.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_transaction)
+    thread.start()
+    took_id.wait(10)
+    # A later id, committed first, whose row was made a minute before its transaction
+    # committed: a wait counted from its created_at would be over before it began.
+    later = Event.objects.record(EventKind.NODE_STATUS_CHANGED, **down("lab-3"))
+    Event.objects.filter(pk=later.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    assert incidents.process_events() == 0  # stops at the gap: an id not yet committed
+    commit.set()
+    thread.join(10)
+    assert incidents.process_events() == 2
+    assert list(Incident.objects.order_by("id").values_list("subject", flat=True)) == [
+        "lab-2",
+        "lab-3",
+    ]
+    # A gap that never fills (its transaction rolled back) holds the processor GAP_WAIT
+    # from when it was first seen, then no longer.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Event.objects.record(EventKind.NODE_STATUS_CHANGED, **down("lab-4"))
+        raise RuntimeError("rolled back")
+    Event.objects.record(EventKind.NODE_STATUS_CHANGED, **down("lab-5"))
+    first_seen = timezone.now()
+    assert incidents.process_events(now=first_seen) == 0
+    wait = incidents.GAP_WAIT
+    assert incidents.process_events(now=first_seen + wait - timedelta(seconds=1)) == 0
+    assert incidents.process_events(now=first_seen + wait) == 1
+    assert Incident.objects.filter(subject="lab-5").exists()

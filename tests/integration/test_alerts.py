@@ -1,13 +1,16 @@
 # ruff: noqa: F811
-"""Alerts end to end: real failures on the lab, the real worker and beat, delivered to a
-real JSON webhook and a real SMTP server, each incident told once and resolved once."""
+"""Alerts end to end: real failures on the lab, the real workers and beat, delivered to a
+real JSON webhook and a real SMTP server, each incident told once and resolved once, when
+Redis was away as the alert was made and when converges fill the worker."""
 
 import time
 from collections import Counter
 
 import pytest
 
-from fleet.models import Incident
+from fleet.alerts import incidents
+from fleet.models import Alert, Deployment, Event, EventKind, Incident, Node
+from tests.integration.faults import hanging_registry
 
 # The receivers' fixtures, imported to be used by name: pytest passes them as arguments.
 from tests.integration.receivers import inbox, receivers  # noqa: F401
@@ -63,9 +66,28 @@ def assert_told_once_each(inbox):
     return {(i.kind, i.subject) for i in incidents}
 
 
-def test_a_node_killed_and_brought_back_makes_one_alert_and_one_resolution(fleet, inbox):
+def test_a_node_that_goes_down_while_redis_is_stopped_makes_one_alert_and_one_resolution(
+    fleet, inbox, redis_server, watch_process, alerts_worker
+):
+    """Redis stops, then a node goes down. The watch, which needs no broker, marks it down;
+    a processor tick under way as Redis went makes the alert, which the broker cannot take
+    (the test's own process runs that tick: no worker can be handed one while Redis is
+    down). Once Redis is back the sweep hands it over: it arrives once, as does the
+    resolution."""
     subscribe(fleet.api, inbox)
-    fleet.lab.kill_node("lab-2")
+    wait_for(lambda: not incidents.anything_new(), 10, message="the processor to catch up")
+    redis_server.stop()
+    try:
+        fleet.lab.kill_node("lab-2")
+        wait_for(
+            lambda: Node.objects.filter(name="lab-2", status="down").exists(),
+            30,
+            message="the watch to mark lab-2 down",
+        )
+        incidents.process_events()
+        assert Alert.objects.filter(phase="opened").count() == 1  # made; not yet sent
+    finally:
+        redis_server.start()
     try:
         wait_for(
             lambda: received(inbox, "[Fleet] node lab-2 is down"), 40, message="the down alert"
@@ -78,6 +100,40 @@ def test_a_node_killed_and_brought_back_makes_one_alert_and_one_resolution(fleet
     assert assert_told_once_each(inbox) == {("node.down", "lab-2")}
     [mail] = [m for m in inbox.mailbox.messages if m["Subject"] == resolved]
     assert "from" in mail.get_payload()[0].get_payload(decode=True).decode()
+
+
+def test_an_alert_does_not_wait_behind_a_backlog_of_converges(
+    fleet, inbox, redis_server, alerts_worker
+):
+    """Converges whose pulls hang (until the engines' TLS handshake timeout, 10 s) take
+    every slot of the worker and more wait on the default queue; an event's alert arrives
+    before any of them has ended, through the alerts' own queue and worker."""
+    subscribe(fleet.api, inbox)
+    names = [f"stall-{n}" for n in range(10)]
+    stalled = Deployment.objects.filter(service__name__in=names)
+    with hanging_registry(fleet.lab, port=5003) as silent:
+        for name in names:
+            fleet.create(name, image=f"{silent}/fleet/demo:1", replicas=1, update={"monitor": 0})
+        wait_for(
+            lambda: redis_server.client.llen("celery") >= 2,
+            30,
+            message="converges waiting on the default queue",
+        )
+        started = time.monotonic()
+        Event.objects.record(EventKind.DEPLOYMENT_FAILED, service="web", reason="broken")
+        wait_for(
+            lambda: received(inbox, "[Fleet] deployment of web failed"), 30, message="the alert"
+        )
+        took = time.monotonic() - started
+        ended = stalled.filter(status__in=["failed", "rolled_back"]).count()
+        print(f"alert received {took:.1f} s after its event; {ended} of the converges had ended")
+        # A slot of the worker is freed only by a converge that ended: none had.
+        assert ended == 0, f"the alert came {took:.1f} s after its event, behind the converges"
+        for name in names:
+            assert fleet.api.delete(f"/api/services/{name}/").status_code in (202, 204)
+    # The converges end once the pulls fail, and give their pull slots back (a worker killed
+    # with its pulls still hanging would hold them from the next test).
+    wait_for(lambda: not redis_server.client.keys("fleet:pulls:*"), 90, message="the pulls to end")
 
 
 def test_a_crash_loop_and_failed_deploys_each_make_one_alert_and_one_resolution(fleet, inbox):

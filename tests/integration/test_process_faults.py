@@ -172,6 +172,7 @@ def test_after_a_redis_restart_sockets_resync_and_no_accepted_work_is_lost(
     redis_server.start()
     assert queued <= queued_converges(redis_server)
     args = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "8", "-n", "again@%h"]
+    args += ["-Q", "celery,alerts"]  # as the tests' worker: both queues
     worker = _start("worker", [*args, "--loglevel", "INFO"], process_env)
     try:
         dashboard.follow_until(shows("web", 4), 60)

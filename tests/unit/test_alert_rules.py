@@ -230,3 +230,17 @@ def test_an_image_update_is_a_notice_that_opens_nothing():
     assert "sha256:aaa -> sha256:bbb" in notice.text
     title, _ = messages.notice(notice.kind, notice.subject, notice.text, datetime.now(UTC))
     assert title == "[Fleet] a newer image of web is available"
+
+
+def test_a_gap_in_the_event_ids_is_waited_on_from_when_it_was_first_seen():
+    from fleet.alerts.incidents import GAP_WAIT, _wait_at_gap
+    from fleet.models import AlertCursor
+
+    cursor = AlertCursor(last_event_id=10)
+    second = timedelta(seconds=1)
+    assert _wait_at_gap(cursor, T0)
+    assert _wait_at_gap(cursor, T0 + GAP_WAIT - second)
+    assert not _wait_at_gap(cursor, T0 + GAP_WAIT)  # the same gap, waited on long enough
+    cursor.last_event_id = 14  # read past it; another gap, after 14, has a wait of its own
+    assert _wait_at_gap(cursor, T0 + GAP_WAIT + second)
+    assert (cursor.gap_after, cursor.gap_seen_at) == (14, T0 + GAP_WAIT + second)
