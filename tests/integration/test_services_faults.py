@@ -177,7 +177,9 @@ def test_the_reconcile_removes_orphans_and_never_touches_foreign_containers(flee
 def test_a_container_being_drained_and_removed_is_no_orphan_until_its_removal_ends(fleet):
     """A rolling update's looks run on while the old replicas beside them drain and stop:
     neither the converge's next look nor the reconcile takes such a container, which no
-    row claims any more, for an orphan; once no removal of it runs, it is one."""
+    row claims any more, for an orphan; once no removal of it runs (and the time other
+    processes leave it for has passed), it is one."""
+    from fleet import redis_link
     from fleet.converge import containers, executor, inflight, reconcile
     from fleet.converge.lease import Lease
 
@@ -195,8 +197,10 @@ def test_a_container_being_drained_and_removed_is_no_orphan_until_its_removal_en
         assert old.container_id in container_ids(fleet, "web")
         assert len(container_ids(fleet, "web")) == 2
     finally:
+        # Its removal was cut short, and the time other processes held it for has passed.
         with inflight._going_lock:
-            inflight._going.discard(old.container_id)  # its removal was cut short
+            inflight._going.discard(old.container_id)
+        redis_link.client().zrem(inflight.GOING, old.container_id)
         lease.release()
     wait_for(
         lambda: container_ids(fleet, "web") == {r.container_id for r in Replica.objects.all()},
