@@ -130,10 +130,7 @@ class FleetConsumer(HoldsAPlace, AsyncJsonWebsocketConsumer):
         elif kind == "logs.follow":
             await self.follow_logs(content.get("replica"))
         elif kind == "logs.ack":
-            pk = content.get("replica")
-            tail = self.log_streams.get(pk) if isinstance(pk, int) else None
-            if tail is not None:
-                tail.ack()
+            await self.take_ack(content.get("replica"))
         else:
             self.stop_logs(content.get("replica"))
 
@@ -147,6 +144,16 @@ class FleetConsumer(HoldsAPlace, AsyncJsonWebsocketConsumer):
             return
         self.resynced_at = time.monotonic()
         await self.send_json(await database_sync_to_async(snapshot)())
+
+    async def take_ack(self, pk):
+        """The client handled a batch of this log: one more may go (dashboard.log_tail). An
+        acknowledgement for a log no longer followed (stopped meanwhile) is let go."""
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            await self.send_error(
+                'acknowledge a log by its replica: {"type": "logs.ack", "replica": ID}'
+            )
+        elif (tail := self.log_streams.get(pk)) is not None:
+            tail.ack()
 
     async def fleet_layer_lost(self, event):
         """The channel layer lost Redis, and with it whatever was sent meanwhile: close, so
