@@ -75,9 +75,11 @@ def test_the_taker_is_woken_once_per_wait_not_once_per_line():
     wait_until(lambda: len(tail.lines) == 500)
     assert len(wakes) == 1
     tail.close()
+    wait_until(lambda: tail.ended)
 
 
 def test_a_process_follows_a_bounded_number_of_logs(monkeypatch):
+    wait_until(lambda: logs._tails == 0)  # the other tests' tails have ended
     monkeypatch.setattr(logs, "MAX_TAILS", 2)
     streams = [Stream(0) for _ in range(3)]
     tails = [logs.Tail(s, lambda: None) for s in streams[:2]]
@@ -86,5 +88,7 @@ def test_a_process_follows_a_bounded_number_of_logs(monkeypatch):
     assert streams[2].closed.is_set(), "the refused stream is not left open"
     tails[0].close()
     wait_until(lambda: tails[0].ended)
-    logs.Tail(Stream(0), lambda: None).close()  # its thread freed, another may follow
-    tails[1].close()
+    another = logs.Tail(Stream(0), lambda: None)  # its thread freed, another may follow
+    for tail in (another, tails[1]):
+        tail.close()
+        wait_until(lambda tail=tail: tail.ended)
