@@ -1,4 +1,8 @@
-"""The live socket at /ws/fleet/: snapshot on connect, every change after, log tails on request."""
+"""The live socket at /ws/fleet/: snapshot on connect, every change after, log tails on request.
+
+Each socket holds one of its user's FLEET_SOCKETS_PER_USER places (dashboard.places), taken
+before the snapshot is built; a log tail's lines go out in acknowledged batches
+(dashboard.log_tail)."""
 
 import asyncio
 import time
