@@ -25,6 +25,7 @@ from django.contrib.auth import get_user_model
 
 from dashboard.auth import NO_ROLE, SIGNED_OUT, login_ended
 from dashboard.consumers import LOGIN_CHECK_SECONDS
+from dashboard.places import TOO_MANY, HoldsAPlace
 from fleet import live
 from fleet.access.addresses import client_address
 from fleet.console import sessions as console
@@ -73,7 +74,7 @@ def _still_allowed(scope, user_pk):
     return code
 
 
-class ConsoleConsumer(AsyncJsonWebsocketConsumer):
+class ConsoleConsumer(HoldsAPlace, AsyncJsonWebsocketConsumer):
     """One browser terminal on one replica."""
 
     async def connect(self):
@@ -84,6 +85,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse("log in to open a console", SIGNED_OUT)
             return
         self.user_pk = user.pk
+        refused = await self.take_place(user.pk)
+        if refused is not None:
+            await self.refuse(refused, TOO_MANY)
+            return
         self.loop = asyncio.get_running_loop()
         query = self.scope.get("query_string", b"").decode("latin-1")
         try:
@@ -127,7 +132,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
 
     async def refuse(self, message, code):
         await self.send_json({"type": "error", "message": message})
-        await self.close(code=code)
+        await self.close(code=code, reason=message[:120])
 
     def pump(self):
         """The output thread: the command's output to the browser, then the end."""
@@ -198,6 +203,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=close_code)
 
     async def disconnect(self, code):
+        await self.free_place()
         if getattr(self, "user_pk", None) is not None:
             await self.channel_layer.group_discard(
                 live.login_group(self.user_pk), self.channel_name

@@ -1,7 +1,10 @@
-"""The live socket at /ws/fleet/: snapshot on connect, every change after, log tails on request."""
+"""The live socket at /ws/fleet/: snapshot on connect, every change after, log tails on request.
+
+Each socket holds one of its user's FLEET_SOCKETS_PER_USER places (dashboard.places), taken
+before the snapshot is built; a log tail's lines go out in acknowledged batches
+(dashboard.log_tail)."""
 
 import asyncio
-import threading
 import time
 
 from channels.db import database_sync_to_async
@@ -9,6 +12,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
 from dashboard.auth import NO_ROLE, SIGNED_OUT, login_ended
+from dashboard.log_tail import LogTail
+from dashboard.places import TOO_MANY, HoldsAPlace
 from fleet import live
 from fleet.access.roles import READ_FLEET
 from fleet.api.serializers import NodeSerializer
@@ -32,6 +37,7 @@ ACTION_PERMISSIONS = {
     "resync": READ_FLEET,
     "logs.follow": ("fleet.view_replica",),
     "logs.stop": (),
+    "logs.ack": (),
 }
 
 
@@ -60,7 +66,7 @@ def allowed(user_pk, perms):
     return user is not None and user.has_perms(perms)
 
 
-class FleetConsumer(AsyncJsonWebsocketConsumer):
+class FleetConsumer(HoldsAPlace, AsyncJsonWebsocketConsumer):
     """One dashboard (or program) following the fleet."""
 
     async def connect(self):
@@ -72,6 +78,12 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         if not await allowed(user.pk, READ_FLEET):
             await self.close(code=NO_ROLE)  # logged in, but no role that may read the fleet
             return
+        refused = await self.take_place(user.pk)  # before the snapshot: a refusal costs little
+        if refused is not None:
+            await self.accept()  # so that the page hears why
+            await self.send_error(refused)
+            await self.close(code=TOO_MANY, reason=refused[:120])
+            return
         self.user_pk = user.pk
         self.resynced_at = -RESYNC_SECONDS
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
@@ -82,6 +94,7 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         self.stop_logs()
+        await self.free_place()
         if getattr(self, "login_watch", None) is not None:
             self.login_watch.cancel()
         await self.channel_layer.group_discard(live.GROUP, self.channel_name)
@@ -120,6 +133,8 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             await self.resync()
         elif kind == "logs.follow":
             await self.follow_logs(content.get("replica"))
+        elif kind == "logs.ack":
+            await self.take_ack(content.get("replica"))
         else:
             self.stop_logs(content.get("replica"))
 
@@ -133,6 +148,16 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
             return
         self.resynced_at = time.monotonic()
         await self.send_json(await database_sync_to_async(snapshot)())
+
+    async def take_ack(self, pk):
+        """The client handled a batch of this log: one more may go (dashboard.log_tail). An
+        acknowledgement for a log no longer followed (stopped meanwhile) is let go."""
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            await self.send_error(
+                'acknowledge a log by its replica: {"type": "logs.ack", "replica": ID}'
+            )
+        elif (tail := self.log_streams.get(pk)) is not None:
+            tail.ack()
 
     async def fleet_layer_lost(self, event):
         """The channel layer lost Redis, and with it whatever was sent meanwhile: close, so
@@ -171,16 +196,6 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
         try:
             # Not thread-sensitive: a slow engine must not hold the thread every query shares.
             stream = await database_sync_to_async(logs.follow, thread_sensitive=False)(pk, LOG_TAIL)
+            self.log_streams[pk] = LogTail(pk, stream, self.send_json)
         except logs.LogsUnavailable as exc:
             await self.send_error(str(exc), about=pk)
-            return
-        self.log_streams[pk] = stream
-        loop = asyncio.get_running_loop()
-
-        def pump():
-            for chunk in stream:
-                for line in chunk.decode("utf-8", "replace").splitlines():
-                    message = {"type": "log", "id": pk, "seq": None, "data": {"line": line}}
-                    asyncio.run_coroutine_threadsafe(self.send_json(message), loop)
-
-        threading.Thread(target=pump, name=f"logs-{pk}", daemon=True).start()

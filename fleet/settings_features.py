@@ -1,5 +1,5 @@
 """Settings of Fleet's features beside the core: image updates, alerts, deploy webhooks,
-metrics and the console. Read from the environment as fleet/settings.py reads the rest;
+metrics, the console and sockets. Read from the environment as fleet/settings.py reads the rest;
 that module takes every FLEET_* name from here. The configuration page (docs/configuration.md)
 explains each one.
 """
@@ -63,6 +63,9 @@ try:
     # Consoles (docs/console.md): seconds without input before one closes; open at once per user.
     FLEET_CONSOLE_IDLE_TIMEOUT = positive("FLEET_CONSOLE_IDLE_TIMEOUT", env.float, 600.0)
     FLEET_CONSOLE_MAX_SESSIONS = positive("FLEET_CONSOLE_MAX_SESSIONS", env.int, 3)
+    # Sockets (docs/api.md): open at once per user, live pages and consoles alike; one more
+    # is closed with code 4429 and the reason.
+    FLEET_SOCKETS_PER_USER = positive("FLEET_SOCKETS_PER_USER", env.int, 20)
 except EnvError as exc:
     raise ImproperlyConfigured(f"Bad environment setting: {exc}") from exc
 

@@ -90,8 +90,10 @@ function open(replica, slot) {
       say(`Ended: ${message.reason}${code}`);
     } else if (message.type === "error") say(message.message);
   });
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (event) => {
     if (current?.socket === socket) term.options.disableStdin = true;
+    // 4429: too many sockets of this user; the error message before it said so.
+    if (event.code === 4429 && event.reason) say(event.reason);
     panel.dataset.open = "0";
   });
   socket.addEventListener("open", () => {

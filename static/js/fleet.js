@@ -5,6 +5,8 @@ let socket = null;
 let lastSeq = null;
 let gapTimer = null;
 let following = null; // the replica whose log is shown
+let lastError = null; // the last error the socket sent: a refusal's reason comes first
+const REFUSED_RETRY_MS = 30000;
 
 function say(text, isError = false) {
   const notice = document.getElementById("notice"); // looked up anew: a refresh replaces it
@@ -165,10 +167,13 @@ function onMessage(event) {
     return;
   }
   if (message.type === "log") {
-    if (message.id === following) appendLog(message.data.line);
+    if (message.id === following) appendLog(message.data.lines);
+    // Shown: the server may send the next batch (it sends a few ahead, then waits).
+    socket?.send(JSON.stringify({ type: "logs.ack", replica: message.id }));
     return;
   }
   if (message.type === "error") {
+    lastError = message.data.detail;
     say(message.data.detail, true);
     return;
   }
@@ -183,6 +188,7 @@ function onMessage(event) {
 }
 
 function connect() {
+  lastError = null;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}${document.body.dataset.socket}`);
   socket.addEventListener("message", onMessage);
@@ -196,16 +202,24 @@ function connect() {
       document.body.dataset.live = "denied";
       return;
     }
+    // 4429: this user has as many sockets open as they may (other tabs, consoles). Say
+    // why, and try again only after a while, when one of those may have closed.
+    if (event.code === 4429) {
+      document.body.dataset.live = "refused";
+      say(`Live updates are off: ${event.reason || lastError || "too many open pages"}`, true);
+      setTimeout(connect, REFUSED_RETRY_MS);
+      return;
+    }
     document.body.dataset.live = "off";
     setTimeout(connect, 1000); // the snapshot on reconnect puts the page right
   });
 }
 
-function appendLog(line) {
+function appendLog(lines) {
   const pre = document.getElementById("log-lines");
-  if (!pre) return;
+  if (!pre || !lines.length) return;
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-  pre.append(`${line}\n`);
+  pre.append(`${lines.join("\n")}\n`);
   while (pre.textContent.length > 200000) pre.firstChild?.remove();
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }

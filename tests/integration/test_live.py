@@ -234,3 +234,23 @@ def test_a_client_that_saw_a_gap_gets_a_fresh_snapshot_on_request(token):
     assert again["type"] == "snapshot"
     assert again["seq"] == first["seq"] + 1
     assert error["type"] == "error"
+
+
+def test_an_acknowledgement_without_a_replica_gets_an_error_and_one_for_no_log_nothing(token):
+    async def scenario():
+        socket, _, _ = await connect(ORIGIN, auth(token))
+        await socket.receive_json_from(timeout=5)
+        await socket.send_json_to({"type": "logs.ack", "replica": "all"})
+        error = await socket.receive_json_from(timeout=5)
+        await socket.send_json_to({"type": "logs.ack", "replica": 12345})  # followed by none
+        quiet = await socket.receive_nothing(timeout=1)
+        await socket.send_json_to({"type": "resync"})  # and the socket still answers
+        again = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return error, quiet, again
+
+    error, quiet, again = run(scenario)
+    assert error["type"] == "error"
+    assert error["data"]["detail"].startswith("acknowledge a log by its replica")
+    assert quiet
+    assert again["type"] == "snapshot"
