@@ -162,15 +162,28 @@ def _send_forever():
                 message["seq"] = next_seq()
                 # Encoded once here, not once per socket: each of them sends the same text.
                 text = json.dumps(message)
-                loop.run_until_complete(
-                    layer.group_send(GROUP, {"type": "fleet.message", "text": text})
-                )
+                _publish(loop, layer, text)
         except Exception:  # the dashboard misses these; its next snapshot puts it right
             log.exception("could not send %d live change(s)", len(changes))
         finally:
             connections.close_all()  # this thread's own; never left open between bursts
             for _ in range(changes.gets):
                 _pending.task_done()
+
+
+def _publish(loop, layer, text):
+    """Send one message to every socket; once more if the link to Redis was broken (a
+    restart of Redis leaves the pooled connection dead: the first send on it fails and
+    drops it, the next makes a new one)."""
+    for attempt in (1, 2):
+        try:
+            loop.run_until_complete(
+                layer.group_send(GROUP, {"type": "fleet.message", "text": text})
+            )
+            return
+        except redis.ConnectionError:
+            if attempt == 2:
+                raise
 
 
 def _anyone_listening():

@@ -254,3 +254,24 @@ def test_an_acknowledgement_without_a_replica_gets_an_error_and_one_for_no_log_n
     assert error["data"]["detail"].startswith("acknowledge a log by its replica")
     assert quiet
     assert again["type"] == "snapshot"
+
+
+def test_the_first_change_after_a_redis_restart_reaches_a_socket_opened_since(token, redis_server):
+    """A restart of Redis breaks the sender's pooled connection to it: the next change must
+    still go out (a socket opened after the restart gets no resync to make up for it)."""
+    node = Node.objects.create(name="edge-1", endpoint="tcp://127.0.0.1:2375")
+
+    async def seen_by_a_new_socket():
+        socket, connected, _ = await connect(ORIGIN, auth(token))
+        assert connected
+        await socket.receive_json_from(timeout=5)  # the snapshot
+        await in_thread(live.broadcast)("node", node.name)
+        message = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return message
+
+    assert run(seen_by_a_new_socket)["id"] == "edge-1"  # the sender's connection is made
+    redis_server.stop()
+    redis_server.start()
+    message = run(seen_by_a_new_socket)
+    assert (message["type"], message["id"]) == ("node", "edge-1")
