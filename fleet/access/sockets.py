@@ -5,10 +5,6 @@ sockets open does not hold its users' places for ever (as consoles' places do:
 fleet.console.sessions).
 """
 
-import secrets
-import time
-from contextlib import suppress
-
 import redis
 from django.conf import settings
 
@@ -28,15 +24,13 @@ def _key(user_pk: int) -> str:
 
 def take_place(user_pk: int) -> str:
     """A place for one more socket of the user: its token, or SocketRefused."""
-    limit, now = settings.FLEET_SOCKETS_PER_USER, time.time()
-    token = secrets.token_hex(8)
-    args = (now, limit, now + LAPSE_SECONDS, token, LAPSE_SECONDS)
+    limit = settings.FLEET_SOCKETS_PER_USER
     try:
-        taken = redis_link.client().eval(slots.TAKE, 1, _key(user_pk), *args)
+        token = slots.take(redis_link.client(), _key(user_pk), limit, LAPSE_SECONDS)
     except redis.RedisError as exc:
         # Without the count there is no bound: refuse rather than open unbounded.
         raise SocketRefused(f"cannot count your open sockets: {exc}") from exc
-    if not taken:
+    if token is None:
         raise SocketRefused(
             f"{limit} live pages or consoles of yours are open already, the most one user "
             "may; close one (another tab), then reload"
@@ -46,21 +40,13 @@ def take_place(user_pk: int) -> str:
 
 def renew_place(user_pk: int, token: str) -> None:
     """Keep a socket's place (due every RENEW_SECONDS while it is open)."""
-    key = _key(user_pk)
-    with suppress(redis.RedisError):
-        # The set lives as long as its newest place (see fleet.console.sessions).
-        redis_link.client().pipeline().zadd(
-            key, {token: time.time() + LAPSE_SECONDS}, xx=True
-        ).expire(key, LAPSE_SECONDS).execute()
+    slots.renew(redis_link.client(), _key(user_pk), token, LAPSE_SECONDS)
 
 
 def release_place(user_pk: int, token: str) -> None:
-    with suppress(redis.RedisError):
-        redis_link.client().zrem(_key(user_pk), token)
+    slots.release(redis_link.client(), _key(user_pk), token)
 
 
 def open_count(user_pk: int) -> int:
     """How many sockets the user holds open now (every web process counted)."""
-    key, client = _key(user_pk), redis_link.client()
-    client.zremrangebyscore(key, "-inf", time.time())
-    return int(client.zcard(key))
+    return slots.held(redis_link.client(), _key(user_pk))

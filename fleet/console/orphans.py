@@ -19,7 +19,7 @@ from functools import cache
 
 import redis
 
-from fleet import redis_link
+from fleet import redis_link, slots
 from fleet.engine import terminal as engine_exec
 from fleet.engine.errors import EngineError
 from fleet.models import Actor, Event, EventKind, Node
@@ -112,9 +112,7 @@ def end_orphans(now=None):
 
 
 def _end(opened_event, record, now):
-    client = redis_link.client()
-    with suppress(redis.RedisError):
-        client.zrem(f"fleet:console:{record['user']}", record["place"])
+    slots.release(redis_link.client(), f"fleet:console:{record['user']}", record["place"])
     node = Node.objects.filter(pk=record["node"]).first()
     code = None
     if node is not None:

@@ -8,10 +8,8 @@ socket (dashboard.console) carries the bytes; the engine's side is fleet.engine.
 """
 
 import logging
-import secrets
 import shlex
 import time
-from contextlib import suppress
 
 import redis
 from django.conf import settings
@@ -113,15 +111,13 @@ def _running_replica(pk):
 
 
 def _take_place(user_pk):
-    limit, now = settings.FLEET_CONSOLE_MAX_SESSIONS, time.time()
-    token = secrets.token_hex(8)
-    args = (now, limit, now + LAPSE_SECONDS, token, LAPSE_SECONDS)
+    limit = settings.FLEET_CONSOLE_MAX_SESSIONS
     try:
-        taken = _client().eval(slots.TAKE, 1, _key(user_pk), *args)
+        token = slots.take(_client(), _key(user_pk), limit, LAPSE_SECONDS)
     except redis.RedisError as exc:
         # Without the count there is no bound: refuse rather than open unbounded.
         raise ConsoleRefused(f"cannot count your open consoles: {exc}") from exc
-    if not taken:
+    if token is None:
         raise ConsoleRefused(
             f"you already have {limit} consoles open, the most one user may; close one first"
         )
@@ -129,15 +125,12 @@ def _take_place(user_pk):
 
 
 def _release_place(user_pk, token):
-    with suppress(redis.RedisError):
-        _client().zrem(_key(user_pk), token)
+    slots.release(_client(), _key(user_pk), token)
 
 
 def open_count(user_pk):
     """How many consoles the user holds open now (every web process counted)."""
-    key = _key(user_pk)
-    _client().zremrangebyscore(key, "-inf", time.time())
-    return _client().zcard(key)
+    return slots.held(_client(), _key(user_pk))
 
 
 class Session:
@@ -179,13 +172,7 @@ class Session:
     def renew(self):
         """Keep this session's place in the count (due every RENEW_SECONDS while open)."""
         self.renewed = time.monotonic()
-        key = _key(self.user_pk)
-        with suppress(redis.RedisError):
-            # The set lives as long as its newest place: its expiry, set when a console
-            # opens, would otherwise drop every renewed place a minute after that.
-            _client().pipeline().zadd(
-                key, {self.token: time.time() + LAPSE_SECONDS}, xx=True
-            ).expire(key, LAPSE_SECONDS).execute()
+        slots.renew(_client(), _key(self.user_pk), self.token, LAPSE_SECONDS)
         orphans.renew(self)
 
     def _ended_command(self):
