@@ -17,14 +17,19 @@ def private_var_dir():
         var.chmod(0o700)
 
 
+_private_databases: set[str] = set()  # checked in this process already
+
+
 def private_sqlite(sender, connection, **kwargs):
     """A SQLite database, and its write-ahead log, readable and writable by its owner alone
-    (SQLite makes its -wal and -shm files with the database's own mode)."""
+    (SQLite makes its -wal and -shm files with the database's own mode, so once per
+    process is enough, not once per connection)."""
     if connection.vendor != "sqlite":
         return
     name = str(connection.settings_dict["NAME"])
-    if name.startswith("file:") or name == ":memory:":
+    if name.startswith("file:") or name == ":memory:" or name in _private_databases:
         return
+    _private_databases.add(name)
     for path in (name, f"{name}-wal", f"{name}-shm"):
         try:
             if os.stat(path).st_mode & 0o077:
