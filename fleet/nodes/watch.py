@@ -43,6 +43,42 @@ GARBLED_KEPT = 256  # garbled events remembered per node, so that a replay is no
 SHORTEST_PING = 0.25  # seconds: a ping cut short by the down deadline still gets this long
 
 
+class Bursts:
+    """Run `action` once per burst of requests, `delay` after the burst's first.
+
+    A request that comes while `action` runs gets a run of its own after it: the
+    run may already have read what the request is about to change (a container
+    created, then started while the engine's info was being read).
+    """
+
+    def __init__(self, action, delay, name):
+        self.action, self.delay, self.name = action, delay, name
+        self.lock = threading.Lock()
+        self.wanted = False  # a request came since the last run began
+        self.running = False  # a thread is waiting or running for the requests
+
+    def request(self):
+        with self.lock:
+            self.wanted = True
+            if self.running:
+                return
+            self.running = True
+        threading.Thread(target=self.serve, name=self.name, daemon=True).start()
+
+    def serve(self):
+        while True:
+            time.sleep(self.delay)
+            with self.lock:
+                if not self.wanted:
+                    self.running = False
+                    return
+                self.wanted = False
+            try:
+                self.action()
+            except Exception:
+                log.exception("%s failed", self.name)
+
+
 class NodeWatch(threading.Thread):
     """One node's events stream, reopened until the watch is stopped, and its prober."""
 
@@ -53,8 +89,7 @@ class NodeWatch(threading.Thread):
         self.answering = threading.Event()  # set while the node answers its pings
         self.stream = None
         self.since = None
-        self.refresh_timer = None
-        self.lock = threading.Lock()
+        self.refreshes = Bursts(self.refresh, REFRESH_DELAY, f"refresh-{node.name}")
         self.garbled = OrderedDict()  # keys of the garbled events already reported
         self.prober = threading.Thread(target=self.probe, name=f"ping-{node.name}", daemon=True)
         # Metrics are sampled here, beside the pings: a thread per node already, and a
@@ -164,7 +199,7 @@ class NodeWatch(threading.Thread):
                     continue
                 self.since = _timestamp(event) or self.since
                 self.handle(event)
-                self.schedule_refresh()
+                self.refreshes.request()
         except Exception:  # a garbled event must not end the watch of this node
             log.exception("events stream of %s failed", self.node.name)
         finally:
@@ -214,13 +249,6 @@ class NodeWatch(threading.Thread):
 
     def heal(self, service_id):
         queue.converge(service_id)
-
-    def schedule_refresh(self):
-        with self.lock:
-            if self.refresh_timer is None or not self.refresh_timer.is_alive():
-                self.refresh_timer = threading.Timer(REFRESH_DELAY, self.refresh)
-                self.refresh_timer.daemon = True
-                self.refresh_timer.start()
 
     def refresh(self):
         """The engine's info (its running count) after a burst of events: never liveness."""
