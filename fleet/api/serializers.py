@@ -14,6 +14,11 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
         read_only=True,
         help_text="Reached over plain TCP, without TLS (accepted only with FLEET_ALLOW_PLAIN_TCP).",
     )
+    api_spoken = serializers.CharField(
+        read_only=True,
+        help_text="The Engine API version Fleet speaks with the engine: the lower of the "
+        "engine's (api_version) and the newest Fleet knows.",
+    )
 
     class Meta:
         model = Node
@@ -25,6 +30,8 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "availability",
             "status",
             "engine_version",
+            "api_version",
+            "api_spoken",
             "cpus",
             "memory_bytes",
             "containers_running",
@@ -41,6 +48,7 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
         read_only_fields = [
             "status",
             "engine_version",
+            "api_version",
             "cpus",
             "memory_bytes",
             "containers_running",

@@ -10,6 +10,7 @@ containers are in containers.py and the events stream in events.py, on these cli
 import hashlib
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import requests
 from docker.errors import DockerException
 from docker.tls import TLSConfig
 
+from fleet.engine import versions
 from fleet.engine.errors import (
     EngineError,
     EngineUnreachable,
@@ -28,11 +30,13 @@ from fleet.engine.tls import ContextAdapter, tls_context
 
 # Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
 CALL_TIMEOUT = 60
-# The Engine API version Fleet speaks (Docker 20.10 and later). Fixed, not negotiated: the
-# SDK's "auto" asks /version for every new client, and a daemon stuck behind its runtime
-# (containerd) never answers that, so a ping through a fresh client would fail on an
-# engine that answers pings at once.
-API_VERSION = "1.41"
+# The Engine API version Fleet speaks with a node is the lower of its engine's and Fleet's
+# newest (versions.py), learned from the Api-Version header of its pings: never the SDK's
+# "auto", which asks /version for every new client, and a daemon stuck behind its runtime
+# (containerd) never answers that while it answers pings at once. A process that does not
+# ping a node (the watch does, every second) asks again once what it learned is this old,
+# since an engine upgraded in place changes its version.
+VERSION_KEPT = 60.0
 LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
 # Calls one client may have in flight at once (inflight.run_parallel's widest pool; the
 # metrics sampler's FLEET_METRICS_CONCURRENCY is below it). A smaller connection pool
@@ -41,8 +45,10 @@ LIST_TIMEOUT = 3  # seconds a container listing may take (see list_containers)
 POOL_SIZE = 48
 SDK_ERRORS = (DockerException, requests.exceptions.RequestException)
 
-_clients: dict[tuple[str, str, float], docker.DockerClient] = {}
+_clients: dict[tuple[str, str, float, str], docker.DockerClient] = {}
 _clients_lock = threading.Lock()
+# Per node (endpoint and TLS material): its engine's newest API version and when it was seen.
+_engine_apis: dict[tuple[str, str], tuple[str, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class EngineInfo:
     cpus: int
     memory_bytes: int
     containers_running: int
+    api_version: str  # the newest Engine API version the engine speaks
 
 
 def causes(exc: BaseException | None) -> Iterator[BaseException]:
@@ -96,14 +103,14 @@ class _ContextTLS(TLSConfig):
         client.mount("https://", ContextAdapter(self.context, POOL_SIZE))
 
 
-def _cache_key(node: EngineNode, timeout: float) -> tuple[str, str, float]:
+def _node_key(node: EngineNode) -> tuple[str, str]:
     secret = hashlib.sha256(f"{node.tls_ca}|{node.tls_cert}|{node.tls_key}".encode()).hexdigest()
-    return (node.endpoint, secret, timeout)
+    return (node.endpoint, secret)
 
 
-def client(node: EngineNode, timeout: float) -> docker.DockerClient:
-    """A cached Docker client for this node whose every call gives up after `timeout` seconds."""
-    key = _cache_key(node, timeout)
+def _client(node: EngineNode, timeout: float, version: str) -> docker.DockerClient:
+    """The cached client for this node, timeout and API version; making one calls nothing."""
+    key = (*_node_key(node), timeout, version)
     with _clients_lock:
         cached = _clients.get(key)
     if cached is not None:
@@ -111,7 +118,7 @@ def client(node: EngineNode, timeout: float) -> docker.DockerClient:
     try:
         made = docker.DockerClient(
             base_url=node.endpoint,
-            version=API_VERSION,
+            version=version,
             timeout=timeout,  # type: ignore[arg-type]  # a float: the SDK hands it to requests
             max_pool_size=POOL_SIZE,
             tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
@@ -123,23 +130,49 @@ def client(node: EngineNode, timeout: float) -> docker.DockerClient:
         return _clients[key]
 
 
+def client(node: EngineNode, timeout: float) -> docker.DockerClient:
+    """A cached Docker client for this node whose every call gives up after `timeout`
+    seconds, speaking the API version its engine and Fleet share (a ping learns it)."""
+    return _client(node, timeout, versions.spoken(engine_api(node, timeout)))
+
+
+def engine_api(node: EngineNode, timeout: float) -> str:
+    """The newest Engine API version the node's engine speaks, as a ping of this process
+    found it at most VERSION_KEPT seconds ago, else as a ping now finds it."""
+    known = _engine_apis.get(_node_key(node))
+    if known is not None and time.monotonic() - known[1] < VERSION_KEPT:
+        return known[0]
+    return _ping(node, timeout)
+
+
+def _ping(node: EngineNode, timeout: float) -> str:
+    """GET /_ping, unversioned (any engine answers it); the engine's Api-Version, kept."""
+    # One client for every ping, the timeout given per call: the watch shortens the ping
+    # that reaches a down deadline, and a client per timeout would pile up.
+    # Any: the SDK's private helpers, which its stubs leave out.
+    api: Any = _client(node, CALL_TIMEOUT, versions.OLDEST).api
+    try:
+        response = api._get(api._url("/_ping", versioned_api=False), timeout=timeout)
+        answered = api._result(response)
+    except SDK_ERRORS as exc:
+        raise failure(exc, timeout) from exc
+    if answered != "OK":
+        raise EngineError("engine answered its ping with something other than OK")
+    found = response.headers.get("Api-Version")
+    versions.spoken(found)  # an engine Fleet cannot speak with is refused here
+    _engine_apis[_node_key(node)] = (found, time.monotonic())
+    return found
+
+
 def ping(node: EngineNode, timeout: float) -> None:
     """Whether the engine is alive: GET /_ping, the cheapest call it answers.
 
     Liveness is this and nothing else: a daemon busy with pulls may take seconds to
     answer `info` or a listing while it answers a ping at once. Raises EngineUnreachable
-    when nothing answers within `timeout`, EngineError when it answers but not OK.
+    when nothing answers within `timeout`, EngineError when it answers but not OK, or
+    speaks no Engine API version Fleet can use (versions.EngineTooOld).
     """
-    # One client for every ping, the timeout given per call: the watch shortens the ping
-    # that reaches a down deadline, and a client per timeout would pile up.
-    # Any: the SDK's private helpers, which its stubs leave out.
-    api: Any = client(node, CALL_TIMEOUT).api
-    try:
-        answered = api._result(api._get(api._url("/_ping"), timeout=timeout))
-    except SDK_ERRORS as exc:
-        raise failure(exc, timeout) from exc
-    if answered != "OK":
-        raise EngineError("engine answered its ping with something other than OK")
+    _ping(node, timeout)
 
 
 def info(node: EngineNode, timeout: float) -> EngineInfo:
@@ -153,4 +186,5 @@ def info(node: EngineNode, timeout: float) -> EngineInfo:
         cpus=int(found.get("NCPU") or 0),
         memory_bytes=int(found.get("MemTotal") or 0),
         containers_running=int(found.get("ContainersRunning") or 0),
+        api_version=engine_api(node, timeout),
     )

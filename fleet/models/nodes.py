@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from fleet.access.sealing import SealedTextField
+from fleet.engine import EngineError, versions
 from fleet.models.validation import (
     validate_certificate,
     validate_dns_label,
@@ -58,6 +59,12 @@ class Node(models.Model):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNKNOWN)
     engine_version = models.CharField(max_length=64, blank=True)
+    api_version = models.CharField(
+        "engine API version",
+        max_length=16,
+        blank=True,
+        help_text="The newest Docker Engine API version the engine speaks.",
+    )
     cpus = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     containers_running = models.PositiveIntegerField(null=True, blank=True)
@@ -110,6 +117,14 @@ class Node(models.Model):
     @property
     def uses_tls(self):
         return bool(self.tls_cert or self.tls_ca)
+
+    @property
+    def api_spoken(self) -> str:
+        """The Engine API version Fleet speaks with the engine ("" before it was seen)."""
+        try:
+            return versions.spoken(self.api_version) if self.api_version else ""
+        except EngineError:
+            return ""
 
     @property
     def held(self):

@@ -90,12 +90,14 @@ def refresh_info(node):
         Node.objects.filter(pk=node.pk)
         .exclude(
             engine_version=found.engine_version,
+            api_version=found.api_version,
             cpus=found.cpus,
             memory_bytes=found.memory_bytes,
             containers_running=found.containers_running,
         )
         .update(
             engine_version=found.engine_version,
+            api_version=found.api_version,
             cpus=found.cpus,
             memory_bytes=found.memory_bytes,
             containers_running=found.containers_running,

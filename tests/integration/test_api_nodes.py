@@ -17,6 +17,8 @@ NODE_FIELDS = {
     "availability",
     "status",
     "engine_version",
+    "api_version",
+    "api_spoken",
     "cpus",
     "memory_bytes",
     "containers_running",

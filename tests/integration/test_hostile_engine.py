@@ -61,6 +61,7 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status, body=b""):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Api-Version", "1.41")  # as a real engine's every answer does
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -35,6 +35,7 @@ def test_registered_nodes_report_their_engine(ready_lab):
     )
     node = Node.objects.get(name="lab-1")
     assert node.engine_version.startswith("20.10")
+    assert (node.api_version, node.api_spoken) == ("1.41", "1.41")  # Docker 20.10's own
     assert node.cpus >= 1
     assert node.memory_bytes > 0
     assert node.containers_running is not None
