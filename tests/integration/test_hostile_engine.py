@@ -61,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status, body=b""):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Api-Version", "1.41")  # as a real engine's every answer does
+        self.send_header("Api-Version", self.server.api_version)  # as on every real answer
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -124,6 +124,7 @@ def hostile():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.follows, server.posts, server.listing = [], [], []
+    server.api_version = "1.41"
     server.stopping = threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -189,3 +190,28 @@ def test_a_new_container_with_a_malformed_id_is_refused_and_never_started(hostil
     with pytest.raises(engine.EngineError, match="not an id"):
         engine.run_container(hostile_node, spec)
     assert hostile.posts == ["/containers/create"]
+
+
+def test_an_engine_too_old_for_fleet_answers_its_pings_yet_is_refused_with_why(
+    hostile, hostile_node
+):
+    # Docker 19.03's API: no engine that old runs on the lab's Debian, so the test's own
+    # engine says it. Fleet must not speak 1.41 to it, nor anything else.
+    hostile.api_version = "1.40"
+    follower = watch.NodeWatch(hostile_node)
+    follower.start()
+    try:
+        wait_for(
+            lambda: Node.objects.get(pk=hostile_node.pk).status == Node.Status.UNREACHABLE,
+            10,
+            message="the node to be unreachable",
+        )
+        time.sleep(2 * watch.RECONNECT_DELAY)  # a stream opened meanwhile would show
+    finally:
+        follower.stop()
+        follower.join(10)
+    node = Node.objects.get(pk=hostile_node.pk)
+    assert "Engine API 1.40" in node.last_error and "Docker 20.10" in node.last_error
+    assert hostile.follows == [] and hostile.posts == []  # nothing asked of it but pings
+    with pytest.raises(engine.EngineError, match="upgrade Docker"):
+        engine.list_containers(node, labels.SERVICE)
