@@ -83,6 +83,8 @@ def node_views(
             name=node.name,
             labels=node.labels,
             schedulable=node.schedulable,
+            os=node.os,
+            arch=node.arch,
             load=load[node.pk],
             service_replicas=mine[node.pk],
             published=frozenset(published[node.pk]),

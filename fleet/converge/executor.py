@@ -32,6 +32,8 @@ def node_states(nodes: dict[int, Node]) -> list[NodeState]:
             id=node.pk,
             name=node.name,
             labels=node.labels,
+            os=node.os,
+            arch=node.arch,
             down=node.status == Node.Status.DOWN,
             schedulable=node.schedulable,
             draining=node.availability == Node.Availability.DRAIN,

@@ -32,6 +32,8 @@ class NodeState:
     down: bool = False  # its replicas move elsewhere at once
     schedulable: bool = True  # it may take new replicas (ready and active)
     draining: bool = False  # drained: its replicas move to other nodes
+    os: str = ""  # what its engine says, for constraints on node.os and node.arch
+    arch: str = ""
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,7 @@ class _Planner:
         if node is None or not node.schedulable:
             return None
         constraints = [parse_constraint(text) for text in self.spec["constraints"]]
-        if not all(c.matches(node.name, node.labels) for c in constraints):
+        if not all(c.matches(node) for c in constraints):
             return None
         return node.id
 

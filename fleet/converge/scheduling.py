@@ -3,12 +3,51 @@
 import re
 from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fleet.models.validation import LABEL_KEY
 
-NODE_NAME = "node.name"
+NODE_NAME, NODE_OS, NODE_ARCH = "node.name", "node.os", "node.arch"
+# What a constraint may name besides labels: the node's name and what its engine says.
+FACTS = {NODE_NAME: "name", NODE_OS: "os", NODE_ARCH: "arch"}
 CONSTRAINT = re.compile(r"^\s*(?P<key>[^=!\s]+)\s*(?P<op>==|!=)\s*(?P<value>[^=\s](?:.*\S)?)\s*$")
-CONSTRAINT_FORMS = "KEY==VALUE or KEY!=VALUE, such as zone==a or node.name!=lab-1"
+CONSTRAINT_FORMS = "KEY==VALUE or KEY!=VALUE, such as zone==a, node.name!=lab-1 or node.arch==arm64"
+# An engine reports its machine's name for an architecture (x86_64, aarch64); images
+# and people name it as Go does (amd64, arm64). Either matches the other.
+ARCH_NAMES = {
+    "x86_64": "amd64",
+    "x86-64": "amd64",
+    "aarch64": "arm64",
+    "armv8": "arm64",
+    "armv7l": "arm",
+    "armhf": "arm",
+    "i386": "386",
+    "i686": "386",
+}
+
+
+def arch_name(arch: str) -> str:
+    """An architecture's name as Go and image platforms write it: x86_64 -> amd64."""
+    arch = (arch or "").strip().lower()
+    return ARCH_NAMES.get(arch, arch)
+
+
+class Placeable(Protocol):
+    """A node as constraints see it: fleet.models.Node and NodeView both fit."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+    @property
+    def os(self) -> str: ...
+
+    @property
+    def arch(self) -> str: ...
+
+
 MAX_REASONS = 5
 
 
@@ -20,10 +59,18 @@ class Constraint:
     op: str
     value: str
 
-    def matches(self, node_name: str, labels: dict[str, str]) -> bool:
-        """Whether a node meets the rule; an absent label never equals anything."""
-        actual = node_name if self.key == NODE_NAME else labels.get(self.key)
-        return (actual == self.value) == (self.op == "==")
+    def matches(self, node: Placeable) -> bool:
+        """Whether a node meets the rule; an absent label or fact never equals anything."""
+        actual, value = self.actual(node), self.value
+        if self.key == NODE_ARCH:
+            actual, value = actual and arch_name(actual), arch_name(value)
+        return (actual == value) == (self.op == "==")
+
+    def actual(self, node: Placeable) -> str | None:
+        """What the node has for the rule's key: a fact, a label's value, or None."""
+        if self.key in FACTS:
+            return getattr(node, FACTS[self.key]) or None
+        return node.labels.get(self.key)
 
     def __str__(self) -> str:
         return f"{self.key}{self.op}{self.value}"
@@ -35,10 +82,11 @@ def parse_constraint(text: str) -> Constraint:
     if not found or "=" in found["value"]:
         raise ValueError(f"Constraint {text!r} is not understood: use {CONSTRAINT_FORMS}.")
     key = found["key"]
-    if key != NODE_NAME and not LABEL_KEY.fullmatch(key):
+    if key not in FACTS and not LABEL_KEY.fullmatch(key):
         raise ValueError(
             f"Constraint {text!r} names {key!r}, which is not a label key: "
-            "use 1-128 letters, digits, '.', '_', '/' or '-', or node.name."
+            "use 1-128 letters, digits, '.', '_', '/' or '-', or node.name, node.os "
+            "or node.arch."
         )
     return Constraint(key, found["op"], found["value"])
 
@@ -52,6 +100,8 @@ class NodeView:
     labels: dict[str, str] = field(hash=False)
     schedulable: bool
     load: int = 0
+    os: str = ""  # what the engine reports: linux, windows
+    arch: str = ""  # likewise: x86_64, aarch64
     service_replicas: int = 0
     published: frozenset[tuple[int, str]] = frozenset()
 
@@ -89,7 +139,7 @@ def place(
 
 
 def _eligible(node: NodeView, constraints: Iterable[Constraint]) -> bool:
-    return node.schedulable and all(c.matches(node.name, node.labels) for c in constraints)
+    return node.schedulable and all(c.matches(node) for c in constraints)
 
 
 def _spread(nodes: list[NodeView], count: int, capacity: int | None) -> list[str]:
@@ -121,12 +171,14 @@ def _no_eligible_node(nodes: list[NodeView], constraints: Sequence[Constraint]) 
 def _why_left_out(node: NodeView, constraints: Iterable[Constraint]) -> str:
     if not node.schedulable:
         return f"{node.name} is not ready and active"
-    failed = next(c for c in constraints if not c.matches(node.name, node.labels))
+    failed = next(c for c in constraints if not c.matches(node))
+    actual = failed.actual(node)
     if failed.key == NODE_NAME:
         return f"{node.name} fails {failed}"
-    if failed.key not in node.labels:
-        return f"{node.name} has no {failed.key} label"
-    return f"{node.name} has {failed.key}={node.labels[failed.key]}"
+    if actual is None:
+        what = "label" if failed.key not in FACTS else "(its engine has not said yet)"
+        return f"{node.name} has no {failed.key} {what}"
+    return f"{node.name} has {failed.key}={actual}"
 
 
 def _ports_taken(

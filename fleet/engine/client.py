@@ -60,6 +60,12 @@ class EngineInfo:
     memory_bytes: int
     containers_running: int
     api_version: str  # the newest Engine API version the engine speaks
+    os: str  # linux, windows
+    arch: str  # the machine's name for it: x86_64, aarch64
+    operating_system: str  # the host's: "Debian GNU/Linux 12 (bookworm)"
+    kernel_version: str
+    storage_driver: str
+    cgroup_version: str  # "1" or "2"
 
 
 def causes(exc: BaseException | None) -> Iterator[BaseException]:
@@ -187,4 +193,16 @@ def info(node: EngineNode, timeout: float) -> EngineInfo:
         memory_bytes=int(found.get("MemTotal") or 0),
         containers_running=int(found.get("ContainersRunning") or 0),
         api_version=engine_api(node, timeout),
+        os=_fact(found, "OSType", 16),
+        arch=_fact(found, "Architecture", 32),
+        operating_system=_fact(found, "OperatingSystem", 128),
+        kernel_version=_fact(found, "KernelVersion", 128),
+        storage_driver=_fact(found, "Driver", 64),
+        cgroup_version=_fact(found, "CgroupVersion", 8),
     )
+
+
+def _fact(found: dict[str, Any], key: str, longest: int) -> str:
+    """One of `info`'s strings, cut to what the database keeps ("" when absent)."""
+    value = found.get(key)
+    return str(value)[:longest] if isinstance(value, str | int) else ""

@@ -65,6 +65,13 @@ class Node(models.Model):
         blank=True,
         help_text="The newest Docker Engine API version the engine speaks.",
     )
+    # What the engine says of its host (`docker info`): placement may use os and arch.
+    os = models.CharField("OS type", max_length=16, blank=True)
+    arch = models.CharField("architecture", max_length=32, blank=True)
+    operating_system = models.CharField(max_length=128, blank=True)
+    kernel_version = models.CharField(max_length=128, blank=True)
+    storage_driver = models.CharField(max_length=64, blank=True)
+    cgroup_version = models.CharField(max_length=8, blank=True)
     cpus = models.PositiveIntegerField(null=True, blank=True)
     memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     containers_running = models.PositiveIntegerField(null=True, blank=True)

@@ -20,6 +20,7 @@ outcomes are applied under the node's row lock, and one that is older than what
 the row already knows is dropped.
 """
 
+import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -86,23 +87,8 @@ def refresh_info(node):
     except engine.EngineError as exc:
         log.info("no info from %s (liveness is its ping's business): %s", node, exc)
         return
-    changed = (
-        Node.objects.filter(pk=node.pk)
-        .exclude(
-            engine_version=found.engine_version,
-            api_version=found.api_version,
-            cpus=found.cpus,
-            memory_bytes=found.memory_bytes,
-            containers_running=found.containers_running,
-        )
-        .update(
-            engine_version=found.engine_version,
-            api_version=found.api_version,
-            cpus=found.cpus,
-            memory_bytes=found.memory_bytes,
-            containers_running=found.containers_running,
-        )
-    )
+    facts = dataclasses.asdict(found)  # its fields are the node's
+    changed = Node.objects.filter(pk=node.pk).exclude(**facts).update(**facts)
     if changed:
         live.broadcast("node", node.name)
 

@@ -36,6 +36,10 @@ def test_registered_nodes_report_their_engine(ready_lab):
     node = Node.objects.get(name="lab-1")
     assert node.engine_version.startswith("20.10")
     assert (node.api_version, node.api_spoken) == ("1.41", "1.41")  # Docker 20.10's own
+    # What the engine says of its host, as `docker info` on it does.
+    assert (node.os, node.arch) == ("linux", os.uname().machine)
+    assert node.operating_system and node.kernel_version == os.uname().release
+    assert node.storage_driver and node.cgroup_version in {"1", "2"}
     assert node.cpus >= 1
     assert node.memory_bytes > 0
     assert node.containers_running is not None

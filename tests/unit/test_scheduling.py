@@ -53,24 +53,66 @@ def test_it_refuses_a_constraint_that_is_not_text():
 
 def test_an_equality_holds_only_for_the_same_value():
     zone_a = Constraint("zone", "==", "a")
-    assert zone_a.matches("lab-1", {"zone": "a"})
-    assert not zone_a.matches("lab-1", {"zone": "b"})
+    assert zone_a.matches(node("lab-1", {"zone": "a"}))
+    assert not zone_a.matches(node("lab-1", {"zone": "b"}))
 
 
 def test_an_equality_fails_when_the_label_is_absent():
-    assert not Constraint("zone", "==", "a").matches("lab-1", {})
+    assert not Constraint("zone", "==", "a").matches(node("lab-1", {}))
 
 
 def test_an_inequality_holds_when_the_label_is_absent_or_different():
     not_b = Constraint("zone", "!=", "b")
-    assert not_b.matches("lab-1", {})
-    assert not_b.matches("lab-1", {"zone": "a"})
-    assert not not_b.matches("lab-1", {"zone": "b"})
+    assert not_b.matches(node("lab-1", {}))
+    assert not_b.matches(node("lab-1", {"zone": "a"}))
+    assert not not_b.matches(node("lab-1", {"zone": "b"}))
 
 
 def test_node_name_compares_the_node_name_not_a_label():
-    assert Constraint("node.name", "==", "lab-1").matches("lab-1", {"node.name": "other"})
-    assert not Constraint("node.name", "!=", "lab-1").matches("lab-1", {})
+    assert Constraint("node.name", "==", "lab-1").matches(node("lab-1", {"node.name": "other"}))
+    assert not Constraint("node.name", "!=", "lab-1").matches(node("lab-1", {}))
+
+
+@pytest.mark.parametrize(
+    ("text", "os", "arch", "holds"),
+    [
+        ("node.arch==amd64", "linux", "x86_64", True),  # the engine's name, the image's name
+        ("node.arch==x86_64", "linux", "x86_64", True),
+        ("node.arch==arm64", "linux", "aarch64", True),
+        ("node.arch==ARM64", "linux", "aarch64", True),
+        ("node.arch==arm64", "linux", "x86_64", False),
+        ("node.arch!=arm64", "linux", "x86_64", True),
+        ("node.arch!=amd64", "linux", "x86_64", False),
+        ("node.os==linux", "linux", "x86_64", True),
+        ("node.os==windows", "linux", "x86_64", False),
+        ("node.os!=windows", "linux", "x86_64", True),
+        ("node.arch==amd64", "", "", False),  # its engine has not said yet
+        ("node.arch!=amd64", "", "", True),
+    ],
+)
+def test_node_os_and_arch_compare_what_the_engine_says(text, os, arch, holds):
+    view = NodeView("lab-1", {"node.arch": "amd64"}, True, os=os, arch=arch)
+    assert parse_constraint(text).matches(view) is holds
+
+
+def test_a_mixed_fleet_places_by_architecture_and_says_why_a_node_was_left_out():
+    nodes = [
+        NodeView("x1", {}, True, os="linux", arch="x86_64"),
+        NodeView("a1", {}, True, os="linux", arch="aarch64"),
+        NodeView("a2", {}, True, os="linux", arch="aarch64"),
+    ]
+    assert sorted(place(nodes, 2, constraints=[parse_constraint("node.arch==arm64")])) == [
+        "a1",
+        "a2",
+    ]
+    with pytest.raises(PlacementError) as refused:
+        place(
+            nodes[:1] + [NodeView("n", {}, True)],
+            1,
+            constraints=[parse_constraint("node.arch==arm64")],
+        )
+    assert "x1 has node.arch=x86_64" in str(refused.value)
+    assert "n has no node.arch (its engine has not said yet)" in str(refused.value)
 
 
 def test_a_node_view_takes_a_dict_of_labels_and_any_set_of_published_ports():
