@@ -7,6 +7,8 @@ Layout of Lab("lab", "10.250.7.0/24"):
     tcp://10.250.7.(10+i):2376 (certificates from the lab's own CA in tls/, see certs.py);
   state in /var/lib/fleet-lab/lab (state.json, registry/, tls/, lab-<i>/), runtime in
   /run/fleet-lab/lab.
+A node runs the host's dockerd unless up() is told another kind of engine for it (see
+engines.py: "28" is Docker 28.5 refusing API versions below 1.44, as Docker 29 does).
 
 Standard library (and `cryptography` for the certificates): it runs ip, iptables, nsenter,
 dockerd, docker-registry and the docker CLI.
@@ -16,7 +18,6 @@ Every step copes with what an earlier or crashed run left behind.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import ipaddress
 import json
 import os
@@ -29,7 +30,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
 
+from lab import engines as lab_engines
+from lab import registry
 from lab.certs import LabCA, node_tls
+from lab.cleanup import remove_node, unmount_under
+from lab.engines import Engine
 from lab.host import (
     LabError,
     alive,
@@ -106,10 +111,20 @@ class Lab:
     def _pid(self, n: SimpleNamespace) -> int | None:
         return pid_from(n.pidfile, str(n.sock))
 
+    def _state(self) -> dict:
+        with suppress(OSError, ValueError):
+            if isinstance(state := json.loads((self.root / "state.json").read_text()), dict):
+                return state
+        return {}
+
     def _configured(self) -> int:
-        with suppress(OSError, ValueError, KeyError, TypeError):
-            return int(json.loads((self.root / "state.json").read_text())["nodes"])
+        with suppress(KeyError, TypeError, ValueError):
+            return int(self._state()["nodes"])
         return 0
+
+    def _kind(self, n: SimpleNamespace) -> str:
+        """The kind of engine node n runs (state.json names those not of the host's)."""
+        return (self._state().get("engines") or {}).get(n.name, lab_engines.HOST)
 
     def _node_of(self, name: str) -> SimpleNamespace:
         if name not in self.node_names():
@@ -145,7 +160,7 @@ class Lab:
 
     def status(self) -> dict:
         """Registry, image refs and, per configured node, its endpoints, the paths of the client
-        TLS material that reaches it, and its dockerd pid or None."""
+        TLS material that reaches it, the kind of its engine and its dockerd pid or None."""
         nodes = [self._n(i) for i in range(1, self._configured() + 1)]
         return {
             "registry": self.registry,
@@ -156,6 +171,7 @@ class Lab:
                     "endpoint": f"tcp://{n.addr}:{ENGINE_PORT}",
                     "tls": self.ca.client_paths() if self.ca.ready() else None,
                     "address": n.addr,
+                    "engine": self._kind(n),
                     "pid": self._pid(n),
                     "socket": str(n.sock),
                 }
@@ -163,25 +179,37 @@ class Lab:
             ],
         }
 
-    def up(self, nodes: int) -> dict:
-        """Bring up bridge, registry, `nodes` engines and the demo images; idempotent."""
+    def up(self, nodes: int, engines: dict[str, str] | None = None) -> dict:
+        """Bring up bridge, registry, `nodes` engines and the demo images; idempotent.
+        engines maps node names to the kind of engine they run ({"lab-3": "28"}); the
+        others run the host's: an engine of another kind is replaced."""
         if not 1 <= nodes <= self.max_nodes:
             raise LabError(f"a lab has 1 to {self.max_nodes} nodes, not {nodes}")
+        names = [f"lab-{i}" for i in range(1, nodes + 1)]
+        engines = engines or {}
+        kinds = {name: kind for name, kind in engines.items() if kind != lab_engines.HOST}
+        if unknown := sorted(set(engines) - set(names)):
+            raise LabError(f"no node {', '.join(unknown)} in a lab of {nodes}: {names}")
+        if strange := sorted(set(engines.values()) - set(lab_engines.KINDS)):
+            raise LabError(f"no engine kind {strange}: the kinds are {lab_engines.KINDS}")
         tools = ["ip", "iptables", "nsenter", "dockerd", "docker-registry", "unshare", "umount"]
         missing = [t for t in tools if not shutil.which(t, path=host_env()["PATH"])]
         if missing or not docker_cli():
             raise LabError(f"missing {missing or 'docker'}: apt-get install -y {PACKAGES}")
+        for kind in set(kinds.values()):
+            lab_engines.engine(kind)  # fetched now, so a failure leaves the lab as it was
         with self._lock():
             for n in self._leftovers():
                 if n.i > nodes:
-                    self._remove_node(n)
-            (self.root / "state.json").write_text(json.dumps({"nodes": nodes}))
+                    remove_node(n, self._pid(n))
+            state = {"nodes": nodes, "engines": kinds}
+            (self.root / "state.json").write_text(json.dumps(state))
             self._setup_bridge()
             wanted = [self._n(i) for i in range(1, nodes + 1)]
             for n in wanted:
                 self._setup_node_net(n)
             self.ca.ensure({n.key: n.addr for n in wanted})
-            self._start_registry()
+            registry.start(self.root / "registry", self.registry)
             self._start_engines(wanted)
             self._ensure_images()
         return self.status()
@@ -209,7 +237,7 @@ class Lab:
 
     def _stop(self) -> None:
         pids = [self._pid(n) for n in self._leftovers()]
-        pids.append(pid_from(self.root / "registry" / "pid", str(self.root / "registry")))
+        pids.append(registry.pid(self.root / "registry"))
         terminate([p for p in pids if p is not None])
 
     def down(self) -> None:
@@ -217,14 +245,14 @@ class Lab:
         with self._lock():
             self._stop()
             for n in self._leftovers():
-                self._remove_node(n)
+                remove_node(n, self._pid(n))
             terminate(find_procs([f"{self.root}/", f"{self.run}/"]), 5)
             for rule in self._rules():
                 while run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
                     run("iptables", "-w", "-D", *rule)
             if Path(f"/sys/class/net/{self.bridge}").exists():
                 run("ip", "link", "del", self.bridge)
-            self._unmount_under([self.root, self.run])
+            unmount_under([self.root, self.run])
             shutil.rmtree(self.run, ignore_errors=True)
             for name in ("registry", "build", "docker-cli", "tls"):
                 shutil.rmtree(self.root / name, ignore_errors=True)
@@ -271,83 +299,24 @@ class Lab:
         run("ip", "-n", n.ns, "link", "set", "lo", "up")
         run("ip", "-n", n.ns, "route", "replace", "default", "via", self.gateway)
 
-    def _remove_node(self, n: SimpleNamespace) -> None:
-        """Stop node n and remove every trace of it."""
-        if pid := self._pid(n):
-            terminate([pid])
-        # What a killed engine leaves: containerd shims, docker-proxy and the containers.
-        netns = n.netns.stat().st_ino if n.netns.exists() else None
-        markers = [f"{n.dir}/", f"{n.exec_root}/", str(n.sock)]
-        signal_all(find_procs(markers, netns, f"/fleet-{n.key}"), signal.SIGKILL, 10)
-        # Killed shims leave their sockets in containerd's fixed /run/containerd/s.
-        address = n.exec_root / "containerd" / "containerd.sock"
-        tasks = n.exec_root / "containerd/daemon/io.containerd.runtime.v2.task/moby"
-        for task in tasks.glob("*"):
-            digest = hashlib.sha256(f"{address}/moby/{task.name}".encode()).hexdigest()
-            Path("/run/containerd/s", digest).unlink(missing_ok=True)
-        run("ip", "netns", "del", n.ns, check=False)
-        n.netns.unlink(missing_ok=True)
-        run("ip", "link", "del", n.veth, check=False)
-        self._unmount_under([n.dir, n.exec_root])
-        for path in (n.dir, n.exec_root):
-            shutil.rmtree(path, ignore_errors=True)
-        n.sock.unlink(missing_ok=True)
-        for top in Path("/sys/fs/cgroup").glob(f"*/fleet-{n.key}"):
-            for d, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-                with suppress(OSError):
-                    os.rmdir(d)  # cgroups go with rmdir only, deepest first
-
-    def _unmount_under(self, dirs: list[Path]) -> None:
-        """Unmount what engines left mounted below dirs (overlays, netns files, the data-root)."""
-        for _ in range(5):  # mounts may be stacked
-            points = [s.split()[4] for s in Path("/proc/self/mountinfo").read_text().splitlines()]
-            points = {p for p in points if any(f"{p}/".startswith(f"{d}/") for d in dirs)}
-            for point in sorted(points, key=len, reverse=True):
-                run("umount", "-l", point, check=False)
-            if not points:
-                return
-
-    def _start_registry(self) -> None:
-        d, url = self.root / "registry", f"http://{self.registry}/v2/"
-        if http_get(url)[0] == 200:
-            return
-        if pid := pid_from(d / "pid", str(d)):
-            terminate([pid], 5)  # running but not answering
-        (d / "data").mkdir(parents=True, exist_ok=True)
-        config = {
-            "version": "0.1",
-            "log": {"level": "info"},
-            "storage": {
-                "filesystem": {"rootdirectory": str(d / "data")},
-                "delete": {"enabled": True},
-            },
-            "http": {"addr": self.registry},
-        }
-        (d / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
-        pid = spawn(["docker-registry", "serve", str(d / "config.yml")], d / "log")
-        (d / "pid").write_text(str(pid))
-        deadline = time.monotonic() + 15
-        while http_get(url)[0] != 200:
-            if not alive(pid) or time.monotonic() > deadline:
-                raise LabError(f"registry on {self.registry} did not start:\n{tail(d / 'log')}")
-            time.sleep(0.1)
-
-    def _spawn_engine(self, n: SimpleNamespace) -> int:
+    def _spawn_engine(self, n: SimpleNamespace, engine: Engine) -> int:
         """Start node n's dockerd inside its netns, after clearing what a crashed one left."""
-        (n.dir / "data").mkdir(parents=True, exist_ok=True)
+        (n.dir / engine.data).mkdir(parents=True, exist_ok=True)
         n.exec_root.mkdir(parents=True, exist_ok=True)
         # A stray engine or containerd of this node (pidfile lost) would hold its sockets.
         terminate(find_procs([str(n.sock), f"{n.exec_root}/containerd/containerd.toml"]), 10)
         for stale in (n.pidfile, n.exec_root / "containerd" / "containerd.pid", n.sock):
             stale.unlink(missing_ok=True)
         # An own config file also keeps a host /etc/docker/daemon.json away from the nodes.
-        config = {"deprecated-key-path": str(n.dir / "key.json")} if needs_key_path() else {}
+        key_path = needs_key_path(engine.dockerd)
+        config = {"deprecated-key-path": str(n.dir / "key.json")} if key_path else {}
         (n.dir / "daemon.json").write_text(json.dumps(config))
         # An own UTS namespace, so `docker info` and swarm show the node's name, not the host's.
         hostname = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', n.name]
         # Mutual TLS: anything on the lab's network (a container an operator deploys, say)
         # could otherwise start a privileged container through the engine's API.
-        argv = ["nsenter", f"--net={n.netns}", *hostname, "dockerd", "--tlsverify"]
+        dockerd = "dockerd" if engine.kind == lab_engines.HOST else engine.dockerd
+        argv = ["nsenter", f"--net={n.netns}", *hostname, dockerd, "--tlsverify"]
         cert, key = self.ca.server_paths(n.key)
         for flag, value in (
             ("tlscacert", self.ca.ca),
@@ -356,7 +325,7 @@ class Lab:
             ("config-file", n.dir / "daemon.json"),
             ("host", f"unix://{n.sock}"),
             ("host", f"tcp://{n.addr}:{ENGINE_PORT}"),
-            ("data-root", n.dir / "data"),
+            ("data-root", n.dir / engine.data),
             ("exec-root", n.exec_root),
             ("pidfile", n.pidfile),
             ("insecure-registry", self.registry),
@@ -366,18 +335,21 @@ class Lab:
             ("label", f"fleet.node={n.name}"),
         ):
             argv += [f"--{flag}", str(value)]
-        return spawn(argv, n.log)
+        if engine.proxy:
+            argv += ["--userland-proxy-path", engine.proxy]
+        return spawn(argv, n.log, engine.env)
 
     def _start_engines(self, nodes: list[SimpleNamespace]) -> None:
         """Start the engines that do not run, all at once, then wait until each answers."""
         pids = {}
         for n in nodes:
+            engine = lab_engines.engine(self._kind(n))
             if (pid := self._pid(n)) is not None and proc_state(pid) == "T":
                 os.kill(pid, signal.SIGCONT)  # frozen by kill_node(name, SIGSTOP)
-            if pid is not None and "--tlsverify" not in cmdline(pid):
-                terminate([pid])  # an engine of an older lab, on plain TCP
+            if pid is not None and not ("--tlsverify" in cmdline(pid) and engine.runs(pid)):
+                terminate([pid])  # an engine of an older lab (on plain TCP), or of another kind
                 pid = None
-            pids[n.name] = pid if pid is not None else self._spawn_engine(n)
+            pids[n.name] = pid if pid is not None else self._spawn_engine(n, engine)
         deadline = time.monotonic() + ENGINE_TIMEOUT
         for n in nodes:
             while not ping(n.sock):
@@ -391,4 +363,6 @@ class Lab:
         status, body = http_get(f"http://{self.registry}/v2/fleet/demo/tags/list")
         if status == 200 and {"1", "2"} <= set(json.loads(body).get("tags") or []):
             return
-        build_and_push(self.images, self._n(1).sock, self.root)
+        first = self._n(1)
+        api_version = lab_engines.engine(self._kind(first)).api_version
+        build_and_push(self.images, first.sock, self.root, api_version)

@@ -10,6 +10,7 @@ import os
 import sys
 
 from lab import Lab, LabError, node_tls
+from lab.engines import HOST, KINDS
 
 
 def parse(argv):
@@ -21,11 +22,29 @@ def parse(argv):
     sub = parser.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="start (or repair) the lab and register its nodes")
     up.add_argument("--nodes", type=int, default=3, help="how many engines (default 3)")
+    up.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        type=engine_choice,
+        metavar="NODE=KIND",
+        help=f"run another engine on a node, e.g. lab-3=28 (kinds: {', '.join(KINDS)}; "
+        f"the nodes not named run {HOST!r}, the host's dockerd); may be repeated",
+    )
     sub.add_parser("stop", help="stop the engines and the registry, keep their data")
     sub.add_parser("down", help="remove everything the lab made, and its nodes")
     status = sub.add_parser("status", help="show the registry, images and engines")
     status.add_argument("--json", action="store_true", help="print JSON")
     return parser.parse_args(argv)
+
+
+def engine_choice(text):
+    node, _, kind = text.partition("=")
+    if not node or kind not in KINDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NODE=KIND, KIND one of {', '.join(KINDS)}"
+        )
+    return node, kind
 
 
 def main(argv=None):
@@ -37,7 +56,7 @@ def main(argv=None):
     lab = Lab.from_env()
     try:
         if args.action == "up":
-            up(lab, args.nodes)
+            up(lab, args.nodes, dict(args.engine))
         elif args.action == "stop":
             lab.stop()
             print("Lab stopped; `lab up` starts it again with the same data.")
@@ -49,11 +68,11 @@ def main(argv=None):
         sys.exit(f"lab: {exc}")
 
 
-def up(lab, count):
+def up(lab, count, engines):
     from fleet import nodes
     from fleet.models import Node
 
-    state = lab.up(count)
+    state = lab.up(count, engines)
     for entry in state["nodes"]:
         register(entry)
     # Nodes of an earlier, bigger lab are gone with their engines.
@@ -97,7 +116,8 @@ def status(lab, as_json):
             "registry": state["registry"],
             "images": state["images"],
             "nodes": [
-                {k: n[k] for k in ("name", "endpoint", "tls", "pid")} for n in state["nodes"]
+                {k: n[k] for k in ("name", "endpoint", "tls", "engine", "pid")}
+                for n in state["nodes"]
             ],
         }
         print(json.dumps(public, indent=2))
@@ -107,7 +127,7 @@ def status(lab, as_json):
         print(f"{key}: {ref}")
     for node in state["nodes"]:
         alive = f"pid {node['pid']}" if node["pid"] else "not running"
-        print(f"{node['name']}  {node['endpoint']}  {alive}")
+        print(f"{node['name']}  {node['endpoint']}  engine {node['engine']}  {alive}")
 
 
 if __name__ == "__main__":

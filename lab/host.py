@@ -37,10 +37,14 @@ def host_env() -> dict[str, str]:
     return env
 
 
-def run(*argv: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(
+    *argv: str, check: bool = True, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run a command; raise LabError with its output if it fails and check is set."""
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env or host_env())
+        p = subprocess.run(
+            argv, capture_output=True, text=True, timeout=300, env=env or host_env(), cwd=cwd
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise LabError(f"{' '.join(argv)}: {e}") from e
     if check and p.returncode:
@@ -48,15 +52,16 @@ def run(*argv: str, check: bool = True, env: dict | None = None) -> subprocess.C
     return p
 
 
-def spawn(argv: list[str], log: Path) -> int:
-    """Start a daemon in its own session, so a Ctrl-C aimed at the caller does not reach it."""
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    """Start a daemon in its own session, so a Ctrl-C aimed at the caller does not reach it;
+    env is added to the host's environment."""
     with open(log, "ab") as out:
         p = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
-            env=host_env(),
+            env=host_env() | (env or {}),
             start_new_session=True,
         )
     CHILDREN[p.pid] = p
@@ -168,9 +173,9 @@ def tail(log: Path, lines: int = 20) -> str:
 
 
 @functools.cache
-def needs_key_path() -> bool:
+def needs_key_path(dockerd: str = "dockerd") -> bool:
     """Engines before 23.0 take their ID from /etc/docker/key.json: all nodes would share it."""
-    m = re.search(r"version (\d+)\.", run("dockerd", "--version").stdout)
+    m = re.search(r"version (\d+)\.", run(dockerd, "--version").stdout)
     return bool(m) and int(m[1]) < 23
 
 

@@ -17,14 +17,17 @@ CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
 """
 
 
-def build_and_push(images, engine_sock, workdir):
-    """Build each {"demo_vN": ref} image on the engine at engine_sock and push it."""
+def build_and_push(images, engine_sock, workdir, api_version=None):
+    """Build each {"demo_vN": ref} image on the engine at engine_sock and push it, asking
+    api_version of the Engine API if given (an engine may refuse the client's own)."""
     busybox = Path("/bin/busybox")
     if not busybox.exists() or b"ld-linux" in busybox.read_bytes()[:8192]:
         raise LabError("the demo image needs a static /bin/busybox: apt-get install busybox-static")
     # Classic builder (no buildx plugin needed); a CLI config of our own (no user proxies).
     env = {k: v for k, v in host_env().items() if not k.startswith("DOCKER_")}
     env |= {"DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(workdir / "docker-cli")}
+    if api_version:
+        env["DOCKER_API_VERSION"] = api_version
     docker = [docker_cli(), "-H", f"unix://{engine_sock}"]
     for key, ref in images.items():
         version = key.removeprefix("demo_v")

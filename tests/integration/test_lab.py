@@ -46,7 +46,8 @@ def test_status_reports_registry_images_and_live_engines_as_json(lab):
     }
     assert [n["name"] for n in status["nodes"]] == ["lab-1", "lab-2", "lab-3"]
     for i, node in enumerate(status["nodes"], 1):
-        assert set(node) == {"name", "endpoint", "tls", "pid"}
+        assert set(node) == {"name", "endpoint", "tls", "engine", "pid"}
+        assert node["engine"] == "host"
         assert node["endpoint"] == f"tcp://{base + 10 + i}:2376"
         assert set(node["tls"]) == {"ca", "cert", "key"}
         assert all(Path(path).is_file() for path in node["tls"].values())
@@ -100,3 +101,33 @@ def test_any_node_pulls_the_demo_image_and_serves_its_version(lab, node, tag, po
     finally:
         container.remove(force=True)
         client.close()
+
+
+def api_version(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_a_node_can_run_an_engine_that_refuses_api_versions_below_1_44(lab):
+    """The "28" kind, Docker 28.5 with DOCKER_MIN_API_VERSION=1.44, answers as Docker 29 does
+    by default; the other nodes stay on the host's engine."""
+    before = {n["name"]: n["pid"] for n in lab.status()["nodes"]}
+    try:
+        lab.up(4, {"lab-4": "28"})
+        entry = entry_of(lab, "lab-4")
+        assert entry["engine"] == "28"
+        assert {n["name"]: n["pid"] for n in lab.status()["nodes"][:3]} == before
+        client = lab_engine(entry)  # over mutual TLS on the node's address, as Fleet reaches it
+        url = client.api.base_url
+        assert api_version(client.api.get(f"{url}/_ping").headers["Api-Version"]) >= (1, 44)
+        refused = client.api.get(f"{url}/v1.41/version")
+        assert refused.status_code == 400
+        assert "client version 1.41 is too old" in refused.json()["message"]
+        assert "Minimum supported API version is 1.44" in refused.json()["message"]
+        assert client.version()["MinAPIVersion"] == "1.44"
+        image = lab.status()["images"]["demo_v1"]
+        output = client.containers.run(image, ["cat", "/www/health"], remove=True)
+        assert output.decode().strip() == "1"
+        client.close()
+    finally:
+        lab.up(3)
+    assert [n["engine"] for n in lab.status()["nodes"]] == ["host"] * 3
