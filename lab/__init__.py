@@ -182,11 +182,12 @@ class Lab:
     def up(self, nodes: int, engines: dict[str, str] | None = None) -> dict:
         """Bring up bridge, registry, `nodes` engines and the demo images; idempotent.
         engines maps node names to the kind of engine they run ({"lab-3": "28"}); the
-        others run the host's: an engine of another kind is replaced."""
+        others run the host's: an engine of another kind is replaced. None: the mix
+        FLEET_LAB_ENGINES names (engines.DEFAULT_MIX when unset)."""
         if not 1 <= nodes <= self.max_nodes:
             raise LabError(f"a lab has 1 to {self.max_nodes} nodes, not {nodes}")
         names = [f"lab-{i}" for i in range(1, nodes + 1)]
-        engines = engines or {}
+        engines = lab_engines.mix_from_env(nodes) if engines is None else engines
         kinds = {name: kind for name, kind in engines.items() if kind != lab_engines.HOST}
         if unknown := sorted(set(engines) - set(names)):
             raise LabError(f"no node {', '.join(unknown)} in a lab of {nodes}: {names}")

@@ -10,7 +10,7 @@ import os
 import sys
 
 from lab import Lab, LabError, node_tls
-from lab.engines import HOST, KINDS
+from lab.engines import DEFAULT_MIX, HOST, KINDS
 
 
 def parse(argv):
@@ -29,7 +29,8 @@ def parse(argv):
         type=engine_choice,
         metavar="NODE=KIND",
         help=f"run another engine on a node, e.g. lab-3=28 (kinds: {', '.join(KINDS)}; "
-        f"the nodes not named run {HOST!r}, the host's dockerd); may be repeated",
+        f"the nodes not named run {HOST!r}, the host's dockerd); may be repeated. Without "
+        f"it, FLEET_LAB_ENGINES says (comma-separated, {DEFAULT_MIX!r} when unset)",
     )
     sub.add_parser("stop", help="stop the engines and the registry, keep their data")
     sub.add_parser("down", help="remove everything the lab made, and its nodes")
@@ -56,7 +57,7 @@ def main(argv=None):
     lab = Lab.from_env()
     try:
         if args.action == "up":
-            up(lab, args.nodes, dict(args.engine))
+            up(lab, args.nodes, dict(args.engine) or None)
         elif args.action == "stop":
             lab.stop()
             print("Lab stopped; `lab up` starts it again with the same data.")

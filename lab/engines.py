@@ -43,6 +43,10 @@ class Package:
     env: dict[str, str] = field(default_factory=dict)
 
 
+# The engines a lab runs unless FLEET_LAB_ENGINES says otherwise: mixed, so that every
+# feature meets an engine that refuses old clients beside Debian 12's.
+DEFAULT_MIX = "lab-3=28"
+
 PACKAGES = {"28": Package("28.5.2+dfsg4-5", "forky", {"DOCKER_MIN_API_VERSION": "1.44"})}
 KINDS = (HOST, *PACKAGES)
 
@@ -76,6 +80,26 @@ class Engine:
             return False
         wanted = [f"{k}={v}".encode() for k, v in self.env.items()]
         return exe == os.path.realpath(self.dockerd) and all(e in environ for e in wanted)
+
+
+def parse_mix(text: str) -> dict[str, str]:
+    """NODE=KIND pairs, comma-separated ("lab-3=28"), as a dict; "" or "host": none."""
+    mix: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part == HOST:
+            continue
+        node, _, kind = part.partition("=")
+        if not re.fullmatch(r"lab-\d{1,2}", node) or kind not in KINDS:
+            raise LabError(f"{part!r} is not NODE=KIND, KIND one of {', '.join(KINDS)}")
+        mix[node] = kind
+    return mix
+
+
+def mix_from_env(nodes: int) -> dict[str, str]:
+    """The engines FLEET_LAB_ENGINES names (DEFAULT_MIX when unset) for a lab of `nodes`:
+    a node past them is left out, so a smaller lab runs the host's engine only."""
+    mix = parse_mix(os.environ.get("FLEET_LAB_ENGINES", DEFAULT_MIX))
+    return {node: kind for node, kind in mix.items() if int(node.split("-")[1]) <= nodes}
 
 
 def engine(kind: str) -> Engine:

@@ -88,7 +88,7 @@ def lab():
     from lab import Lab
 
     lab = Lab.from_env()
-    lab.up(3)
+    lab.up(3)  # mixed: lab-3 on a newer engine (lab/engines.py) unless FLEET_LAB_ENGINES says
     yield lab
     lab.down()
 

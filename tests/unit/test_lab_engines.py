@@ -48,3 +48,28 @@ def test_the_pinned_version_is_used_when_unpacked_else_the_newest_of_its_major(
     assert engines.unpacked("28") == tmp_path / pinned
     (tmp_path / "28.99.0-1").mkdir()  # a folder without its dockerd is no engine
     assert engines.unpacked("28") == tmp_path / pinned
+
+
+@pytest.mark.parametrize(
+    ("value", "nodes", "mix"),
+    [
+        (None, 3, {"lab-3": "28"}),  # mixed unless told otherwise
+        (None, 2, {}),  # a smaller lab has no lab-3
+        ("", 3, {}),
+        ("host", 3, {}),
+        ("lab-1=28, lab-3=host", 3, {"lab-1": "28", "lab-3": "host"}),
+    ],
+)
+def test_fleet_lab_engines_picks_the_mix(monkeypatch, value, nodes, mix):
+    if value is None:
+        monkeypatch.delenv("FLEET_LAB_ENGINES", raising=False)
+    else:
+        monkeypatch.setenv("FLEET_LAB_ENGINES", value)
+    assert engines.mix_from_env(nodes) == mix
+
+
+@pytest.mark.parametrize("bad", ["lab-3", "lab-3=29", "node-1=28", "lab-3=28;rm"])
+def test_a_bad_fleet_lab_engines_is_refused_with_what_it_should_be(monkeypatch, bad):
+    monkeypatch.setenv("FLEET_LAB_ENGINES", bad)
+    with pytest.raises(LabError, match="is not NODE=KIND"):
+        engines.mix_from_env(3)
