@@ -32,14 +32,18 @@ LAB_STATUS = r"\.venv/bin/python -m lab status --json$"
 LAB_CA = r"\.venv/bin/python -m lab status --json \| jq -r '\.nodes\[0\]\.tls\.ca'$"
 RUN = [TOKEN, NODES, EVENTS, ROLE, LAB_STATUS, LAB_CA]
 NOT_RUN = {
-    r"make (run|test) ": "starts everything, or the whole suite this test is part of",
+    r"(FLEET_LAB_ENGINES=\S+ )?make (run|test) ": (
+        "starts everything, or the whole suite this test is part of"
+    ),
     r"make docs ": "builds the site: tests/unit/test_docs_paths.py runs mkdocs build --strict",
     r"jq -n --rawfile ca ca\.pem": "needs an engine's TLS files, on a host outside the lab",
     r"curl .*/api/nodes/web-3/drain$": "acts on web-3, which only the example above registers",
     r"curl .*/api/services/": "deploys containers: test_api_services does, through this API",
     r"HOOK=\$\(curl .*/api/services/web/webhooks/": "needs web, made by an example not run here",
     r'curl -s -X POST "\$HOOK"': "deploys containers: test_webhooks does, through this URL",
-    r"\.venv/bin/python -m lab (up|stop|down)": "changes the lab every test shares",
+    r"(FLEET_LAB_ENGINES=\S+ )?\.venv/bin/python -m lab (up|stop|down)": (
+        "changes the lab every test shares"
+    ),
     r"TLS=\$\(\.venv/bin/python -m lab status --json \| jq": "flags for the docker calls below",
     r"docker -H tcp://10\.250\.7\.11:2376 \$TLS ": (
         "kills a replica on make run's lab: test_services_faults kills them on the tests' own"

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from fleet.engine import versions
 from fleet.models import Event, EventKind, Node
 from tests.system import wait_for
 
@@ -33,7 +34,7 @@ def test_registered_nodes_report_their_engine(ready_lab):
     wait_for(
         lambda: Node.objects.get(name="lab-1").engine_version, 10, message="lab-1's engine info"
     )
-    node = Node.objects.get(name="lab-1")
+    node = Node.objects.get(name="lab-1")  # on the host's engine in every lab mix
     assert node.engine_version.startswith("20.10")
     assert (node.api_version, node.api_spoken) == ("1.41", "1.41")  # Docker 20.10's own
     # What the engine says of its host, as `docker info` on it does.
@@ -47,6 +48,20 @@ def test_registered_nodes_report_their_engine(ready_lab):
     registered = Event.objects.filter(kind=EventKind.NODE_STATUS_CHANGED, node_name="lab-1")
     first = registered.get(old="unknown", new="ready")
     assert first.reason == "it answers its ping"  # not "again": it never answered before
+
+
+def test_a_node_whose_engine_refuses_old_clients_is_spoken_to_in_a_version_it_takes(ready_lab):
+    newer = [n["name"] for n in ready_lab.status()["nodes"] if n["engine"] != "host"]
+    if not newer:
+        pytest.skip("FLEET_LAB_ENGINES runs no newer engine in this lab")
+    for name in newer:
+        wait_for(lambda n=name: Node.objects.get(name=n).api_version, 10, message=f"{name} info")
+        node = Node.objects.get(name=name)
+        # The lab's newer engine refuses everything below 1.44 (tests/integration/test_lab.py).
+        assert versions.parse(node.api_version) >= (1, 44), node.api_version
+        assert node.api_spoken == versions.NEWEST
+        assert not node.engine_version.startswith("20.")
+        assert node.status == Node.Status.READY and not node.last_error
 
 
 def test_a_killed_engine_is_unreachable_then_down_once_silent_long_enough_then_back(ready_lab):
