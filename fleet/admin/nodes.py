@@ -6,6 +6,7 @@ from django.template.defaultfilters import filesizeformat
 
 from fleet import nodes
 from fleet.models import Actor, Node
+from fleet.models.nodes import HOST_FACTS
 from fleet.models.validation import validate_labels
 
 
@@ -66,12 +67,7 @@ class NodeAdmin(admin.ModelAdmin):
         "transport",
         "engine_version",
         "api_version",
-        "os",
-        "arch",
-        "operating_system",
-        "kernel_version",
-        "storage_driver",
-        "cgroup_version",
+        *HOST_FACTS,
         "cpus",
         "memory",
         "containers_running",

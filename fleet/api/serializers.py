@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from fleet.models import Event, Node
+from fleet.models.nodes import HOST_FACTS
 from fleet.services.fields import StrictMixin
 
 
@@ -32,12 +33,7 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "engine_version",
             "api_version",
             "api_spoken",
-            "os",
-            "arch",
-            "operating_system",
-            "kernel_version",
-            "storage_driver",
-            "cgroup_version",
+            *HOST_FACTS,
             "cpus",
             "memory_bytes",
             "containers_running",
@@ -55,12 +51,7 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "status",
             "engine_version",
             "api_version",
-            "os",
-            "arch",
-            "operating_system",
-            "kernel_version",
-            "storage_driver",
-            "cgroup_version",
+            *HOST_FACTS,
             "cpus",
             "memory_bytes",
             "containers_running",

@@ -66,6 +66,7 @@ class Node(models.Model):
         help_text="The newest Docker Engine API version the engine speaks.",
     )
     # What the engine says of its host (`docker info`): placement may use os and arch.
+    # HOST_FACTS names them for the API and the admin.
     os = models.CharField("OS type", max_length=16, blank=True)
     arch = models.CharField("architecture", max_length=32, blank=True)
     operating_system = models.CharField(max_length=128, blank=True)
@@ -150,6 +151,17 @@ class Node(models.Model):
             and self.availability == self.Availability.ACTIVE
             and not self.held
         )
+
+
+# What each engine says of its host, in the order the API and the admin show it.
+HOST_FACTS = (
+    "os",
+    "arch",
+    "operating_system",
+    "kernel_version",
+    "storage_driver",
+    "cgroup_version",
+)
 
 
 def next_status(status, since, answered, sent, now, down_after):
