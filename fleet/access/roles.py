@@ -7,7 +7,8 @@ per-model checks. A role is a group, so Django's admin manages who has which.
 - viewer: reads everything (pages, API, live socket, logs, the admin read-only), alerts
   included: incidents, deliveries and the channels (whose URLs are always redacted);
 - operator: also creates, deploys, scales, restarts, rolls back and deletes services;
-- admin: everything, including nodes, users and alert channels.
+- admin: everything, including nodes, users, alert channels and registry credentials
+  (which a viewer sees listed by server and user name, never their passwords).
 
 A logged-in user with no role sees nothing but a page that says so.
 """
@@ -21,7 +22,15 @@ VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
 GROUP_NAMES = {VIEWER: "Viewers", OPERATOR: "Operators", ADMIN: "Admins"}
 
-FLEET_MODELS = ("node", "service", "deployment", "replica", "event", "metricthreshold")
+FLEET_MODELS = (
+    "node",
+    "service",
+    "deployment",
+    "replica",
+    "event",
+    "metricthreshold",
+    "registry",
+)
 ALERT_MODELS = ("alertchannel", "incident", "alert", "delivery")
 READ = [f"fleet.view_{model}" for model in FLEET_MODELS + ALERT_MODELS]
 OPERATE = ["fleet.add_service", "fleet.change_service", "fleet.delete_service"]

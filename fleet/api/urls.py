@@ -8,6 +8,7 @@ from fleet.api.alert_views import AlertChannelViewSet, DeliveryViewSet, Incident
 from fleet.api.auth import ObtainToken, TokenViewSet
 from fleet.api.ingress_views import ServiceIngressView
 from fleet.api.metrics_views import MetricThresholdViewSet, NodeMetricsView, ServiceMetricsView
+from fleet.api.registry_views import RegistryViewSet
 from fleet.api.service_views import DeploymentViewSet, ServiceViewSet
 from fleet.api.views import EventViewSet, NodeViewSet
 from fleet.api.webhooks import WebhookViewSet
@@ -33,6 +34,7 @@ router.register("incidents", IncidentViewSet)
 router.register("deliveries", DeliveryViewSet)
 router.register(rf"services/(?P<name>{NAME_IN_URL})/webhooks", WebhookViewSet, basename="webhook")
 router.register("metric-thresholds", MetricThresholdViewSet)
+router.register("registries", RegistryViewSet)
 
 urlpatterns = [
     path("auth/token/", ObtainToken.as_view(), name="api-token"),

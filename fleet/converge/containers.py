@@ -17,6 +17,7 @@ from fleet.engine import labels
 from fleet.ingress.drain import drain, limit_of
 from fleet.models import Deployment, Node, Replica, Service
 from fleet.models.threads import close_thread_connections
+from fleet.services import registries
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def container_spec(replica: Replica) -> engine.ContainerSpec:
         healthcheck=docker_healthcheck(spec["healthcheck"]),
         cpus=spec["resources"]["cpus"],
         memory_bytes=spec["resources"]["memory_bytes"],
+        auth=registries.auth_for(spec["image"]),
     )
 
 
@@ -241,7 +243,7 @@ def pull_ahead(image: str, nodes: Iterable[Node]) -> None:
 @close_thread_connections
 def _pull_ahead_on(node: Node, image: str) -> None:
     try:
-        engine.ensure_image(node, image)
+        engine.ensure_image(node, image, registries.auth_for(image))
     except engine.EngineError as exc:
         log.info("could not pull %s ahead on %s: %s", image, node, exc)
     except Exception:

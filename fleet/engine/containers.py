@@ -53,6 +53,8 @@ class ContainerSpec:
     healthcheck: dict[str, Any] | None = None  # Docker's form, durations in nanoseconds
     cpus: float | None = None
     memory_bytes: int | None = None
+    # The registry login a pull of the image sends, if it needs one: never shown.
+    auth: dict[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -144,13 +146,9 @@ def list_containers(node: EngineNode, label: str) -> list[ObservedContainer]:
     return kept
 
 
-def _auth_for(image: str) -> dict[str, str] | None:
-    # settings.py refuses a FLEET_REGISTRY_AUTH that is not a dict (of dicts).
-    return settings.FLEET_REGISTRY_AUTH.get(registry_of(image))  # type: ignore[union-attr]
-
-
-def ensure_image(node: EngineNode, image: str) -> None:
-    """Pull the image unless the node has it; PullError says why a pull failed.
+def ensure_image(node: EngineNode, image: str, auth: dict[str, str] | None = None) -> None:
+    """Pull the image unless the node has it, logging in with `auth` (username and
+    password) if given; PullError says why a pull failed.
 
     A pull may take FLEET_PULL_TIMEOUT seconds in all (waiting for a slot included),
     and at most FLEET_PULL_CONCURRENCY run at once on one node. A pull that got no
@@ -171,7 +169,7 @@ def ensure_image(node: EngineNode, image: str) -> None:
         try:
             last_error = ""
             lines = api.pull(
-                repository, tag or "latest", stream=True, decode=True, auth_config=_auth_for(image)
+                repository, tag or "latest", stream=True, decode=True, auth_config=auth
             )
             for line in lines:
                 last_error = line.get("error") or last_error
@@ -222,7 +220,7 @@ def run_container(node: EngineNode, spec: ContainerSpec) -> str:
             created = api.create_container(spec.image, **options)
         except ImageNotFound:
             # Optimistic: most creations find the image, so pull only when told it is missing.
-            ensure_image(node, spec.image)
+            ensure_image(node, spec.image, spec.auth)
             created = api.create_container(spec.image, **options)
         container_id = created.get("Id") if isinstance(created, dict) else None
         if not isinstance(container_id, str) or not CONTAINER_ID.fullmatch(container_id):

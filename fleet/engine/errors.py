@@ -14,12 +14,18 @@ class EngineUnreachable(EngineError):
     not the request's."""
 
 
+# Docker Hub's other names: an image or a login naming one of them means Docker Hub.
+HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
+
+
 def registry_of(image: str) -> str:
     """The registry an image is pulled from: its first part if Docker reads it as a host
-    (a dot, a port or localhost), else Docker Hub. Spec validation uses it too."""
+    (a dot, a port or localhost), else Docker Hub ("docker.io", whatever name it goes by).
+    Spec validation and the choice of a pull's credentials use it too."""
     first = image.split("/", 1)[0] if "/" in image else ""
     if "." in first or ":" in first or first == "localhost":
-        return first.lower()
+        host = first.lower()
+        return "docker.io" if host in HUB_NAMES else host
     return "docker.io"
 
 
@@ -70,7 +76,7 @@ def pull_failure(image: str, detail: str) -> PullError:
     )
     registry = registry_of(image)
     summary = {
-        PULL_UNAUTHORIZED: f"registry {registry} refused access (check FLEET_REGISTRY_AUTH)",
+        PULL_UNAUTHORIZED: f"registry {registry} refused access (check its credentials)",
         PULL_NOT_FOUND: f"registry {registry} does not have it",
         PULL_UNREACHABLE: f"registry {registry} cannot be reached from the node",
         PULL_OTHER: "the pull failed",

@@ -19,16 +19,17 @@ class RegistryError(EngineError):
     """The registry did not answer the node, or refused: the message says which."""
 
 
-def registry_digest(node: EngineNode, image: str, timeout: float) -> str:
-    """The digest the registry serves for `image` (a tag) now, asked through `node`.
+def registry_digest(
+    node: EngineNode, image: str, timeout: float, auth: dict[str, str] | None = None
+) -> str:
+    """The digest the registry serves for `image` (a tag) now, asked through `node` with
+    the login `auth` (the one a pull would send).
 
     Raises RegistryError when the registry does not answer within `timeout` seconds or
     refuses, EngineUnreachable when the node itself does not answer.
     """
     registry = registry_of(image)
     api = engine.client(node, timeout).api
-    # settings.py refuses a FLEET_REGISTRY_AUTH that is not a dict (of dicts).
-    auth = settings.FLEET_REGISTRY_AUTH.get(registry)  # type: ignore[union-attr]
     try:
         found = api.inspect_distribution(image, auth_config=auth)
     except engine.SDK_ERRORS as exc:

@@ -18,6 +18,7 @@ from fleet.models.metrics import (
     ReplicaSample,
 )
 from fleet.models.nodes import Node, next_status
+from fleet.models.registries import Registry
 from fleet.models.services import Deployment, Replica, Service
 from fleet.models.tokens import ApiToken
 from fleet.models.webhooks import Webhook
@@ -38,6 +39,7 @@ __all__ = [
     "MetricThreshold",
     "Node",
     "PendingDelivery",
+    "Registry",
     "NodeRollup",
     "NodeSample",
     "Replica",

@@ -63,6 +63,9 @@ class EventKind(models.TextChoices):
     # names its service or node, `new` the rule; alerts open and resolve an incident from it.
     METRIC_THRESHOLD_EXCEEDED = "metric.threshold_exceeded"
     METRIC_THRESHOLD_CLEARED = "metric.threshold_cleared"
+    REGISTRY_ADDED = "registry.added"
+    REGISTRY_CHANGED = "registry.changed"
+    REGISTRY_REMOVED = "registry.removed"
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_ROTATED = "webhook.rotated"
     WEBHOOK_REVOKED = "webhook.revoked"

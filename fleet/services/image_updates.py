@@ -25,6 +25,7 @@ from fleet.engine import registry as engine_registry
 from fleet.engine.errors import EngineError
 from fleet.models import Actor, Event, EventKind, ImageCheck, Node, Replica, Service
 from fleet.models.threads import close_thread_connections
+from fleet.services import registries
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,8 @@ def _check(rows, single):
             continue
         asker = _asker(hosts.get(service.pk), ready)
         if asker is not None:
-            calls.setdefault(("registry", look.tagged), (asker, look.tagged, timeout))
+            login = registries.auth_for(look.tagged)
+            calls.setdefault(("registry", look.tagged), (asker, look.tagged, timeout, login))
     unpinned = [s for s in rows if looks[s.pk].tagged and not looks[s.pk].pinned]
     name = rows[0].name if single else None
     for node_id in set().union(*[hosts.get(s.pk, set()) for s in unpinned]):

@@ -1,0 +1,79 @@
+"""REST API for registry credentials: admins keep them; a password is never shown again."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers, viewsets
+
+from fleet.api.permissions import ActionPermission
+from fleet.models import Actor, Registry
+from fleet.services import registries
+from fleet.services.fields import StrictMixin
+
+
+def _checked(check, value, *args):
+    try:
+        return check(value, *args)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from exc
+
+
+class RegistrySerializer(StrictMixin, serializers.ModelSerializer):
+    """A registry's login: every pull of an image from `server` sends it."""
+
+    server = serializers.CharField(
+        max_length=255,
+        help_text="As image references name it: ghcr.io, registry.example.com:5000, docker.io.",
+    )
+    password = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="A password or an access token: kept sealed, never shown again; leave it "
+        "out of a PATCH to keep the one kept. Applies from the next pull.",
+    )
+
+    class Meta:
+        model = Registry
+        fields = ["id", "server", "username", "password", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_server(self, value):
+        server = _checked(registries.clean_server, value)
+        taken = Registry.objects.filter(server=server)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError(f"Credentials for {server} are kept already.")
+        return server
+
+    def validate_username(self, value):
+        return _checked(registries.clean_secret, value, "user name")
+
+    def validate_password(self, value):
+        return _checked(registries.clean_secret, value, "password or token")
+
+
+class RegistryViewSet(viewsets.ModelViewSet):
+    """Registry credentials. Everyone with a role may list them (server and user name);
+    admins add, change and remove them."""
+
+    queryset = Registry.objects.all()
+    serializer_class = RegistrySerializer
+    permission_classes = [ActionPermission]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    action_permissions = {
+        "create": "fleet.add_registry",
+        "partial_update": "fleet.change_registry",
+        "destroy": "fleet.delete_registry",
+    }
+
+    def perform_create(self, serializer):
+        row = Registry(**serializer.validated_data)
+        serializer.instance = registries.add(row, Actor.of_request(self.request, "api"))
+
+    def perform_update(self, serializer):
+        changes = dict(serializer.validated_data)
+        actor = Actor.of_request(self.request, "api")
+        serializer.instance = registries.change(serializer.instance, changes, actor)
+
+    def perform_destroy(self, instance):
+        registries.remove(instance, Actor.of_request(self.request, "api"))

@@ -1,0 +1,96 @@
+"""Registry credentials through every door (checked, sealed, audited), and the login a pull uses.
+
+A pull logs in to the registry its image names (fleet.engine.errors.registry_of: `redis`
+and `library/redis` are Docker Hub's, `host:5000/a/b` is host:5000's) with the credentials
+kept for that server here, else with FLEET_REGISTRY_AUTH's. The engine does the pull, so
+it is the engine that must trust a registry's certificate (its host's
+/etc/docker/certs.d/<server>/ca.crt), as for `docker pull`. The audit Event names the
+server and the user, never the password.
+"""
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from fleet.engine.errors import HUB_NAMES, registry_of
+from fleet.models import Actor, Event, EventKind, Registry
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+SERVER = re.compile(rf"(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
+SERVER_FORMS = "a host or host:port as image references name it, such as ghcr.io or 10.0.0.5:5000"
+
+
+def clean_server(text: object) -> str:
+    """The server to key credentials by (Docker Hub's other names are docker.io), or a
+    ValidationError that says what to give instead."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(f"Give the registry's server: {SERVER_FORMS}.")
+    value = text.strip().lower()
+    if "://" in value or "/" in value:
+        raise ValidationError(
+            f"{text[:100]!r} is a URL: give {SERVER_FORMS}, without scheme or path."
+        )
+    found = SERVER.fullmatch(value)
+    if found is None or len(value) > 255:
+        raise ValidationError(f"{text[:100]!r} is not a registry server: give {SERVER_FORMS}.")
+    if found["port"] and not 1 <= int(found["port"]) <= 65535:
+        raise ValidationError(f"{text[:100]!r} has no port {found['port']}: ports are 1 to 65535.")
+    server = registry_of(f"{value}/image")
+    if server == "docker.io" and value not in HUB_NAMES:
+        raise ValidationError(
+            f"Docker reads {value!r} as a Docker Hub account, not a registry: a registry's "
+            "host has a dot or a port (or is localhost)."
+        )
+    return server
+
+
+def clean_secret(text: object, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(f"Give the {what}.")
+    if len(text) > 4096 or any(c in text for c in "\r\n\0"):
+        raise ValidationError(f"The {what} must be one line of at most 4,096 characters.")
+    return text
+
+
+def auth_for(image: str) -> dict[str, str] | None:
+    """The login a pull of `image` sends: its registry's kept credentials, else
+    FLEET_REGISTRY_AUTH's for that server, else none."""
+    server = registry_of(image)
+    row = Registry.objects.filter(server=server).only("username", "password").first()
+    if row is not None:
+        return {"username": row.username, "password": row.password}
+    # settings.py refuses a FLEET_REGISTRY_AUTH that is not a dict (of dicts).
+    return settings.FLEET_REGISTRY_AUTH.get(server)  # type: ignore[union-attr]
+
+
+def _what(row: Registry) -> str:
+    return f"registry {row.server}, user {row.username}"
+
+
+@transaction.atomic
+def add(row: Registry, actor: Actor) -> Registry:
+    row.save()
+    Event.objects.record(EventKind.REGISTRY_ADDED, actor=actor, reason=_what(row))
+    return row
+
+
+@transaction.atomic
+def change(row: Registry, changes: dict[str, Any], actor: Actor) -> Registry:
+    """Apply checked changes; a password in `changes` replaces the kept one from the next pull."""
+    replaced = "password" in changes
+    for field, value in changes.items():
+        setattr(row, field, value)
+    row.save()
+    note = " (password replaced)" if replaced else ""
+    Event.objects.record(EventKind.REGISTRY_CHANGED, actor=actor, reason=_what(row) + note)
+    return row
+
+
+@transaction.atomic
+def remove(row: Registry, actor: Actor) -> None:
+    what = _what(row)
+    row.delete()
+    Event.objects.record(EventKind.REGISTRY_REMOVED, actor=actor, reason=what)
