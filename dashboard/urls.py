@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from dashboard import alerts, views
+from dashboard import alerts, registries, views
 from fleet.models.validation import NAME_IN_URL
 
 
@@ -32,6 +32,8 @@ urlpatterns = [
         alerts.ChannelTestView.as_view(),
         name="alert-channel-test",
     ),
+    path("registries/", registries.RegistriesView.as_view(), name="registries"),
+    path("registries/<int:pk>/", registries.RegistryEditView.as_view(), name="registry"),
     path("nodes/<name:name>/", views.NodeDetailView.as_view(), name="node-detail"),
     path("services/<name:name>/", views.ServiceDetailView.as_view(), name="service-detail"),
     path(
