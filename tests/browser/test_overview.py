@@ -81,6 +81,8 @@ def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violation
     page, fleet, width, scheme
 ):
     fleet.create("web", replicas=2, ports=[{"container": 80}], update={"monitor": 0})
+    login = {"server": "registry.example.com:5000", "username": "ci", "password": "p"}
+    assert fleet.api.post("/api/registries/", login, format="json").status_code == 201
     fleet.converged("web", 2)
     page.set_viewport_size({"width": width, "height": 900})
     page.emulate_media(color_scheme=scheme)
@@ -91,6 +93,7 @@ def test_every_page_reads_on_a_phone_and_a_wide_screen_without_serious_violation
         ("node", "/nodes/lab-1/"),
         ("events", "/events/"),
         ("alerts", "/alerts/"),
+        ("registries", "/registries/"),
     ]:
         live(page, path)
         # Nothing sticks out sideways, and no table scrolls sideways in its box either:
