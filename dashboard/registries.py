@@ -6,7 +6,6 @@ password field starts empty, and on an existing registry empty keeps the kept on
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import TemplateView
 
@@ -42,13 +41,7 @@ class RegistryForm(forms.Form):
         )
 
     def clean_server(self):
-        server = registries.clean_server(self.cleaned_data["server"])
-        taken = Registry.objects.filter(server=server)
-        if self.row is not None:
-            taken = taken.exclude(pk=self.row.pk)
-        if taken.exists():
-            raise ValidationError(f"Credentials for {server} are kept already.")
-        return server
+        return registries.clean_new_server(self.cleaned_data["server"], self.row)
 
     def clean_username(self):
         return registries.clean_secret(self.cleaned_data["username"], "user name")

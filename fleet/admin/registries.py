@@ -31,11 +31,8 @@ class RegistryForm(forms.ModelForm):
         )
 
     def clean_server(self):
-        server = registries.clean_server(self.cleaned_data["server"])
-        taken = Registry.objects.filter(server=server).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(f"Credentials for {server} are kept already.")
-        return server
+        row = self.instance if self.instance.pk else None
+        return registries.clean_new_server(self.cleaned_data["server"], row)
 
     def clean_username(self):
         return registries.clean_secret(self.cleaned_data["username"], "user name")

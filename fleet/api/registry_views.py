@@ -37,13 +37,7 @@ class RegistrySerializer(StrictMixin, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_server(self, value):
-        server = _checked(registries.clean_server, value)
-        taken = Registry.objects.filter(server=server)
-        if self.instance is not None:
-            taken = taken.exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise serializers.ValidationError(f"Credentials for {server} are kept already.")
-        return server
+        return _checked(registries.clean_new_server, value, self.instance)
 
     def validate_username(self, value):
         return _checked(registries.clean_secret, value, "user name")

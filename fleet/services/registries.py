@@ -47,6 +47,17 @@ def clean_server(text: object) -> str:
     return server
 
 
+def clean_new_server(text: object, row: Registry | None = None) -> str:
+    """clean_server, and refused when another registry's credentials are kept for it."""
+    server = clean_server(text)
+    taken = Registry.objects.filter(server=server)
+    if row is not None:
+        taken = taken.exclude(pk=row.pk)
+    if taken.exists():
+        raise ValidationError(f"Credentials for {server} are kept already.")
+    return server
+
+
 def clean_secret(text: object, what: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ValidationError(f"Give the {what}.")
