@@ -1,17 +1,18 @@
-"""A local lab of real Docker engines: one registry and N dockerd nodes, each in its own netns.
+"""A local lab of real Docker engines: two registries and N dockerd nodes, each in its own netns.
 
 Layout of Lab("lab", "10.250.7.0/24"):
-  host bridge flb-lab with 10.250.7.1/24, docker-registry on 10.250.7.1:5000;
+  host bridge flb-lab with 10.250.7.1/24, docker-registry on 10.250.7.1:5000 (plain HTTP) and
+    on 10.250.7.1:5443 (HTTPS, with a login: see private_registry.py);
   node lab-<i>: netns fleet-lab-<i>, veth flv-lab-<i> <-> eth0 with 10.250.7.(10+i),
     dockerd on unix:///run/fleet-lab/lab/lab-<i>.sock and, with mutual TLS only,
     tcp://10.250.7.(10+i):2376 (certificates from the lab's own CA in tls/, see certs.py);
-  state in /var/lib/fleet-lab/lab (state.json, registry/, tls/, lab-<i>/), runtime in
-  /run/fleet-lab/lab.
+  state in /var/lib/fleet-lab/lab (state.json, registry/, private-registry/, tls/, lab-<i>/),
+  runtime in /run/fleet-lab/lab.
 A node runs the host's dockerd unless up() is told another kind of engine for it (see
 engines.py: "28" is Docker 28.5 refusing API versions below 1.44, as Docker 29 does).
 
-Standard library (and `cryptography` for the certificates): it runs ip, iptables, nsenter,
-dockerd, docker-registry and the docker CLI.
+Standard library (`cryptography` for the certificates, `bcrypt` for the private registry's
+login): it runs ip, iptables, nsenter, dockerd, docker-registry and the docker CLI.
 Every step copes with what an earlier or crashed run left behind.
 """
 
@@ -53,7 +54,9 @@ from lab.host import (
     tail,
     terminate,
 )
-from lab.image import build_and_push
+from lab.image import build_and_push, push_with_login
+from lab.private_registry import PORT as PRIVATE_PORT
+from lab.private_registry import PrivateRegistry, check_password
 
 __all__ = ["Lab", "LabError", "node_tls"]
 
@@ -80,6 +83,9 @@ class Lab:
         self.registry = f"{self.gateway}:{REGISTRY_PORT}"
         self.images = {f"demo_v{v}": f"{self.registry}/fleet/demo:{v}" for v in (1, 2)}
         self.ca = LabCA(self.root / "tls", name)
+        private = f"{self.gateway}:{PRIVATE_PORT}"
+        self.private = PrivateRegistry(self.root / "private-registry", private, self.ca)
+        self.images["private_v1"] = f"{private}/fleet/private:1"  # demo:1, behind the login
 
     @classmethod
     def from_env(cls) -> Lab:
@@ -159,11 +165,13 @@ class Lab:
         return [f"lab-{i}" for i in range(1, self._configured() + 1)]
 
     def status(self) -> dict:
-        """Registry, image refs and, per configured node, its endpoints, the paths of the client
-        TLS material that reaches it, the kind of its engine and its dockerd pid or None."""
+        """Registry, private registry (address, username, password, ca), image refs and, per
+        configured node, its endpoints, the paths of the client TLS material that reaches it,
+        the kind of its engine and its dockerd pid or None."""
         nodes = [self._n(i) for i in range(1, self._configured() + 1)]
         return {
             "registry": self.registry,
+            "private_registry": self.private.status(),
             "images": dict(self.images),
             "nodes": [
                 {
@@ -211,6 +219,8 @@ class Lab:
                 self._setup_node_net(n)
             self.ca.ensure({n.key: n.addr for n in wanted})
             registry.start(self.root / "registry", self.registry)
+            self.private.start()
+            self.private.trust()
             self._start_engines(wanted)
             self._ensure_images()
         return self.status()
@@ -223,6 +233,13 @@ class Lab:
             self._setup_node_net(n)
             self.ca.ensure({n.key: n.addr})
             self._start_engines([n])
+
+    def set_private_password(self, password: str) -> None:
+        """Give the private registry's user this password: the old one is refused once this
+        returns (the registry restarted if need be); LabError, nothing changed, if it cannot be."""
+        check_password(password)  # before the lock, which makes the lab's folder
+        with self._lock():
+            self.private.set_password(password)
 
     def kill_node(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send sig to the node's dockerd; with SIGKILL, wait until it is gone."""
@@ -238,13 +255,14 @@ class Lab:
 
     def _stop(self) -> None:
         pids = [self._pid(n) for n in self._leftovers()]
-        pids.append(registry.pid(self.root / "registry"))
+        pids += [registry.pid(self.root / "registry"), self.private.pid()]
         terminate([p for p in pids if p is not None])
 
     def down(self) -> None:
         """Remove everything the lab made: processes, netns, veths, bridge, rules, dirs."""
         with self._lock():
             self._stop()
+            self.private.untrust()
             for n in self._leftovers():
                 remove_node(n, self._pid(n))
             terminate(find_procs([f"{self.root}/", f"{self.run}/"]), 5)
@@ -255,7 +273,7 @@ class Lab:
                 run("ip", "link", "del", self.bridge)
             unmount_under([self.root, self.run])
             shutil.rmtree(self.run, ignore_errors=True)
-            for name in ("registry", "build", "docker-cli", "tls"):
+            for name in ("registry", "private-registry", "build", "docker-cli", "tls"):
                 shutil.rmtree(self.root / name, ignore_errors=True)
             for name in ("state.json", "lock"):
                 (self.root / name).unlink(missing_ok=True)
@@ -360,10 +378,15 @@ class Lab:
                 time.sleep(0.1)
 
     def _ensure_images(self) -> None:
-        """Build demo:1 and demo:2 on node 1 and push them, unless the registry has them."""
-        status, body = http_get(f"http://{self.registry}/v2/fleet/demo/tags/list")
-        if status == 200 and {"1", "2"} <= set(json.loads(body).get("tags") or []):
-            return
+        """Build demo:1 and demo:2 on node 1 and push them, unless the registry has them; push
+        demo:1 to the private registry as private:1, unless it has it."""
         first = self._n(1)
         api_version = lab_engines.engine(self._kind(first)).api_version
-        build_and_push(self.images, first.sock, self.root, api_version)
+        status, body = http_get(f"http://{self.registry}/v2/fleet/demo/tags/list")
+        if status != 200 or not {"1", "2"} <= set(json.loads(body).get("tags") or []):
+            demo = {key: ref for key, ref in self.images.items() if key.startswith("demo_")}
+            build_and_push(demo, first.sock, self.root, api_version)
+        if not self.private.has("fleet/private", "1"):
+            source, target = self.images["demo_v1"], self.images["private_v1"]
+            login = self.private.status()
+            push_with_login(source, target, login, first.sock, self.root, api_version)

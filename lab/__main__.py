@@ -34,7 +34,7 @@ def parse(argv):
     )
     sub.add_parser("stop", help="stop the engines and the registry, keep their data")
     sub.add_parser("down", help="remove everything the lab made, and its nodes")
-    status = sub.add_parser("status", help="show the registry, images and engines")
+    status = sub.add_parser("status", help="show the registries, images and engines")
     status.add_argument("--json", action="store_true", help="print JSON")
     return parser.parse_args(argv)
 
@@ -80,7 +80,9 @@ def up(lab, count, engines):
     current = {entry["name"] for entry in state["nodes"]}
     for node in Node.objects.filter(name__regex=r"^lab-[0-9]+$").exclude(name__in=current):
         nodes.remove(node, reason="the lab no longer has this engine")
+    private = state["private_registry"]
     print(f"Lab up: {len(state['nodes'])} node(s), registry {state['registry']}.")
+    print(f"  private registry {private['address']} (user {private['username']}: lab status)")
     for ref in state["images"].values():
         print(f"  image {ref}")
 
@@ -115,6 +117,7 @@ def status(lab, as_json):
     if as_json:
         public = {
             "registry": state["registry"],
+            "private_registry": state["private_registry"],
             "images": state["images"],
             "nodes": [
                 {k: n[k] for k in ("name", "endpoint", "tls", "engine", "pid")}
@@ -124,6 +127,11 @@ def status(lab, as_json):
         print(json.dumps(public, indent=2))
         return
     print(f"registry {state['registry']}")
+    private = state["private_registry"]
+    print(
+        f"private registry {private['address']}  user {private['username']}  "
+        f"password {private['password']}  ca {private['ca']}"
+    )
     for key, ref in state["images"].items():
         print(f"{key}: {ref}")
     for node in state["nodes"]:

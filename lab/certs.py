@@ -1,9 +1,11 @@
-"""The lab's TLS material: a CA, a server certificate per engine and a client certificate.
+"""The lab's TLS material: a CA, a server certificate per engine and for the private
+registry, and a client certificate.
 
 Every engine listens with --tlsverify: it serves its own certificate (the node's address as
 its IP SAN, so a client verifies it like any host) and accepts only clients whose
-certificate the lab's CA signed. Files are made once and kept; a server certificate
-that no longer names its node's address, or that another CA signed, is made again.
+certificate the lab's CA signed. The private registry serves one the same way. Files are
+made once and kept; a server certificate that no longer names its server's address, or that
+another CA signed, is made again.
 """
 
 import datetime
@@ -20,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 VALID_DAYS = 3650
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_secret(path: Path, data: bytes) -> None:
     """Write a file readable by root alone (keys included, so every file the same way)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -108,12 +110,14 @@ class LabCA:
         """Whether the client material exists (the lab has been brought up)."""
         return all(Path(p).is_file() for p in self.client_paths().values())
 
-    def server_paths(self, node_key: str) -> tuple[Path, Path]:
-        return self.folder / node_key / "server-cert.pem", self.folder / node_key / "server-key.pem"
+    def server_paths(self, server: str) -> tuple[Path, Path]:
+        """The certificate and key of a server: a node's key (lab-1's is <lab>-1) or another
+        name (the private registry's is "registry")."""
+        return self.folder / server / "server-cert.pem", self.folder / server / "server-key.pem"
 
-    def ensure(self, nodes: dict[str, str]) -> None:
+    def ensure(self, servers: dict[str, str]) -> None:
         """Make the CA and client certificate unless present, and a server certificate for each
-        {node_key: address} unless it names that address and comes from this CA."""
+        {server: address} unless it names that address and comes from this CA."""
         ca_cert = _load(self.ca)
         if ca_cert is None or not self.ca_key.exists():
             key = ec.generate_private_key(ec.SECP256R1())
@@ -121,8 +125,8 @@ class LabCA:
                 [x509.NameAttribute(NameOID.COMMON_NAME, f"fleet lab {self.lab_name}")]
             )
             ca_cert = _issue(f"fleet lab {self.lab_name}", key, name, key, ca=True)
-            _write(self.ca_key, _key_pem(key))
-            _write(self.ca, ca_cert.public_bytes(serialization.Encoding.PEM))
+            write_secret(self.ca_key, _key_pem(key))
+            write_secret(self.ca, ca_cert.public_bytes(serialization.Encoding.PEM))
             self.client_cert.unlink(missing_ok=True)  # issued by the CA that is gone
         ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
         if _load(self.client_cert) is None or _load(self.client_cert).issuer != ca_cert.subject:
@@ -134,13 +138,13 @@ class LabCA:
                 ca_key,
                 ExtendedKeyUsageOID.CLIENT_AUTH,
             )
-        for node_key, address in nodes.items():
-            cert_path, key_path = self.server_paths(node_key)
+        for server, address in servers.items():
+            cert_path, key_path = self.server_paths(server)
             if not self._names(cert_path, ca_cert, address):
                 self._issue_pair(
                     cert_path,
                     key_path,
-                    node_key,
+                    server,
                     ca_cert,
                     ca_key,
                     ExtendedKeyUsageOID.SERVER_AUTH,
@@ -161,5 +165,5 @@ class LabCA:
     def _issue_pair(self, cert_path, key_path, subject, ca_cert, ca_key, usage, ip=None):
         key = ec.generate_private_key(ec.SECP256R1())
         cert = _issue(subject, key, ca_cert.subject, ca_key, usage=usage, ip=ip)
-        _write(key_path, _key_pem(key))
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        write_secret(key_path, _key_pem(key))
+        write_secret(cert_path, cert.public_bytes(serialization.Encoding.PEM))

@@ -3,6 +3,7 @@
 Standard library only. Every helper copes with what an earlier or crashed run left behind.
 """
 
+import base64
 import functools
 import http.client
 import os
@@ -10,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -38,12 +40,23 @@ def host_env() -> dict[str, str]:
 
 
 def run(
-    *argv: str, check: bool = True, env: dict | None = None, cwd: Path | None = None
+    *argv: str,
+    check: bool = True,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a command; raise LabError with its output if it fails and check is set."""
+    """Run a command (input: its stdin); raise LabError with its output if it fails and check
+    is set."""
     try:
         p = subprocess.run(
-            argv, capture_output=True, text=True, timeout=300, env=env or host_env(), cwd=cwd
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env or host_env(),
+            cwd=cwd,
+            input=input,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise LabError(f"{' '.join(argv)}: {e}") from e
@@ -154,10 +167,22 @@ def ping(sock: Path) -> bool:
         return False
 
 
-def http_get(url: str) -> tuple[int | None, bytes]:
-    """GET a URL on the lab bridge: (status, body), status None when nothing answers."""
+def http_get(
+    url: str, ca: Path | None = None, auth: tuple[str, str] | None = None
+) -> tuple[int | None, bytes]:
+    """GET a URL on the lab bridge: (status, body), status None when nothing answers or, over
+    HTTPS, when the server's certificate is not one the CA in file ca signed for its address;
+    auth is a (user, password) for HTTP basic authentication."""
+    request = urllib.request.Request(url)  # noqa: S310 - our own bridge
+    if auth is not None:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with HTTP.open(url, timeout=3) as r:  # noqa: S310 - plain http on our own bridge
+        opener = HTTP
+        if ca is not None:
+            tls = urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca))
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), tls)
+        with opener.open(request, timeout=3) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, b""

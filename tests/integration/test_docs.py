@@ -48,8 +48,15 @@ NOT_RUN = {
         "changes the lab every test shares"
     ),
     r"TLS=\$\(\.venv/bin/python -m lab status --json \| jq": "flags for the docker calls below",
-    r"docker -H tcp://10\.250\.7\.11:2376 \$TLS ": (
+    r"docker -H tcp://10\.250\.7\.11:2376 \$TLS (ps|kill) ": (
         "kills a replica on make run's lab: test_services_faults kills them on the tests' own"
+    ),
+    r"PASSWORD=\$\(\.venv/bin/python -m lab status --json \| jq": "for the login below",
+    r'echo "\$PASSWORD" \| docker -H tcp://10\.250\.7\.11:2376 \$TLS login ': (
+        "logs in on make run's lab: test_lab logs in on the tests' own private registry"
+    ),
+    r"docker -H tcp://10\.250\.7\.11:2376 \$TLS pull 10\.250\.7\.1:5443/": (
+        "pulls on make run's lab: test_lab pulls from the tests' own private registry"
     ),
     r"(BENCH_[A-Z_]+=\S+ )*\.venv/bin/python -m bench(\.\w+)?( |$)": (
         "a benchmark, minutes long, on a Fleet and lab of its own; never part of make test"

@@ -2,13 +2,18 @@
 
 import json
 import os
+import secrets
+import stat
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import suppress
 from pathlib import Path
 
+import docker
 import pytest
+import requests
 
 from fleet.models import Node
 from lab.engines import mix_from_env
@@ -38,13 +43,19 @@ def entry_of(lab, name):
 
 def test_status_reports_registry_images_and_live_engines_as_json(lab):
     status = json.loads(lab_command("status", "--json"))
-    assert set(status) == {"registry", "images", "nodes"}
+    assert set(status) == {"registry", "private_registry", "images", "nodes"}
     base = lab.net.network_address  # 10.250.8.0 unless FLEET_LAB_SUBNET says otherwise
     assert status["registry"] == f"{base + 1}:5000"
     assert status["images"] == {
         "demo_v1": f"{base + 1}:5000/fleet/demo:1",
         "demo_v2": f"{base + 1}:5000/fleet/demo:2",
+        "private_v1": f"{base + 1}:5443/fleet/private:1",
     }
+    private = status["private_registry"]
+    assert private["address"] == f"{base + 1}:5443" and private["username"] == "fleet"
+    assert private["password"] == lab.private.password_file.read_text()
+    assert stat.S_IMODE(lab.private.password_file.stat().st_mode) == 0o600
+    assert private["ca"] == status["nodes"][0]["tls"]["ca"]
     assert [n["name"] for n in status["nodes"]] == ["lab-1", "lab-2", "lab-3"]
     mix = mix_from_env(3)  # lab-3 on the newer engine unless FLEET_LAB_ENGINES says
     for i, node in enumerate(status["nodes"], 1):
@@ -58,11 +69,13 @@ def test_status_reports_registry_images_and_live_engines_as_json(lab):
 
 
 def test_up_again_changes_nothing_and_registers_the_nodes(lab, process_env, transactional_db):
-    before = lab.status()
+    before, private_pid = lab.status(), lab.private.pid()
     started = time.monotonic()
     lab_command("up", "--nodes", "3", env=process_env)
     assert time.monotonic() - started < 30
     assert lab.status()["nodes"] == before["nodes"]
+    assert lab.status()["private_registry"] == before["private_registry"]
+    assert private_pid is not None and lab.private.pid() == private_pid
     names = sorted(Node.objects.values_list("name", flat=True))
     assert names == ["lab-1", "lab-2", "lab-3"]
     node = Node.objects.get(name="lab-2")
@@ -135,3 +148,85 @@ def test_a_node_can_run_an_engine_that_refuses_api_versions_below_1_44(lab):
     finally:
         lab.up(3)
     assert {n["name"]: n["engine"] for n in lab.status()["nodes"]} == mix
+
+
+def private_get(lab, path, auth=None, verify=None):
+    """GET a path of the private registry, verified with the lab's CA unless told otherwise."""
+    private = lab.status()["private_registry"]
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy, no REQUESTS_CA_BUNDLE in the CA's place
+        url = f"https://{private['address']}{path}"
+        return session.get(url, auth=auth, verify=verify or private["ca"], timeout=10)
+
+
+def login_of(lab):
+    private = lab.status()["private_registry"]
+    return private["username"], private["password"]
+
+
+def test_the_private_registry_speaks_https_of_the_lab_ca_and_needs_a_login(lab):
+    refused = private_get(lab, "/v2/")
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+    assert private_get(lab, "/v2/", auth=("fleet", "not-the-password")).status_code == 401
+    assert private_get(lab, "/v2/", auth=login_of(lab)).status_code == 200
+    tags = private_get(lab, "/v2/fleet/private/tags/list", auth=login_of(lab)).json()["tags"]
+    assert tags == ["1"]
+    with pytest.raises(requests.exceptions.SSLError):
+        private_get(lab, "/v2/", verify=True)  # the usual CAs do not know it
+
+
+def forget(client, image):
+    with suppress(docker.errors.ImageNotFound):
+        client.images.remove(image, force=True)
+
+
+@pytest.mark.parametrize("node", ["lab-2", "lab-3"])  # lab-3: the newer engine by default
+def test_a_node_pulls_from_the_private_registry_only_after_a_login(lab, node):
+    private, image = lab.status()["private_registry"], lab.status()["images"]["private_v1"]
+    username, password = login_of(lab)
+    client = lab_engine(entry_of(lab, node))
+    try:
+        forget(client, image)
+        with pytest.raises(docker.errors.APIError, match="no basic auth credentials"):
+            client.images.pull(image)
+        wrong = {"username": username, "password": "not-the-password"}
+        with pytest.raises(docker.errors.APIError, match="unauthorized"):
+            client.images.pull(image, auth_config=wrong)
+        with pytest.raises(docker.errors.APIError, match="401 Unauthorized"):
+            client.login(username, "not-the-password", registry=private["address"])
+        answer = client.login(username, password, registry=private["address"])
+        assert answer["Status"] == "Login Succeeded"
+        assert image in client.images.pull(image).tags  # with the login's credentials
+        output = client.containers.run(image, ["cat", "/www/health"], remove=True)
+        assert output.decode().strip() == "1"
+        forget(client, image)
+        fresh = lab_engine(entry_of(lab, node))  # no login: the credentials come with the pull
+        given = {"username": username, "password": password}
+        assert image in fresh.images.pull(image, auth_config=given).tags
+        fresh.close()
+    finally:
+        forget(client, image)
+        client.close()
+
+
+def test_a_new_private_password_is_taken_and_the_old_one_refused(lab):
+    address = lab.status()["private_registry"]["address"]
+    username, old = login_of(lab)
+    new = f"rotated-{secrets.token_urlsafe(12)}"
+    lab.set_private_password(new)
+    assert login_of(lab) == (username, new)
+    assert lab.private.password_file.read_text() == new
+    assert private_get(lab, "/v2/", auth=(username, old)).status_code == 401
+    assert private_get(lab, "/v2/", auth=(username, new)).status_code == 200
+    client = lab_engine(entry_of(lab, "lab-2"))
+    try:
+        with pytest.raises(docker.errors.APIError, match="401 Unauthorized"):
+            client.login(username, old, registry=address, reauth=True)
+        assert client.login(username, new, registry=address, reauth=True)["Status"] == (
+            "Login Succeeded"
+        )
+    finally:
+        client.close()
+    tags = private_get(lab, "/v2/fleet/private/tags/list", auth=(username, new)).json()["tags"]
+    assert tags == ["1"]  # the registry keeps its images
