@@ -21,7 +21,7 @@ import requests
 from docker.errors import DockerException
 from docker.tls import TLSConfig
 
-from fleet.engine import ssh, versions
+from fleet.engine import ssh, ssh_http, versions
 from fleet.engine.errors import (
     EngineError,
     EngineUnreachable,
@@ -136,7 +136,8 @@ def _made(node: EngineNode, timeout: float, version: str) -> docker.DockerClient
         max_pool_size=POOL_SIZE,
     )
     made.api.mount(
-        "http+docker://", ssh.SSHAdapter(ssh.link(node, "|".join(_node_key(node))), POOL_SIZE)
+        "http+docker://",
+        ssh_http.SSHAdapter(ssh.link(node, "|".join(_node_key(node))), POOL_SIZE),
     )
     return made
 

@@ -1,7 +1,8 @@
 """Engines behind SSH (`ssh://user@host[:port]` nodes): the node's own key, its pinned host key,
 and the Engine API spoken through `docker system dial-stdio` on the host.
 
-Part of the Docker seam (client.py mounts SSHAdapter on an SSH node's clients). Each HTTP
+Part of the Docker seam (client.py mounts ssh_http.SSHAdapter, over this module's Links, on
+an SSH node's clients). Each HTTP
 connection the Docker SDK opens is a channel of an SSH connection that runs `docker system
 dial-stdio` (which joins its stdin and stdout to the engine's socket), handed to the SDK
 as the local end of a socket pair that a thread pumps to and from the channel: so the
@@ -18,21 +19,16 @@ on first use). Everything has a deadline: a host that stops answering fails the 
 that waits for it within that call's timeout, never later.
 """
 
-import http.client
 import logging
 import select
 import socket
 import threading
 import time
 import weakref
-from typing import Any
 from urllib.parse import urlsplit
 
 import paramiko
-import requests
-import urllib3
 from paramiko.ssh_exception import IncompatiblePeer
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from fleet.engine.errors import EngineError
 from fleet.engine.node import EngineNode
@@ -45,7 +41,6 @@ _PARAMIKO_LOG = "fleet.engine.ssh.paramiko"
 logging.getLogger(_PARAMIKO_LOG).setLevel(logging.CRITICAL)
 SESSIONS = 10  # channels on one SSH connection: OpenSSH's MaxSessions default
 IDLE_AFTER = 30.0  # seconds a pooled channel may wait unused before it is closed
-NO_TIMEOUT_BUDGET = 60.0  # seconds to connect when a call gives no timeout
 READ_SIZE = 65536
 # A host that vanishes closes nothing: TCP keepalive notices a quiet connection in about
 # 5 + 2 * 3 s, and the user timeout one whose data goes unacknowledged in as long.
@@ -55,17 +50,6 @@ UNACKNOWLEDGED_MS = 11_000
 
 class SSHError(Exception):
     """No channel to the engine could be opened over SSH; the message says why."""
-
-
-class _Refused(NewConnectionError):
-    """The SDK's "cannot connect", saying only why (urllib3's names the connection first)."""
-
-    def __init__(self, conn: Any, problem: str) -> None:
-        super().__init__(conn, problem)
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return self.problem
 
 
 class SSHTimeout(SSHError):
@@ -180,21 +164,34 @@ class Link:
             try:
                 channel = transport.open_session(timeout=_left(deadline))
             except paramiko.ChannelException:  # the host opens no more sessions on it
-                with self.lock:
-                    self.opening[transport] -= 1
-                    self.room[transport] = self._carried(transport)
+                self._opened(transport, full=True)
                 continue
             except paramiko.SSHException as exc:
+                self._opened(transport)
                 transport.close()  # a connection that opens no channel in time is dropped
                 if not _left(deadline):
                     raise SSHTimeout(f"{self.where} opened no SSH channel in time") from None
                 raise SSHError(f"SSH to {self.where}: {exc}") from None
-            with self.lock:
-                self.opening[transport] -= 1
-                self.channels[transport].add(channel)
+            self._opened(transport, channel)
             self._exec(channel, deadline)
             return Lane(channel, f"ssh-{self.host}")
         raise SSHError(f"{self.where} opens no more SSH sessions (see MaxSessions in sshd_config)")
+
+    def _opened(
+        self,
+        transport: paramiko.Transport,
+        channel: paramiko.Channel | None = None,
+        full: bool = False,
+    ) -> None:
+        """A channel opened on the connection, or not (full: the host would open no more)."""
+        with self.lock:
+            if transport not in self.opening:
+                return  # forgotten meanwhile: it was closed
+            self.opening[transport] -= 1
+            if channel is not None:
+                self.channels[transport].add(channel)
+            if full:
+                self.room[transport] = self._carried(transport)
 
     def _carried(self, transport: paramiko.Transport) -> int:
         """Channels open or being opened on a connection (with the lock held)."""
@@ -310,90 +307,6 @@ class Link:
             raise SSHError(f"{self.where} would not run `{DIAL}`: {exc}") from None
         finally:
             timer.cancel()
-
-
-class _Connection(urllib3.connection.HTTPConnection):
-    """An HTTP connection whose socket is a Lane's local end."""
-
-    def __init__(self, link: Link, timeout: Any) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.link = link
-        self.lane: Lane | None = None
-
-    def _new_conn(self) -> socket.socket:
-        budget = self.timeout if isinstance(self.timeout, int | float) else NO_TIMEOUT_BUDGET
-        try:
-            self.lane = self.link.open(time.monotonic() + budget)
-            return self.lane.local
-        except SSHTimeout as exc:
-            problem, timed_out = str(exc), True
-        except SSHError as exc:
-            problem, timed_out = str(exc), False
-        # Raised here, with no exception being handled: the message is the whole story.
-        raise (ConnectTimeoutError if timed_out else _Refused)(self, problem)
-
-    def getresponse(self) -> Any:  # urllib3's HTTPResponse
-        lane = self.lane  # http.client closes the connection (and forgets it) as it raises
-        try:
-            return super().getresponse()
-        except http.client.RemoteDisconnected:
-            said = lane.said if lane else ""
-            if not said:
-                raise
-        raise http.client.RemoteDisconnected(f"`{DIAL}` on {self.link.where} ended: {said}")
-
-    def close(self) -> None:
-        super().close()
-        self.lane = None
-
-
-class _Pool(urllib3.HTTPConnectionPool):
-    """One engine's channels, as connections; one too many after a burst ends quietly."""
-
-    def __init__(self, link: Link, maxsize: int) -> None:
-        super().__init__("localhost", maxsize=maxsize)
-        self.link = link
-
-    def _new_conn(self) -> _Connection:
-        return _Connection(self.link, self.timeout.connect_timeout)
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        lane = getattr(conn, "lane", None)
-        if lane is not None and not lane.take():
-            conn.close()  # closed while it waited: connects anew
-        return conn
-
-    def _put_conn(self, conn: Any) -> None:
-        if conn is not None and self.pool is not None and self.pool.full():
-            conn.close()
-            return
-        lane = getattr(conn, "lane", None)
-        if lane is not None:
-            lane.park()
-        super()._put_conn(conn)
-
-
-class SSHAdapter(requests.adapters.HTTPAdapter):
-    """Every request of a client, to its node's engine over the node's Link."""
-
-    def __init__(self, link: Link, pool_size: int) -> None:
-        self.link = link
-        self.channels = _Pool(link, pool_size)
-        super().__init__()
-
-    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> _Pool:
-        return self.channels
-
-    def get_connection(self, *args: Any, **kwargs: Any) -> _Pool:
-        return self.channels
-
-    def request_url(self, request: Any, proxies: Any) -> str:
-        return request.path_url  # no host, no proxy: the engine is at the channel's end
-
-    def close(self) -> None:
-        super().close()
-        self.channels.close()
 
 
 _links: dict[str, Link] = {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paramiko
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -82,7 +83,7 @@ def private_key(text: str) -> paramiko.PKey:
             "The key is encrypted with a passphrase: give it without one "
             "(ssh-keygen -p -N '' -f KEY), Fleet seals it at rest."
         ) from None
-    except (ValueError, binascii.Error, struct.error) as exc:
+    except (ValueError, UnsupportedAlgorithm, struct.error) as exc:
         raise ValueError("Not an OpenSSH or PEM private key that can be read.") from exc
     for kind, key_class in _CLASSES:
         if isinstance(loaded, kind):
@@ -126,7 +127,8 @@ def host_key(text: str) -> HostKey:
         raise ValueError(f"The host key's base64 does not hold a key of type {kind}.")
     try:
         read = paramiko.PKey.from_type_string(kind, blob).asbytes()
-    except (paramiko.SSHException, ValueError, TypeError, struct.error) as exc:
+    # A hostile line reaches paramiko's parser: whatever it raises, the line is refused.
+    except (paramiko.SSHException, ValueError, TypeError, struct.error, OverflowError) as exc:
         raise ValueError(f"The host key cannot be read: {exc or type(exc).__name__}.") from exc
     if read != blob:
         raise ValueError("The host key is cut short or garbled.")
