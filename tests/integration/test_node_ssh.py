@@ -3,6 +3,7 @@ sshd in its namespace, the lab's key allowed to run that engine's dial-stdio and
 else), beside the lab's three nodes on TLS: every feature through it, its host key trusted
 on first use or pinned, and what an operator is told when SSH goes wrong."""
 
+import json
 import socket
 import threading
 import time
@@ -153,7 +154,13 @@ def test_a_killed_sshd_makes_the_node_unreachable_then_down_and_back(
     ssh_lab.kill_ssh(SSH_NODE)
     killed = time.monotonic()
     wait_for(lambda: status_of() == "unreachable", 5, 0.05, message="unreachable")
-    assert "Connection refused" in Node.objects.get(name=SSH_NODE).last_error
+    # A ping in flight on the old connection as it died may say only that it ended; the
+    # next one is refused.
+    wait_for(
+        lambda: "Connection refused" in Node.objects.get(name=SSH_NODE).last_error,
+        3,
+        message="the refusal in last_error",
+    )
     wait_for(lambda: status_of() == "down", DOWN_AFTER + 5, 0.05, message="down")
     down_after = time.monotonic() - killed
     assert DOWN_AFTER - 1 <= down_after <= DOWN_AFTER + 2, f"down after {down_after:.1f}s"
@@ -164,10 +171,11 @@ def test_a_killed_sshd_makes_the_node_unreachable_then_down_and_back(
     wait_for(lambda: status_of() == "ready", 10, message="ready again")
 
 
-def read_until(stream, text, timeout=10):
+def read_until(stream, text, timeout=10, closing=None):
     """What a stream (of bytes) gave until `text` showed; closed from another thread at the
-    deadline, so a stream that cannot be closed fails the test instead of hanging it."""
-    seen, timer = b"", threading.Timer(timeout, stream.close)
+    deadline (or `closing`, what it reads from), so a stream that cannot be closed fails the
+    test instead of hanging it."""
+    seen, timer = b"", threading.Timer(timeout, (closing or stream).close)
     timer.start()
     try:
         for chunk in stream:
@@ -189,19 +197,25 @@ def test_a_service_on_the_ssh_node_runs_is_watched_healed_and_shows_logs_exec_an
     assert fleet.count("edge", node=SSH_NODE, running_only=True) == 2
 
     # The watch follows its events: a container killed there is seen dying and replaced.
+    # (How soon, against a node on TLS, is bench/ssh.py's to measure: this watch has just
+    # started, and its stream to the SSH node opens a login and a channel later.)
     victim = Replica.objects.filter(service__name="edge").order_by("slot").first()
-    killed_at = time.monotonic()
+    stream = engine.events(node)  # as the watch follows it, through SSH
     fleet.engines[SSH_NODE].containers.get(victim.container_id).kill()
+    assert f'"id":"{victim.container_id}"'.encode() in read_until(
+        (json.dumps(e, separators=(",", ":")).encode() for e in stream if e["Action"] == "die"),
+        victim.container_id.encode(),
+        closing=stream,
+    )
+    stream.close()
     wait_for(
         lambda: Event.objects.filter(kind=EventKind.REPLICA_DIED, service_name="edge").exists(),
-        5,
+        10,
         0.02,
         message="the death seen by the watch",
     )
-    seen_after = time.monotonic() - killed_at
     fleet.converged("edge", 2)
     assert victim.container_id not in {r.container_id for r in Replica.objects.all()}
-    print(f"a kill on the SSH node was in the database after {seen_after * 1000:.0f} ms")
 
     # Logs: followed, a line written to the container's output comes, and the stream
     # ends when closed from another thread while nothing more comes.
