@@ -3,20 +3,24 @@ sshd in its namespace, the lab's key allowed to run that engine's dial-stdio and
 else), beside the lab's three nodes on TLS: every feature through it, its host key trusted
 on first use or pinned, and what an operator is told when SSH goes wrong."""
 
+import contextlib
 import json
+import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from fleet import engine, nodes
-from fleet.engine import ssh_keys, stats, terminal
+from fleet.engine import ssh, ssh_keys, stats, terminal
 from fleet.models import Event, EventKind, Node, Replica
 from fleet.nodes import health
 from lab.engines import mix_from_env
-from tests.integration.faults import partitioned
+from tests.integration.faults import netns_of, partitioned
 from tests.system import lab_node, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
@@ -93,6 +97,36 @@ def test_pings_share_one_ssh_login_and_a_silent_host_fails_them_within_their_tim
                 engine.ping(attempt, 2)
             assert time.monotonic() - began < 2.5
     wait_for(lambda: health.ping(ssh_node, 2)[1] == "", 30, message="pings again")
+
+
+def dial_stdio_processes(lab):
+    """The `docker system dial-stdio` processes running on the SSH node's host."""
+    netns = os.stat(netns_of(lab, SSH_NODE)).st_ino
+    found = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != netns:
+                continue
+            found += b"system\0dial-stdio" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return found
+
+
+def test_a_burst_wider_than_maxsessions_logs_in_again_and_idle_channels_end_on_the_host(
+    ssh_lab, ssh_node, monkeypatch
+):
+    # A shorter idle time than IDLE_AFTER's, so that the test need not wait half a minute.
+    monkeypatch.setattr(ssh, "IDLE_AFTER", 1.5)
+    ssh_lab.kill_ssh(SSH_NODE)  # with its sessions: an earlier test's login ends here
+    ssh_lab.start_ssh(SSH_NODE)
+    logins = accepted_logins(ssh_lab)
+    with ThreadPoolExecutor(3 * ssh.SESSIONS) as pool:
+        found = list(pool.map(lambda _: engine.info(ssh_node, 30), range(3 * ssh.SESSIONS)))
+    assert {f.engine_version for f in found} == {found[0].engine_version}
+    # sshd opens OpenSSH's default of 10 sessions a login: a burst of 30 needs at least 3.
+    assert accepted_logins(ssh_lab) - logins >= 3
+    wait_for(lambda: dial_stdio_processes(ssh_lab) == 0, 10, 0.2, message="idle channels ended")
+    engine.ping(ssh_node, 5)  # a new channel where the pooled one was closed
+    assert dial_stdio_processes(ssh_lab) == 1
 
 
 def test_the_host_key_is_trusted_on_first_use_then_pinned(ssh_lab, redis_server, transactional_db):
