@@ -2,15 +2,15 @@
 and the Engine API spoken through `docker system dial-stdio` on the host.
 
 Part of the Docker seam (client.py mounts ssh_http.SSHAdapter, over this module's Links, on
-an SSH node's clients). Each HTTP
-connection the Docker SDK opens is a channel of an SSH connection that runs `docker system
-dial-stdio` (which joins its stdin and stdout to the engine's socket), handed to the SDK
-as the local end of a socket pair that a thread pumps to and from the channel: so the
-SDK's timeouts, streams closed from another thread and the console's raw socket work as
-they do over a unix socket. The SDK's pools keep channels as they keep connections (one
-idle for IDLE_AFTER seconds is closed, so is the `docker` process it runs on the host);
-the SSH connections under them are shared by every client of the node in the process (a
-Link), SESSIONS channels each at most, and more are opened while more channels are needed.
+an SSH node's clients). Each HTTP connection the Docker SDK opens is a channel of an SSH
+connection that runs `docker system dial-stdio` (which joins its stdin and stdout to the
+engine's socket), handed to the SDK as the local end of a socket pair that a thread (a
+Lane) pumps to and from the channel: so the SDK's timeouts, streams closed from another
+thread and the console's raw socket work as they do over a unix socket. The SDK's pools
+keep channels as they keep connections (one idle for IDLE_AFTER seconds is closed, so is
+the `docker` process it runs on the host); the SSH connections under them are shared by
+every client of the node in the process (a Link), SESSIONS channels each at most, and
+more are opened while more channels are needed.
 
 The host's key: a pinned one (the node's ssh_host_key) must be the key the host presents,
 or every connection is refused with both fingerprints; with none pinned, the first key
