@@ -328,7 +328,7 @@ SSH = ssh_material()
 SSH_NODE = {"name": "edge-2", "endpoint": "ssh://docker@127.0.0.1:2222", **SSH}
 
 
-def test_an_ssh_node_keeps_its_key_sealed_and_shows_only_the_host_key(api):
+def test_an_ssh_node_keeps_its_key_sealed_and_shows_only_the_host_key(api, client, admin_user):
     body = {**SSH_NODE, "ssh_host_key": f"127.0.0.1 {SSH['ssh_host_key']} a comment"}
     response = api.post("/api/nodes/", body, format="json")
     assert response.status_code == 201, response.json()
@@ -346,6 +346,9 @@ def test_an_ssh_node_keeps_its_key_sealed_and_shows_only_the_host_key(api):
         cursor.execute("SELECT ssh_key FROM fleet_node WHERE name = 'edge-2'")
         assert cursor.fetchone()[0].startswith("sealed:v1:")
     assert Node.objects.get().ssh_key == SSH["ssh_key"].strip()  # as every text field keeps it
+    client.force_login(admin_user)
+    page = client.get("/nodes/edge-2/").content.decode()
+    assert f"(SSH, host key <code>{fingerprint}</code>)" in page and key_body not in page
 
 
 @pytest.mark.parametrize(
