@@ -369,3 +369,19 @@ def test_bad_ssh_material_is_a_400_naming_the_field_and_saves_nothing(api, paylo
     assert says in " ".join(response.json()[field])
     assert not Node.objects.exists()
     assert not Event.objects.exists()
+
+
+def test_an_ssh_key_sealed_under_an_earlier_secrets_key_is_refused_with_a_reason(api, settings):
+    from fleet import engine
+
+    Node.objects.create(**SSH_NODE)
+    settings.FLEET_SECRETS_KEY = "another key"  # the key rotated since the node was stored
+    node = Node.objects.get()
+    with pytest.raises(engine.EngineError, match="FLEET_SECRETS_KEY"):
+        engine.client(node, 3)
+    response = api.patch("/api/nodes/edge-2/", {"labels": {"zone": "b"}}, format="json")
+    assert response.status_code == 400
+    assert "send the key again" in response.json()["ssh_key"][0]
+    response = api.patch("/api/nodes/edge-2/", {"ssh_key": SSH["ssh_key"]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert Node.objects.get().ssh_key == SSH["ssh_key"].strip()
