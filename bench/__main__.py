@@ -7,10 +7,11 @@ Freshness, scale, fan-out and node loss share one Fleet stack (its own Redis,
 lab "b", database, worker, beat, watch and web server, at Fleet's default
 settings; BENCH_LAB_NAME, BENCH_LAB_SUBNET and BENCH_REDIS_URL move it), each
 leaving it as it found it; the read path runs afterwards, in this process, on the
-same database. A benchmark that fails is reported as a failed row and the others
+same database; then SSH (bench/ssh.py) on a stack of its own, two nodes, one behind
+SSH. A benchmark that fails is reported as a failed row and the others
 still run. Node loss, with its Swarm references and stalls, takes about 5.5
 minutes a run (some 16 minutes for the default 3); rollout (Fleet's ingress and
-Swarm behind HAProxy, under wrk) some 4 minutes; metrics some 15 minutes.
+Swarm behind HAProxy, under wrk) some 4 minutes; metrics some 15 minutes; SSH some 2.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import sys
 import time
 import traceback
 
-from bench import fanout, freshness, metrics, nodeloss, readpath, rollout, scale
+from bench import fanout, freshness, metrics, nodeloss, readpath, rollout, scale, ssh
 from bench.harness import (
     all_rows,
     fleet_stack,
@@ -61,6 +62,7 @@ def main():
         "metrics",
         "rollout",
         "read path",
+        "ssh",
     }
     raise_fd_limit()
     if not options.only:
@@ -84,6 +86,8 @@ def main():
                     attempt(name, measure, stack, **kwargs)
     if "read path" in wanted:
         attempt("read path", readpath.measure)
+    if "ssh" in wanted:  # two nodes, one behind SSH: a stack of its own
+        attempt("ssh", ssh.on_own_stack)
     print()
     table(all_rows())
 

@@ -144,7 +144,7 @@ class Stack:
         )
         self.pids[name] = proc.pid
 
-    def start(self, nodes=3):
+    def start(self, nodes=3, ssh=()):
         port = redis_port()
         if not listening(port):
             self.redis = lab_redis.start(
@@ -162,7 +162,7 @@ class Stack:
         for log in LOGS.glob("*.log"):
             log.unlink()
         self.manage("migrate", "--noinput")
-        self.lab_command("up", "--nodes", str(nodes))
+        self.lab_command("up", "--nodes", str(nodes), *(f"--ssh={name}" for name in ssh))
         self.lab = json.loads(self.lab_command("status", "--json"))
         if ENGINE_CPU:
             slow_engines(self.lab, ENGINE_CPU)
@@ -268,10 +268,11 @@ def slow_engines(lab, share):
 
 
 @contextmanager
-def fleet_stack(nodes=3):
+def fleet_stack(nodes=3, ssh=()):
+    """A stack of `nodes` lab nodes, those named in `ssh` reachable over SSH alone."""
     stack = Stack()
     try:
-        yield stack.start(nodes)
+        yield stack.start(nodes, ssh)
     finally:
         stack.stop()
 
@@ -312,7 +313,14 @@ def api(stack, method, path, body=None, timeout=30):
 
 
 def engines(stack, timeout=30):
-    """A Docker client per lab node, by name."""
+    """A Docker client per lab node, by name: over TLS, or for a node behind SSH on its
+    engine's socket (the bench's own view of it, not through Fleet's SSH)."""
+    from lab import Lab
+
+    sockets = {
+        n["name"]: n["socket"]
+        for n in Lab(ENV["FLEET_LAB_NAME"], ENV["FLEET_LAB_SUBNET"]).status()["nodes"]
+    }
 
     class LabTLS(docker.tls.TLSConfig):
         def configure_client(self, client):
@@ -320,6 +328,9 @@ def engines(stack, timeout=30):
             client.trust_env = False  # REQUESTS_CA_BUNDLE would take the lab CA's place
 
     def client(n):
+        if n.get("ssh"):
+            url = f"unix://{sockets[n['name']]}"
+            return docker.DockerClient(base_url=url, version="auto", timeout=timeout)
         tls = LabTLS(
             client_cert=(n["tls"]["cert"], n["tls"]["key"]), ca_cert=n["tls"]["ca"], verify=True
         )

@@ -73,6 +73,7 @@ LAYERS = (
 # The outside libraries only one part of Fleet may import.
 OWNERS = {
     "docker": "fleet.engine",
+    "paramiko": "fleet.engine",
     "channels.layers": "fleet.live",
     "channels_redis": "fleet.live_layer",
     "apprise": "fleet.notify",

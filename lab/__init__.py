@@ -9,7 +9,9 @@ Layout of Lab("lab", "10.250.7.0/24"):
   state in /var/lib/fleet-lab/lab (state.json, registry/, private-registry/, tls/, lab-<i>/),
   runtime in /run/fleet-lab/lab.
 A node runs the host's dockerd unless up() is told another kind of engine for it (see
-engines.py: "28" is Docker 28.5 refusing API versions below 1.44, as Docker 29 does).
+engines.py: "28" is Docker 28.5 refusing API versions below 1.44, as Docker 29 does). A node
+up() is told to reach over SSH has no TCP port: its engine answers on its socket, reached
+through its own sshd on ssh://root@10.250.7.(10+i):22 (see ssh.py).
 
 Standard library (`cryptography` for the certificates, `bcrypt` for the private registry's
 login): it runs ip, iptables, nsenter, dockerd, docker-registry and the docker CLI.
@@ -32,7 +34,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lab import engines as lab_engines
-from lab import registry
+from lab import private_registry, registry
+from lab import ssh as lab_ssh
 from lab.certs import LabCA, node_tls
 from lab.cleanup import remove_node, unmount_under
 from lab.engines import Engine
@@ -55,14 +58,14 @@ from lab.host import (
     terminate,
 )
 from lab.image import build_and_push, push_with_login
-from lab.private_registry import PORT as PRIVATE_PORT
-from lab.private_registry import PrivateRegistry, check_password
+from lab.network import bridge_rules, setup_bridge, setup_node_net
 
-__all__ = ["Lab", "LabError", "node_tls"]
+__all__ = ["Lab", "LabError", "node_fields", "node_tls"]
+node_fields = lab_ssh.node_fields
 
 STATE_BASE, RUN_BASE, NETNS = Path("/var/lib/fleet-lab"), Path("/run/fleet-lab"), Path("/run/netns")
 REGISTRY_PORT, ENGINE_PORT, ENGINE_TIMEOUT = 5000, 2376, 60.0
-PACKAGES = "docker.io docker-registry busybox-static iproute2 iptables util-linux"
+PACKAGES = "docker.io docker-registry busybox-static iproute2 iptables util-linux openssh-server"
 
 
 class Lab:
@@ -83,8 +86,8 @@ class Lab:
         self.registry = f"{self.gateway}:{REGISTRY_PORT}"
         self.images = {f"demo_v{v}": f"{self.registry}/fleet/demo:{v}" for v in (1, 2)}
         self.ca = LabCA(self.root / "tls", name)
-        private = f"{self.gateway}:{PRIVATE_PORT}"
-        self.private = PrivateRegistry(self.root / "private-registry", private, self.ca)
+        private, folder = f"{self.gateway}:{private_registry.PORT}", self.root / "private-registry"
+        self.private = private_registry.PrivateRegistry(folder, private, self.ca)
         self.images["private_v1"] = f"{private}/fleet/private:1"  # demo:1, behind the login
 
     @classmethod
@@ -128,6 +131,10 @@ class Lab:
             return int(self._state()["nodes"])
         return 0
 
+    def _ssh(self, n: SimpleNamespace) -> SimpleNamespace | None:
+        """Where node n's sshd keeps its files if it is reached over SSH, else None."""
+        return lab_ssh.paths(n, self.root) if n.name in self._state().get("ssh", []) else None
+
     def _kind(self, n: SimpleNamespace) -> str:
         """The kind of engine node n runs (state.json names those not of the host's)."""
         return (self._state().get("engines") or {}).get(n.name, lab_engines.HOST)
@@ -166,38 +173,47 @@ class Lab:
 
     def status(self) -> dict:
         """Registry, private registry (address, username, password, ca), image refs and, per
-        configured node, its endpoints, the paths of the client TLS material that reaches it,
+        configured node, its endpoints, the paths of the client TLS material that reaches it
+        (or for a node behind SSH, its key's path and host key),
         the kind of its engine and its dockerd pid or None."""
         nodes = [self._n(i) for i in range(1, self._configured() + 1)]
         return {
             "registry": self.registry,
             "private_registry": self.private.status(),
             "images": dict(self.images),
-            "nodes": [
-                {
-                    "name": n.name,
-                    "endpoint": f"tcp://{n.addr}:{ENGINE_PORT}",
-                    "tls": self.ca.client_paths() if self.ca.ready() else None,
-                    "address": n.addr,
-                    "engine": self._kind(n),
-                    "pid": self._pid(n),
-                    "socket": str(n.sock),
-                }
-                for n in nodes
-            ],
+            "nodes": [self._entry(n) for n in nodes],
         }
 
-    def up(self, nodes: int, engines: dict[str, str] | None = None) -> dict:
+    def _entry(self, n: SimpleNamespace) -> dict:
+        ssh = self._ssh(n) and lab_ssh.entry(n, self._ssh(n))
+        return {
+            "name": n.name,
+            "endpoint": ssh["endpoint"] if ssh else f"tcp://{n.addr}:{ENGINE_PORT}",
+            "tls": self.ca.client_paths() if self.ca.ready() and not ssh else None,
+            "ssh": ssh or None,
+            "address": n.addr,
+            "engine": self._kind(n),
+            "pid": self._pid(n),
+            "socket": str(n.sock),
+        }
+
+    def up(
+        self, nodes: int, engines: dict[str, str] | None = None, ssh: list[str] | None = None
+    ) -> dict:
         """Bring up bridge, registry, `nodes` engines and the demo images; idempotent.
         engines maps node names to the kind of engine they run ({"lab-3": "28"}); the
         others run the host's: an engine of another kind is replaced. None: the mix
-        FLEET_LAB_ENGINES names (engines.DEFAULT_MIX when unset)."""
+        FLEET_LAB_ENGINES names (engines.DEFAULT_MIX when unset). ssh names the nodes
+        reached over SSH alone (None: those FLEET_LAB_SSH names, comma-separated)."""
         if not 1 <= nodes <= self.max_nodes:
             raise LabError(f"a lab has 1 to {self.max_nodes} nodes, not {nodes}")
         names = [f"lab-{i}" for i in range(1, nodes + 1)]
         engines = lab_engines.mix_from_env(nodes) if engines is None else engines
         kinds = {name: kind for name, kind in engines.items() if kind != lab_engines.HOST}
-        if unknown := sorted(set(engines) - set(names)):
+        if ssh is None:
+            listed = os.environ.get("FLEET_LAB_SSH", "").replace(",", " ").split()
+            ssh = [name for name in listed if name in names]
+        if unknown := sorted((set(engines) | set(ssh)) - set(names)):
             raise LabError(f"no node {', '.join(unknown)} in a lab of {nodes}: {names}")
         if strange := sorted(set(engines.values()) - set(lab_engines.KINDS)):
             raise LabError(f"no engine kind {strange}: the kinds are {lab_engines.KINDS}")
@@ -211,17 +227,18 @@ class Lab:
             for n in self._leftovers():
                 if n.i > nodes:
                     remove_node(n, self._pid(n))
-            state = {"nodes": nodes, "engines": kinds}
+            state = {"nodes": nodes, "engines": kinds, "ssh": sorted(ssh)}
             (self.root / "state.json").write_text(json.dumps(state))
-            self._setup_bridge()
+            setup_bridge(self.bridge, f"{self.gateway}/{self.net.prefixlen}", self.name)
             wanted = [self._n(i) for i in range(1, nodes + 1)]
             for n in wanted:
-                self._setup_node_net(n)
+                setup_node_net(n, self.bridge, f"/{self.net.prefixlen}", self.gateway)
             self.ca.ensure({n.key: n.addr for n in wanted})
             registry.start(self.root / "registry", self.registry)
             self.private.start()
             self.private.trust()
             self._start_engines(wanted)
+            self._start_ssh(wanted)
             self._ensure_images()
         return self.status()
 
@@ -229,15 +246,43 @@ class Lab:
         """(Re)start one engine unless it is running, and wait until it answers."""
         n = self._node_of(name)
         with self._lock():
-            self._setup_bridge()
-            self._setup_node_net(n)
+            setup_bridge(self.bridge, f"{self.gateway}/{self.net.prefixlen}", self.name)
+            setup_node_net(n, self.bridge, f"/{self.net.prefixlen}", self.gateway)
             self.ca.ensure({n.key: n.addr})
             self._start_engines([n])
+            self._start_ssh([n])
+
+    def _start_ssh(self, nodes: list[SimpleNamespace]) -> None:
+        for n in nodes:
+            if p := self._ssh(n):
+                lab_ssh.prepare(n, p, self.name, docker_cli() or "docker")
+                lab_ssh.start(n, p)
+            else:
+                lab_ssh.kill(n)  # reached over TLS now
+
+    def kill_ssh(self, name: str) -> None:
+        """Kill the sshd of a node reached over SSH, and every session it serves."""
+        lab_ssh.kill(self._node_of(name))
+
+    def start_ssh(self, name: str, new_host_key: bool = False) -> None:
+        """Start the sshd of a node reached over SSH unless it runs (with a new host key)."""
+        n = self._node_of(name)
+        if new_host_key and (p := self._ssh(n)):
+            for path in (p.host_key, Path(f"{p.host_key}.pub")):
+                path.unlink(missing_ok=True)
+        self._start_ssh([n])
+
+    def allow_ssh_key(self, name: str, allowed: bool) -> None:
+        """Put the lab's key in the node's authorized_keys, or take it out (new logins only)."""
+        n = self._node_of(name)
+        if (p := self._ssh(n)) is None:
+            raise LabError(f"{name} is not reached over SSH")
+        lab_ssh.authorize(n, p, docker_cli() or "docker", allowed)
 
     def set_private_password(self, password: str) -> None:
         """Give the private registry's user this password: the old one is refused once this
         returns (the registry restarted if need be); LabError, nothing changed, if it cannot be."""
-        check_password(password)  # before the lock, which makes the lab's folder
+        private_registry.check_password(password)  # before the lock, which makes the lab's folder
         with self._lock():
             self.private.set_password(password)
 
@@ -266,57 +311,20 @@ class Lab:
             for n in self._leftovers():
                 remove_node(n, self._pid(n))
             terminate(find_procs([f"{self.root}/", f"{self.run}/"]), 5)
-            for rule in self._rules():
+            for rule in bridge_rules(self.bridge, self.name):
                 while run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
                     run("iptables", "-w", "-D", *rule)
             if Path(f"/sys/class/net/{self.bridge}").exists():
                 run("ip", "link", "del", self.bridge)
             unmount_under([self.root, self.run])
             shutil.rmtree(self.run, ignore_errors=True)
-            for name in ("registry", "private-registry", "build", "docker-cli", "tls"):
+            for name in ("registry", "private-registry", "build", "docker-cli", "tls", "ssh"):
                 shutil.rmtree(self.root / name, ignore_errors=True)
             for name in ("state.json", "lock"):
                 (self.root / name).unlink(missing_ok=True)
             for d in (self.root, RUN_BASE, STATE_BASE):
                 with suppress(OSError):
                     d.rmdir()  # only if empty: a custom root may hold other things
-
-    def _rules(self) -> list[tuple[str, ...]]:
-        """The iptables rules the lab adds."""
-        # The host's dockerd sets FORWARD to DROP and bridged traffic passes iptables here:
-        # without these, nodes reach neither each other nor the registry.
-        accept = ("-m", "comment", "--comment", f"fleet-lab-{self.name}", "-j", "ACCEPT")
-        return [
-            ("FORWARD", "-i", self.bridge, "-o", self.bridge, *accept),
-            ("INPUT", "-i", self.bridge, *accept),
-        ]
-
-    def _setup_bridge(self) -> None:
-        if not Path(f"/sys/class/net/{self.bridge}").exists():
-            run("ip", "link", "add", self.bridge, "type", "bridge")
-        run("ip", "addr", "replace", f"{self.gateway}/{self.net.prefixlen}", "dev", self.bridge)
-        run("ip", "link", "set", self.bridge, "up")
-        for rule in self._rules():
-            if run("iptables", "-w", "-C", *rule, check=False).returncode:
-                run("iptables", "-w", "-I", *rule)
-
-    def _setup_node_net(self, n: SimpleNamespace) -> None:
-        # A netns file that is not a mount of its own (e.g. after a reboot) is stale.
-        if not n.netns.exists() or n.netns.stat().st_dev == NETNS.stat().st_dev:
-            run("ip", "netns", "del", n.ns, check=False)
-            n.netns.unlink(missing_ok=True)
-            run("ip", "netns", "add", n.ns)
-        has_peer = run("ip", "-n", n.ns, "link", "show", "eth0", check=False).returncode == 0
-        has_host = Path(f"/sys/class/net/{n.veth}").exists()
-        if not (has_peer and has_host):  # half a pair: start over
-            run("ip", "link", "del", n.veth, check=False)
-            run("ip", "-n", n.ns, "link", "del", "eth0", check=False)
-            run("ip", "link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.ns)
-        run("ip", "link", "set", n.veth, "master", self.bridge, "up")
-        run("ip", "-n", n.ns, "addr", "replace", f"{n.addr}/{self.net.prefixlen}", "dev", "eth0")
-        run("ip", "-n", n.ns, "link", "set", "eth0", "up")
-        run("ip", "-n", n.ns, "link", "set", "lo", "up")
-        run("ip", "-n", n.ns, "route", "replace", "default", "via", self.gateway)
 
     def _spawn_engine(self, n: SimpleNamespace, engine: Engine) -> int:
         """Start node n's dockerd inside its netns, after clearing what a crashed one left."""
@@ -335,15 +343,14 @@ class Lab:
         # Mutual TLS: anything on the lab's network (a container an operator deploys, say)
         # could otherwise start a privileged container through the engine's API.
         dockerd = "dockerd" if engine.kind == lab_engines.HOST else engine.dockerd
-        argv = ["nsenter", f"--net={n.netns}", *hostname, dockerd, "--tlsverify"]
-        cert, key = self.ca.server_paths(n.key)
+        argv = ["nsenter", f"--net={n.netns}", *hostname, dockerd]
+        if not self._ssh(n):  # behind SSH, the engine has its socket alone
+            cert, key = self.ca.server_paths(n.key)
+            argv += ["--tlsverify", "--tlscacert", str(self.ca.ca), "--tlscert", str(cert)]
+            argv += ["--tlskey", str(key), "--host", f"tcp://{n.addr}:{ENGINE_PORT}"]
         for flag, value in (
-            ("tlscacert", self.ca.ca),
-            ("tlscert", cert),
-            ("tlskey", key),
             ("config-file", n.dir / "daemon.json"),
             ("host", f"unix://{n.sock}"),
-            ("host", f"tcp://{n.addr}:{ENGINE_PORT}"),
             ("data-root", n.dir / engine.data),
             ("exec-root", n.exec_root),
             ("pidfile", n.pidfile),
@@ -365,8 +372,9 @@ class Lab:
             engine = lab_engines.engine(self._kind(n))
             if (pid := self._pid(n)) is not None and proc_state(pid) == "T":
                 os.kill(pid, signal.SIGCONT)  # frozen by kill_node(name, SIGSTOP)
-            if pid is not None and not ("--tlsverify" in cmdline(pid) and engine.runs(pid)):
-                terminate([pid])  # an engine of an older lab (on plain TCP), or of another kind
+            tls = "--tlsverify" in cmdline(pid) if pid is not None else False
+            if pid is not None and not (tls != bool(self._ssh(n)) and engine.runs(pid)):
+                terminate([pid])  # an engine on plain TCP, with(out) TLS, or of another kind
                 pid = None
             pids[n.name] = pid if pid is not None else self._spawn_engine(n, engine)
         deadline = time.monotonic() + ENGINE_TIMEOUT

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from lab import Lab, LabError, node_tls
+from lab import Lab, LabError, node_fields
 from lab.engines import DEFAULT_MIX, HOST, KINDS
 
 
@@ -31,6 +31,14 @@ def parse(argv):
         help=f"run another engine on a node, e.g. lab-3=28 (kinds: {', '.join(KINDS)}; "
         f"the nodes not named run {HOST!r}, the host's dockerd); may be repeated. Without "
         f"it, FLEET_LAB_ENGINES says (comma-separated, {DEFAULT_MIX!r} when unset)",
+    )
+    up.add_argument(
+        "--ssh",
+        action="append",
+        default=None,
+        metavar="NODE",
+        help="reach this node over SSH alone (its own sshd, no TCP port for its engine), "
+        "e.g. lab-4; may be repeated. Without it, FLEET_LAB_SSH says (comma-separated)",
     )
     sub.add_parser("stop", help="stop the engines and the registry, keep their data")
     sub.add_parser("down", help="remove everything the lab made, and its nodes")
@@ -57,7 +65,7 @@ def main(argv=None):
     lab = Lab.from_env()
     try:
         if args.action == "up":
-            up(lab, args.nodes, dict(args.engine) or None)
+            up(lab, args.nodes, dict(args.engine) or None, args.ssh)
         elif args.action == "stop":
             lab.stop()
             print("Lab stopped; `lab up` starts it again with the same data.")
@@ -69,11 +77,11 @@ def main(argv=None):
         sys.exit(f"lab: {exc}")
 
 
-def up(lab, count, engines):
+def up(lab, count, engines, ssh):
     from fleet import nodes
     from fleet.models import Node
 
-    state = lab.up(count, engines)
+    state = lab.up(count, engines, ssh)
     for entry in state["nodes"]:
         register(entry)
     # Nodes of an earlier, bigger lab are gone with their engines.
@@ -91,7 +99,7 @@ def register(entry):
     from fleet import nodes
     from fleet.models import Node
 
-    wanted = {"endpoint": entry["endpoint"], **node_tls(entry["tls"])}
+    wanted = node_fields(entry)
     node = Node.objects.filter(name=entry["name"]).first()
     if node is None:
         nodes.register(Node(name=entry["name"], **wanted))
@@ -120,7 +128,7 @@ def status(lab, as_json):
             "private_registry": state["private_registry"],
             "images": state["images"],
             "nodes": [
-                {k: n[k] for k in ("name", "endpoint", "tls", "engine", "pid")}
+                {k: n[k] for k in ("name", "endpoint", "tls", "ssh", "engine", "pid")}
                 for n in state["nodes"]
             ],
         }
@@ -137,6 +145,10 @@ def status(lab, as_json):
     for node in state["nodes"]:
         alive = f"pid {node['pid']}" if node["pid"] else "not running"
         print(f"{node['name']}  {node['endpoint']}  engine {node['engine']}  {alive}")
+        if node["ssh"]:
+            sshd = f"pid {node['ssh']['pid']}" if node["ssh"]["pid"] else "not running"
+            print(f"  ssh key {node['ssh']['key']}  sshd {sshd}")
+            print(f"  host key {node['ssh']['host_key']}")
 
 
 if __name__ == "__main__":

@@ -195,8 +195,14 @@ def server(process_env, celery_worker, celery_beat, watch_process):
 
 
 def lab_engine(entry, timeout=60):
-    """A Docker client for a lab node, over mutual TLS as Fleet reaches it."""
+    """A Docker client for a lab node, over mutual TLS as Fleet reaches it; for a node behind
+    SSH, on its engine's socket (the tests' own view of it, not through Fleet's SSH)."""
     import docker
+
+    if entry.get("ssh"):
+        return docker.DockerClient(
+            base_url=f"unix://{entry['socket']}", version="auto", timeout=timeout
+        )
 
     class LabTLS(docker.tls.TLSConfig):
         def configure_client(self, client):
@@ -212,11 +218,11 @@ def lab_engine(entry, timeout=60):
 
 
 def lab_node(entry):
-    """An unsaved Node for a lab entry, with the lab's TLS material."""
+    """An unsaved Node for a lab entry, with the lab's TLS material (or SSH key and host key)."""
     from fleet.models import Node
-    from lab import node_tls
+    from lab import node_fields
 
-    return Node(name=entry["name"], endpoint=entry["endpoint"], **node_tls(entry["tls"]))
+    return Node(name=entry["name"], **node_fields(entry))
 
 
 @pytest.fixture

@@ -9,24 +9,48 @@ from fleet.models import Actor, Node
 from fleet.models.nodes import HOST_FACTS
 from fleet.models.validation import validate_labels
 
+# Keys that are written and never shown: each field's name and label.
+WRITE_ONLY = {"tls_key": "TLS client key", "ssh_key": "SSH private key"}
 
-class NodeForm(forms.ModelForm):
-    """Node form whose TLS key is write-only: left blank, the stored key is kept."""
 
-    tls_key = forms.CharField(
-        label="TLS client key",
+def _write_only(label):
+    return forms.CharField(
+        label=label,
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Never shown. Leave blank to keep the stored key.",
     )
 
+
+class NodeForm(forms.ModelForm):
+    """Node form whose private keys are write-only: left blank, the stored key is kept."""
+
+    tls_key = _write_only(WRITE_ONLY["tls_key"])
+    ssh_key = _write_only(WRITE_ONLY["ssh_key"])
+
     class Meta:
         model = Node
-        fields = ["name", "endpoint", "labels", "availability", "tls_ca", "tls_cert", "tls_key"]
+        fields = [
+            "name",
+            "endpoint",
+            "labels",
+            "availability",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "ssh_key",
+            "ssh_host_key",
+        ]
+
+    def _kept(self, field):
+        value = self.cleaned_data.get(field)
+        return value or (getattr(self.instance, field) if self.instance.pk else "")
 
     def clean_tls_key(self):
-        value = self.cleaned_data.get("tls_key")
-        return value or (self.instance.tls_key if self.instance.pk else "")
+        return self._kept("tls_key")
+
+    def clean_ssh_key(self):
+        return self._kept("ssh_key")
 
     def clean_labels(self):
         # An emptied box (or "null") means no labels; the column itself may not be null.
@@ -81,12 +105,14 @@ class NodeAdmin(admin.ModelAdmin):
         fields = super().get_fields(request, obj)
         if self.has_change_permission(request, obj):
             return fields
-        # Read-only, the admin would print every field's value: the key shows as set or not.
-        return [("tls_key_set" if f == "tls_key" else f) for f in fields]
+        # Read-only, the admin would print every field's value: a key shows as set or not.
+        return [(f"{f}_set" if f in WRITE_ONLY else f) for f in fields]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
-        return readonly if self.has_change_permission(request, obj) else [*readonly, "tls_key_set"]
+        if self.has_change_permission(request, obj):
+            return readonly
+        return [*readonly, *(f"{f}_set" for f in WRITE_ONLY)]
 
     @admin.display(description="transport")
     def transport(self, node):
@@ -94,9 +120,13 @@ class NodeAdmin(admin.ModelAdmin):
             return "insecure: plain TCP"
         return "TLS" if node.uses_tls else node.endpoint.split(":", 1)[0]
 
-    @admin.display(description="TLS client key")
+    @admin.display(description=WRITE_ONLY["tls_key"])
     def tls_key_set(self, node):
         return "set (never shown)" if node.tls_key else "—"
+
+    @admin.display(description=WRITE_ONLY["ssh_key"])
+    def ssh_key_set(self, node):
+        return "set (never shown)" if node.ssh_key else "—"
 
     @admin.display(description="memory", ordering="memory_bytes")
     def memory(self, node):

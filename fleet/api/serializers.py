@@ -9,11 +9,16 @@ from fleet.services.fields import StrictMixin
 
 
 class NodeSerializer(StrictMixin, serializers.ModelSerializer):
-    """A node as the API shows it; TLS material can be written but is never read back."""
+    """A node as the API shows it; TLS material and the SSH key can be written but are never
+    read back (the SSH host key, public, is)."""
 
     insecure = serializers.BooleanField(
         read_only=True,
         help_text="Reached over plain TCP, without TLS (accepted only with FLEET_ALLOW_PLAIN_TCP).",
+    )
+    ssh_host_fingerprint = serializers.CharField(
+        read_only=True,
+        help_text="The SHA256 fingerprint of the SSH host key pinned for an ssh:// node.",
     )
     api_spoken = serializers.CharField(
         read_only=True,
@@ -46,6 +51,9 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "tls_ca",
             "tls_cert",
             "tls_key",
+            "ssh_key",
+            "ssh_host_key",
+            "ssh_host_fingerprint",
         ]
         read_only_fields = [
             "status",
@@ -66,6 +74,7 @@ class NodeSerializer(StrictMixin, serializers.ModelSerializer):
             "tls_ca": {"write_only": True},
             "tls_cert": {"write_only": True},
             "tls_key": {"write_only": True, "style": {"input_type": "password"}},
+            "ssh_key": {"write_only": True, "style": {"input_type": "password"}},
         }
 
     def validate_name(self, value):

@@ -1,6 +1,14 @@
 """The Docker engine seam: the one importer of `docker`, and every call Fleet makes to an engine."""
 
-from fleet.engine.client import POOL_SIZE, SDK_ERRORS, client, failure, info, ping
+from fleet.engine.client import (
+    POOL_SIZE,
+    SDK_ERRORS,
+    client,
+    failure,
+    host_key_presented,
+    info,
+    ping,
+)
 from fleet.engine.containers import (
     ContainerSpec,
     ObservedContainer,
@@ -27,6 +35,7 @@ __all__ = [
     "events",
     "failure",
     "follow_logs",
+    "host_key_presented",
     "info",
     "list_containers",
     "ping",

@@ -3,8 +3,9 @@
 Nothing else in Fleet imports `docker`. Callers get plain values back and see
 one exception type, EngineError, whose message is fit to show an operator. Its
 Docker-free parts live beside it: errors.py (what goes wrong, and how a
-failed pull reads), tls.py (the SSL context) and pulls.py (pull slots); the calls on
-containers are in containers.py and the events stream in events.py, on these clients.
+failed pull reads), tls.py (the SSL context), ssh.py (engines behind SSH) and pulls.py
+(pull slots); the calls on containers are in containers.py and the events stream in
+events.py, on these clients.
 """
 
 import hashlib
@@ -20,12 +21,13 @@ import requests
 from docker.errors import DockerException
 from docker.tls import TLSConfig
 
-from fleet.engine import versions
+from fleet.engine import ssh, ssh_http, versions
 from fleet.engine.errors import (
     EngineError,
     EngineUnreachable,
 )
 from fleet.engine.node import EngineNode
+from fleet.engine.ssh_keys import HostKey
 from fleet.engine.tls import ContextAdapter, tls_context
 
 # Calls that change containers may take a while on a busy engine (pulls: FLEET_PULL_TIMEOUT).
@@ -110,8 +112,39 @@ class _ContextTLS(TLSConfig):
 
 
 def _node_key(node: EngineNode) -> tuple[str, str]:
-    secret = hashlib.sha256(f"{node.tls_ca}|{node.tls_cert}|{node.tls_key}".encode()).hexdigest()
-    return (node.endpoint, secret)
+    material = (node.tls_ca, node.tls_cert, node.tls_key, node.ssh_key, node.ssh_host_key)
+    return (node.endpoint, hashlib.sha256("|".join(material).encode()).hexdigest())
+
+
+def _made(node: EngineNode, timeout: float, version: str) -> docker.DockerClient:
+    if not node.endpoint.startswith("ssh://"):
+        return docker.DockerClient(
+            base_url=node.endpoint,
+            version=version,
+            timeout=timeout,  # type: ignore[arg-type]  # a float: the SDK hands it to requests
+            max_pool_size=POOL_SIZE,
+            tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
+        )
+    # The SDK's own ssh:// transport reads keys from ~/.ssh, trusts ~/.ssh/known_hosts alone
+    # and cannot close a stream from another thread. Fleet's hands the SDK a local socket per
+    # connection, as a unix:// engine's would be (ssh.py): so the client is made as for one,
+    # which connects to nothing until asked, and Fleet's adapter is mounted over its own.
+    made = docker.DockerClient(
+        base_url="unix://",
+        version=version,
+        timeout=timeout,  # type: ignore[arg-type]
+        max_pool_size=POOL_SIZE,
+    )
+    made.api.mount(
+        "http+docker://",
+        ssh_http.SSHAdapter(ssh.link(node, "|".join(_node_key(node))), POOL_SIZE),
+    )
+    return made
+
+
+def host_key_presented(node: EngineNode) -> HostKey | None:
+    """The host key an SSH node's host presented to this process, once it connected."""
+    return ssh.presented("|".join(_node_key(node)))
 
 
 def _client(node: EngineNode, timeout: float, version: str) -> docker.DockerClient:
@@ -122,13 +155,7 @@ def _client(node: EngineNode, timeout: float, version: str) -> docker.DockerClie
     if cached is not None:
         return cached
     try:
-        made = docker.DockerClient(
-            base_url=node.endpoint,
-            version=version,
-            timeout=timeout,  # type: ignore[arg-type]  # a float: the SDK hands it to requests
-            max_pool_size=POOL_SIZE,
-            tls=_ContextTLS(tls_context(node)) if node.uses_tls else False,
-        )
+        made = _made(node, timeout, version)
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise failure(exc, timeout) from exc
     with _clients_lock:

@@ -8,7 +8,7 @@ from typing import Protocol
 
 
 class EngineNode(Protocol):
-    """A node as the seam sees it: its engine's endpoint and the TLS material to reach it."""
+    """A node as the seam sees it: its engine's endpoint and the TLS or SSH material to reach it."""
 
     @property
     def endpoint(self) -> str: ...
@@ -24,3 +24,9 @@ class EngineNode(Protocol):
 
     @property
     def uses_tls(self) -> bool: ...
+
+    @property
+    def ssh_key(self) -> str: ...
+
+    @property
+    def ssh_host_key(self) -> str: ...

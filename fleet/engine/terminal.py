@@ -146,7 +146,10 @@ class ExecSession:
                 closing()
         response = getattr(self._handed, "_response", None)
         if response is not None:
-            response.close()
+            # Handed as a SocketIO (a unix socket's, or an SSH node's local end), its file is
+            # closed above, and closing the response flushes it: a ValueError.
+            with suppress(OSError, ValueError):
+                response.close()
         for fd in (self._wake_r, self._wake_w):
             with suppress(OSError):
                 os.close(fd)

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from fleet.access.sealing import SealedTextField
-from fleet.engine import EngineError, versions
+from fleet.engine import EngineError, ssh_keys, versions
 from fleet.models.validation import (
     validate_certificate,
     validate_dns_label,
@@ -21,6 +21,8 @@ from fleet.models.validation import (
     validate_key_pair,
     validate_labels,
     validate_private_key,
+    validate_ssh_host_key,
+    validate_ssh_key,
 )
 
 PLAIN_TCP = (
@@ -53,6 +55,16 @@ class Node(models.Model):
     )
     # Sealed at rest like services' secrets; open only in memory.
     tls_key = SealedTextField("TLS client key", blank=True, validators=[validate_private_key])
+    # An ssh:// node: the private key Fleet logs in with (sealed, like the TLS key), and the
+    # host's public key, pinned; empty until the first connection presents one (then kept).
+    ssh_key = SealedTextField("SSH private key", blank=True, validators=[validate_ssh_key])
+    ssh_host_key = models.TextField(
+        "SSH host key",
+        blank=True,
+        validators=[validate_ssh_host_key],
+        help_text="The host's public key, one line (ssh-keyscan prints it). Left empty, "
+        "the key the host presents first is trusted and kept.",
+    )
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     availability = models.CharField(
         max_length=8, choices=Availability.choices, default=Availability.ACTIVE
@@ -119,8 +131,47 @@ class Node(models.Model):
                 "A client certificate needs the CA certificate that signed the engine's "
                 "certificate: Fleet never uses TLS without verifying the server."
             )
+        for field, error in self._ssh_errors().items():
+            errors.setdefault(field, error)
         if errors:
             raise ValidationError(errors)
+
+    def _ssh_errors(self):
+        """What is wrong with the node's SSH fields, by field; the host key made one line."""
+        if not self.endpoint.startswith("ssh://"):
+            return {
+                field: "SSH keys apply only to ssh:// endpoints."
+                for field in ("ssh_key", "ssh_host_key")
+                if getattr(self, field)
+            }
+        errors = {}
+        if "@" not in self.endpoint.split("//", 1)[1]:
+            errors["endpoint"] = (
+                "An ssh:// endpoint names the user Fleet logs in as: ssh://USER@HOST[:PORT]."
+            )
+        if not self.ssh_key:
+            errors["ssh_key"] = (
+                "An ssh:// endpoint needs the private key Fleet logs in with (its public "
+                "key in the user's authorized_keys on the host)."
+            )
+        try:
+            if self.ssh_host_key:
+                self.ssh_host_key = ssh_keys.host_key(self.ssh_host_key).line
+        except ValueError:
+            pass  # its validator said why
+        return errors
+
+    @property
+    def uses_ssh(self):
+        return self.endpoint.startswith("ssh://")
+
+    @property
+    def ssh_host_fingerprint(self) -> str:
+        """The pinned host key's SHA256 fingerprint ("" when none is pinned)."""
+        try:
+            return ssh_keys.host_key(self.ssh_host_key).fingerprint if self.ssh_host_key else ""
+        except ValueError:
+            return ""
 
     @property
     def uses_tls(self):

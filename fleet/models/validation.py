@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ValidationError
 
 from fleet.access.sealing import PREFIX as SEALED
+from fleet.engine import ssh_keys
 
 # A node or service name, also what one can look like in a URL: anything else is a 404 at
 # once, before it reaches a database that may refuse it (PostgreSQL refuses NUL in text).
@@ -155,3 +156,29 @@ def validate_key_pair(cert, key):
         raise ValidationError(
             "The TLS client key does not belong to the client certificate.", code="mismatch"
         )
+
+
+def validate_ssh_key(value):
+    """An unencrypted private key that logs in over SSH: OpenSSH or PEM, Ed25519, RSA or ECDSA."""
+    if not value:
+        return
+    if value.startswith(SEALED):  # stored under a key that is no longer the current one
+        raise ValidationError(
+            "The stored SSH key cannot be opened with the current FLEET_SECRETS_KEY "
+            "(or SECRET_KEY); send the key again.",
+            code="unreadable",
+        )
+    try:
+        ssh_keys.private_key(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="invalid") from exc
+
+
+def validate_ssh_host_key(value):
+    """A host's public key, one line: "ssh-ed25519 AAAA..." (a known_hosts line will do)."""
+    if not value:
+        return
+    try:
+        ssh_keys.host_key(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="invalid") from exc

@@ -13,8 +13,8 @@ from fleet import live, queue
 from fleet.models import SYSTEM, Actor, Event, EventKind, Node
 
 # Fields whose values may be recorded in an event; certificates and keys never are.
-PUBLIC_FIELDS = ("endpoint", "labels", "availability")
-SECRET_FIELDS = ("tls_ca", "tls_cert", "tls_key")
+PUBLIC_FIELDS = ("endpoint", "labels", "availability", "ssh_host_key")
+SECRET_FIELDS = ("tls_ca", "tls_cert", "tls_key", "ssh_key")
 
 
 @transaction.atomic
@@ -48,7 +48,7 @@ def update(node: Node, changes: dict[str, Any], actor: Actor = SYSTEM) -> Node:
             EventKind.NODE_UPDATED, actor=actor, node=node, reason="changed " + ", ".join(shown)
         )
         live.broadcast("node", node.name)
-        if {"endpoint", *SECRET_FIELDS} & set(changed):
+        if {"endpoint", "ssh_host_key", *SECRET_FIELDS} & set(changed):
             queue.check_node(node.pk)
     set_availability(node, availability, actor)
     return node

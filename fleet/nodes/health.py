@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from fleet import engine, live, queue
@@ -46,7 +46,34 @@ def ping(node, timeout=None):
         engine.ping(node, timeout or settings.FLEET_NODE_PING_TIMEOUT)
     except engine.EngineError as exc:
         return sent, str(exc) or "no answer"
+    if node.uses_ssh and not node.ssh_host_key:
+        _trust_host_key(node)
     return sent, ""
+
+
+def _trust_host_key(node):
+    """Pin the host key an SSH node's host presented first (trust on first use), once:
+    from then on a host presenting another key is refused."""
+    presented = engine.host_key_presented(node)
+    if presented is None:
+        return
+    try:
+        with transaction.atomic():
+            rows = Node.objects.filter(pk=node.pk, ssh_host_key="")
+            pinned = rows.update(ssh_host_key=presented.line)
+            if pinned:
+                Event.objects.record(
+                    EventKind.NODE_UPDATED,
+                    node=node,
+                    new=presented.fingerprint,
+                    reason=f"SSH host key {presented} trusted on first use and pinned: a "
+                    "host presenting another key is refused from now on",
+                )
+    except DatabaseError:  # pinned at a later ping; the ping itself was answered
+        log.warning("could not pin the SSH host key of %s", node, exc_info=True)
+        return
+    if pinned:
+        live.broadcast("node", node.name)
 
 
 def check_node(node_id):

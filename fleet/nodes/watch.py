@@ -272,7 +272,14 @@ def _timestamp(event):
 
 def _identity(node):
     """What a running watch depends on: a change to any of it means reconnecting."""
-    return (node.endpoint, node.tls_ca, node.tls_cert, node.tls_key)
+    return (
+        node.endpoint,
+        node.tls_ca,
+        node.tls_cert,
+        node.tls_key,
+        node.ssh_key,
+        node.ssh_host_key,
+    )
 
 
 def run(rescan=2.0, stop=None):

@@ -87,6 +87,28 @@ def test_a_viewer_sees_a_node_read_only_without_its_tls_key(client, viewer):
     assert "set (never shown)" in html
 
 
+def test_the_ssh_key_is_never_rendered_kept_when_left_blank_and_shown_as_set_to_a_viewer(
+    admin_client_, client, viewer
+):
+    from tests.integration.test_api_nodes import SSH
+
+    fields = {"name": "ssh-1", "endpoint": "ssh://docker@127.0.0.1:2222", **SSH}
+    node = Node.objects.create(**fields)
+    url = f"/admin/fleet/node/{node.pk}/change/"
+    secret = SSH["ssh_key"].splitlines()[1]
+    page = admin_client_.get(url).content.decode()
+    assert secret not in page and SSH["ssh_host_key"].split()[1] in page
+    form = {**fields, "labels": '{"zone": "b"}', "availability": "active", "ssh_key": ""}
+    assert admin_client_.post(url, form).status_code == 302
+    node.refresh_from_db()
+    assert (node.ssh_key, node.labels) == (SSH["ssh_key"], {"zone": "b"})
+    assert "PRIVATE" not in Event.objects.get().reason
+    client.force_login(viewer)
+    shown = client.get(url).content.decode()
+    assert secret not in shown and "PRIVATE KEY" not in shown
+    assert "SSH private key" in shown and "set (never shown)" in shown
+
+
 def test_events_are_read_only_and_filterable(admin_client_, node):
     Event.objects.record(EventKind.NODE_STATUS_CHANGED, node=node, old="unknown", new="ready")
     Event.objects.record(EventKind.NODE_STATUS_CHANGED, node="other-9", old="unknown", new="down")

@@ -1,7 +1,11 @@
 """The nodes and events API: authentication, validation, actions and their events."""
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from django.db import connection
 
+from fleet.engine import ssh_keys
 from fleet.models import Event, EventKind, Node
 from tests.conftest import api_for, tls_material
 
@@ -34,6 +38,8 @@ NODE_FIELDS = {
     "damped",
     "held_until",
     "hold_reason",
+    "ssh_host_key",
+    "ssh_host_fingerprint",
 }
 
 
@@ -302,3 +308,80 @@ def test_the_schema_and_docs_are_served_to_logged_in_users(api):
     paths = schema.json()["paths"]
     assert "/api/nodes/{name}/drain" in paths or "/api/nodes/{name}/drain/" in paths
     assert api.get("/api/docs/").status_code == 200
+
+
+def ssh_material():
+    """A node's SSH fields: a private key Fleet would log in with, and a host's public key."""
+    key, host = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = host.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return {"ssh_key": private, "ssh_host_key": public.decode()}
+
+
+SSH = ssh_material()
+SSH_NODE = {"name": "edge-2", "endpoint": "ssh://docker@127.0.0.1:2222", **SSH}
+
+
+def test_an_ssh_node_keeps_its_key_sealed_and_shows_only_the_host_key(api, client, admin_user):
+    body = {**SSH_NODE, "ssh_host_key": f"127.0.0.1 {SSH['ssh_host_key']} a comment"}
+    response = api.post("/api/nodes/", body, format="json")
+    assert response.status_code == 201, response.json()
+    fingerprint = ssh_keys.host_key(SSH["ssh_host_key"]).fingerprint
+    key_body = SSH["ssh_key"].splitlines()[1]
+    for shown in (response, api.get("/api/nodes/edge-2/"), api.get("/api/nodes/")):
+        assert key_body not in shown.content.decode()
+        assert "PRIVATE KEY" not in shown.content.decode()
+    read = api.get("/api/nodes/edge-2/").json()
+    assert (read["ssh_host_key"], read["ssh_host_fingerprint"]) == (
+        SSH["ssh_host_key"],
+        fingerprint,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ssh_key FROM fleet_node WHERE name = 'edge-2'")
+        assert cursor.fetchone()[0].startswith("sealed:v1:")
+    assert Node.objects.get().ssh_key == SSH["ssh_key"].strip()  # as every text field keeps it
+    client.force_login(admin_user)
+    page = client.get("/nodes/edge-2/").content.decode()
+    assert f"(SSH, host key <code>{fingerprint}</code>)" in page and key_body not in page
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [
+        ({**SSH_NODE, "ssh_key": ""}, "ssh_key", "private key Fleet logs in with"),
+        ({**SSH_NODE, "ssh_key": "hunter2"}, "ssh_key", "-----BEGIN"),
+        ({**SSH_NODE, "ssh_key": SSH["ssh_host_key"]}, "ssh_key", "-----BEGIN"),
+        ({**SSH_NODE, "ssh_host_key": "ssh-ed25519 AAAA"}, "ssh_host_key", "does not hold"),
+        ({**SSH_NODE, "ssh_host_key": SSH["ssh_key"]}, "ssh_host_key", "one line"),
+        ({**SSH_NODE, "endpoint": "ssh://127.0.0.1"}, "endpoint", "ssh://USER@HOST"),
+        ({**VALID, "ssh_key": SSH["ssh_key"]}, "ssh_key", "only to ssh:// endpoints"),
+    ],
+)
+def test_bad_ssh_material_is_a_400_naming_the_field_and_saves_nothing(api, payload, field, says):
+    response = api.post("/api/nodes/", payload, format="json")
+    assert response.status_code == 400
+    assert says in " ".join(response.json()[field])
+    assert not Node.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_an_ssh_key_sealed_under_an_earlier_secrets_key_is_refused_with_a_reason(api, settings):
+    from fleet import engine
+
+    Node.objects.create(**SSH_NODE)
+    settings.FLEET_SECRETS_KEY = "another key"  # the key rotated since the node was stored
+    node = Node.objects.get()
+    with pytest.raises(engine.EngineError, match="FLEET_SECRETS_KEY"):
+        engine.client(node, 3)
+    response = api.patch("/api/nodes/edge-2/", {"labels": {"zone": "b"}}, format="json")
+    assert response.status_code == 400
+    assert "send the key again" in response.json()["ssh_key"][0]
+    response = api.patch("/api/nodes/edge-2/", {"ssh_key": SSH["ssh_key"]}, format="json")
+    assert response.status_code == 200, response.json()
+    assert Node.objects.get().ssh_key == SSH["ssh_key"].strip()

@@ -37,6 +37,12 @@ NOT_RUN = {
     ),
     r"make docs ": "builds the site: tests/unit/test_docs_paths.py runs mkdocs build --strict",
     r"jq -n --rawfile ca ca\.pem": "needs an engine's TLS files, on a host outside the lab",
+    r"jq -n --rawfile key fleet-key ": (
+        "needs a host outside the lab whose sshd lets that key in: test_node_ssh registers one"
+    ),
+    r"\.venv/bin/python -m lab status --json \| jq '\.nodes\[3\]\.ssh'$": (
+        "shows lab-4, which only the `lab up --ssh lab-4` above makes"
+    ),
     r"curl .*/api/nodes/web-3/drain$": "acts on web-3, which only the example above registers",
     r"curl .*/api/services/": "deploys containers: test_api_services does, through this API",
     r"curl .* localhost:8000/api/registries/ ": (

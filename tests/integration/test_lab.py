@@ -59,7 +59,8 @@ def test_status_reports_registry_images_and_live_engines_as_json(lab):
     assert [n["name"] for n in status["nodes"]] == ["lab-1", "lab-2", "lab-3"]
     mix = mix_from_env(3)  # lab-3 on the newer engine unless FLEET_LAB_ENGINES says
     for i, node in enumerate(status["nodes"], 1):
-        assert set(node) == {"name", "endpoint", "tls", "engine", "pid"}
+        assert set(node) == {"name", "endpoint", "tls", "ssh", "engine", "pid"}
+        assert node["ssh"] is None  # every node on TLS unless told (FLEET_LAB_SSH)
         assert node["engine"] == mix.get(node["name"], "host")
         assert node["endpoint"] == f"tcp://{base + 10 + i}:2376"
         assert set(node["tls"]) == {"ca", "cert", "key"}

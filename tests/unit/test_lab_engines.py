@@ -73,3 +73,12 @@ def test_a_bad_fleet_lab_engines_is_refused_with_what_it_should_be(monkeypatch, 
     monkeypatch.setenv("FLEET_LAB_ENGINES", bad)
     with pytest.raises(LabError, match="is not NODE=KIND"):
         engines.mix_from_env(3)
+
+
+def test_nodes_behind_ssh_are_named_on_the_command_line_and_must_be_in_the_lab(tmp_path):
+    assert parse(["up", "--ssh", "lab-4", "--ssh", "lab-2"]).ssh == ["lab-4", "lab-2"]
+    assert parse(["up"]).ssh is None  # then FLEET_LAB_SSH says
+    lab = Lab("x", "10.250.250.0/24", root=tmp_path / "lab")
+    with pytest.raises(LabError, match="no node lab-5 in a lab of 4"):
+        lab.up(4, {}, ssh=["lab-5"])
+    assert not (tmp_path / "lab").exists()
