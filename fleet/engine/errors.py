@@ -67,16 +67,25 @@ _PULL_REASONS = (
 )
 
 
+def reason_of(detail: str) -> str:
+    """The PULL_* reason an engine's message about a pull (or a registry lookup) gives."""
+    lowered = detail.lower()
+    return next(
+        (reason for reason, words in _PULL_REASONS if any(w in lowered for w in words)), PULL_OTHER
+    )
+
+
+def refused_access(registry: str) -> str:
+    return f"registry {registry} refused access (check its credentials)"
+
+
 def pull_failure(image: str, detail: str) -> PullError:
     """The PullError for an engine's message about a failed pull of `image`."""
     text = detail.strip() or "the engine gave no reason"
-    lowered = text.lower()
-    reason = next(
-        (reason for reason, words in _PULL_REASONS if any(w in lowered for w in words)), PULL_OTHER
-    )
+    reason = reason_of(text)
     registry = registry_of(image)
     summary = {
-        PULL_UNAUTHORIZED: f"registry {registry} refused access (check its credentials)",
+        PULL_UNAUTHORIZED: refused_access(registry),
         PULL_NOT_FOUND: f"registry {registry} does not have it",
         PULL_UNREACHABLE: f"registry {registry} cannot be reached from the node",
         PULL_OTHER: "the pull failed",

@@ -10,7 +10,14 @@ network included.
 from django.conf import settings
 
 from fleet import engine
-from fleet.engine.errors import EngineError, EngineUnreachable, registry_of
+from fleet.engine.errors import (
+    PULL_UNAUTHORIZED,
+    EngineError,
+    EngineUnreachable,
+    reason_of,
+    refused_access,
+    registry_of,
+)
 from fleet.engine.labels import SERVICE
 from fleet.engine.node import EngineNode
 
@@ -41,7 +48,9 @@ def registry_digest(
                 f"registry {registry} did not answer within {timeout:g} s (asked through {node})"
             ) from exc
         said = getattr(exc, "explanation", None) or str(exc)
-        raise RegistryError(f"registry {registry} (asked through {node}): {said}") from exc
+        refused = reason_of(said) == PULL_UNAUTHORIZED
+        what = refused_access(registry) if refused else f"registry {registry}"
+        raise RegistryError(f"{what} (asked through {node}): {said}") from exc
     digest = (found.get("Descriptor") or {}).get("digest") or ""
     if not digest.startswith("sha256:"):
         raise RegistryError(f"registry {registry} gave no digest for {image}")

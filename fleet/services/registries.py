@@ -5,7 +5,8 @@ and `library/redis` are Docker Hub's, `host:5000/a/b` is host:5000's) with the c
 kept for that server here, else with FLEET_REGISTRY_AUTH's. The engine does the pull, so
 it is the engine that must trust a registry's certificate (its host's
 /etc/docker/certs.d/<server>/ca.crt), as for `docker pull`. The audit Event names the
-server and the user, never the password.
+server and the user, never the password. Credentials added or changed apply from the next
+pull, and the replicas whose pull from that server failed are tried again at once.
 """
 
 import re
@@ -14,9 +15,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
+from fleet import queue
 from fleet.engine.errors import HUB_NAMES, registry_of
-from fleet.models import Actor, Event, EventKind, Registry
+from fleet.models import Actor, Event, EventKind, Registry, Replica, Service
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 SERVER = re.compile(rf"(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?")
@@ -81,10 +85,30 @@ def _what(row: Registry) -> str:
     return f"registry {row.server}, user {row.username}"
 
 
+def retry_pulls(server: str) -> list[str]:
+    """Try again now the replicas whose image of `server` could not be pulled, rather than
+    after their backoff (up to a minute): new credentials may be what they lacked. Returns
+    the names of the services woken."""
+    failed = Replica.objects.filter(
+        state=Replica.State.FAILED, error__startswith="cannot pull ", service__deleting=False
+    ).select_related("deployment", "service")
+    rows = [r for r in failed if registry_of(r.deployment.spec.get("image", "")) == server]
+    if not rows:
+        return []
+    Replica.objects.filter(pk__in=[r.pk for r in rows]).update(retry_at=timezone.now())
+    services = {r.service for r in rows}
+    # A converge that holds a service's lease now must look again before it calls itself done.
+    Service.objects.filter(pk__in=[s.pk for s in services]).update(generation=F("generation") + 1)
+    for service in services:
+        queue.converge(service.pk)
+    return sorted(s.name for s in services)
+
+
 @transaction.atomic
 def add(row: Registry, actor: Actor) -> Registry:
     row.save()
     Event.objects.record(EventKind.REGISTRY_ADDED, actor=actor, reason=_what(row))
+    retry_pulls(row.server)
     return row
 
 
@@ -97,6 +121,7 @@ def change(row: Registry, changes: dict[str, Any], actor: Actor) -> Registry:
     row.save()
     note = " (password replaced)" if replaced else ""
     Event.objects.record(EventKind.REGISTRY_CHANGED, actor=actor, reason=_what(row) + note)
+    retry_pulls(row.server)
     return row
 
 

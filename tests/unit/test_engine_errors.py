@@ -79,6 +79,11 @@ def test_pull_errors_name_the_image_and_what_went_wrong():
             "registry 10.250.8.1:5001 does not have it",
         ),
         "unauthorized: authentication required": (PULL_UNAUTHORIZED, "refused access"),
+        # What Docker 20.10 and 28 say when the registry answers 401 to a pull with no login.
+        'Head "https://10.250.8.1:5443/v2/fleet/private/manifests/1": no basic auth credentials': (
+            PULL_UNAUTHORIZED,
+            "registry 10.250.8.1:5001 refused access (check its credentials)",
+        ),
         "denied: requested access to the resource is denied": (PULL_UNAUTHORIZED, "refused"),
         "write /var/lib/docker/tmp: no space left on device": (PULL_OTHER, "the pull failed"),
     }
