@@ -31,6 +31,15 @@ class RegistryForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
     )
 
+    ca = forms.CharField(
+        label="CA certificate",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "class": "mono"}),
+        help_text="Only for a registry on a private CA: its certificate (PEM). Each node's "
+        "engine is made to trust it for this server before it pulls.",
+    )
+
     def __init__(self, *args, row=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.row = row
@@ -45,6 +54,9 @@ class RegistryForm(forms.Form):
 
     def clean_username(self):
         return registries.clean_secret(self.cleaned_data["username"], "user name")
+
+    def clean_ca(self):
+        return registries.clean_ca(self.cleaned_data["ca"])
 
     def clean_password(self):
         password = self.cleaned_data["password"]
@@ -71,9 +83,10 @@ class RegistriesView(FleetReadMixin, TemplateView):
         manage = self.request.user.has_perm(MANAGE)
         if manage:
             kwargs.setdefault("form", RegistryForm())
-        return super().get_context_data(
-            registries=Registry.objects.all(), can_manage=manage, **kwargs
-        )
+        rows = list(Registry.objects.all())
+        for row in rows:
+            row.ca_summary = registries.ca_summary(row.ca)
+        return super().get_context_data(registries=rows, can_manage=manage, **kwargs)
 
     def post(self, request):
         if not request.user.has_perm("fleet.add_registry"):
@@ -94,7 +107,7 @@ class RegistryEditView(LoginRequiredMixin, PermissionRequiredMixin, TemplateView
 
     def get(self, request, pk):
         row = get_object_or_404(Registry, pk=pk)
-        initial = {"server": row.server, "username": row.username}
+        initial = {"server": row.server, "username": row.username, "ca": row.ca}
         form = RegistryForm(initial=initial, row=row)
         return self.render_to_response(self.get_context_data(row=row, form=form))
 

@@ -19,7 +19,7 @@ class RegistryForm(forms.ModelForm):
 
     class Meta:
         model = Registry
-        fields = ["server", "username", "password"]
+        fields = ["server", "username", "password", "ca"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,6 +37,9 @@ class RegistryForm(forms.ModelForm):
     def clean_username(self):
         return registries.clean_secret(self.cleaned_data["username"], "user name")
 
+    def clean_ca(self):
+        return registries.clean_ca(self.cleaned_data["ca"])
+
     def clean_password(self):
         password = self.cleaned_data["password"]
         if not password and self.instance.pk:
@@ -53,7 +56,8 @@ class RegistryAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # Read-only, the admin would print every field's value: never the password.
-        return fields if self.has_change_permission(request, obj) else ["server", "username"]
+        readable = ["server", "username", "ca"]
+        return fields if self.has_change_permission(request, obj) else readable
 
     def save_model(self, request, obj, form, change):
         actor = Actor.of_request(request, "admin")

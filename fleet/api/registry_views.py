@@ -31,10 +31,34 @@ class RegistrySerializer(StrictMixin, serializers.ModelSerializer):
         "out of a PATCH to keep the one kept. Applies from the next pull.",
     )
 
+    ca = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="For a registry on a private CA: its certificate(s), PEM. Each node's engine "
+        'is made to trust it for this server before it pulls. "" for none.',
+    )
+    ca_summary = serializers.SerializerMethodField(help_text="Whom the CA names, its fingerprint.")
+
     class Meta:
         model = Registry
-        fields = ["id", "server", "username", "password", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "server",
+            "username",
+            "password",
+            "ca",
+            "ca_summary",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def get_ca_summary(self, row) -> str:
+        return registries.ca_summary(row.ca)
+
+    def validate_ca(self, value):
+        return _checked(registries.clean_ca, value)
 
     def validate_server(self, value):
         return _checked(registries.clean_new_server, value, self.instance)

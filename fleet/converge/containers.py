@@ -134,7 +134,12 @@ def start(replica: Replica) -> None:
         # The node is None only if it was removed since placement: then run_container raises
         # AttributeError, which no except below catches.
         with inflight.starting.on(replica.node_id):  # type: ignore[arg-type]
-            container_id = engine.run_container(replica.node, spec)  # type: ignore[arg-type]
+            node = replica.node
+            container_id = registries.trusting(
+                node,  # type: ignore[arg-type]
+                spec.image,
+                lambda: engine.run_container(node, spec),  # type: ignore[arg-type]
+            )
     except engine.EngineUnreachable as exc:
         # The node's fault, not the revision's: missing, so it is placed again (elsewhere
         # once the node is marked down) rather than failing a rollout.
@@ -243,7 +248,8 @@ def pull_ahead(image: str, nodes: Iterable[Node]) -> None:
 @close_thread_connections
 def _pull_ahead_on(node: Node, image: str) -> None:
     try:
-        engine.ensure_image(node, image, registries.auth_for(image))
+        auth = registries.auth_for(image)
+        registries.trusting(node, image, lambda: engine.ensure_image(node, image, auth))
     except engine.EngineError as exc:
         log.info("could not pull %s ahead on %s: %s", image, node, exc)
     except Exception:

@@ -15,6 +15,7 @@ from docker.errors import ImageNotFound, NotFound
 from docker.types import CancellableStream
 from docker.utils import parse_repository_tag
 
+from fleet.engine import trust
 from fleet.engine.client import (
     CALL_TIMEOUT,
     LIST_TIMEOUT,
@@ -26,6 +27,7 @@ from fleet.engine.client import (
 )
 from fleet.engine.errors import (
     PULL_TIMED_OUT,
+    PULL_UNTRUSTED,
     EngineError,
     PullError,
     pull_failure,
@@ -153,7 +155,17 @@ def ensure_image(node: EngineNode, image: str, auth: dict[str, str] | None = Non
     A pull may take FLEET_PULL_TIMEOUT seconds in all (waiting for a slot included),
     and at most FLEET_PULL_CONCURRENCY run at once on one node. A pull that got no
     answer is the node's fault (EngineUnreachable) only if the node fails its ping too.
+    A pull refused for the registry's certificate makes the next one write its CA again.
     """
+    try:
+        _ensure_image(node, image, auth)
+    except PullError as exc:
+        if exc.reason == PULL_UNTRUSTED:
+            trust.forget(node, registry_of(image))
+        raise
+
+
+def _ensure_image(node: EngineNode, image: str, auth: dict[str, str] | None) -> None:
     timeout = settings.FLEET_PULL_TIMEOUT
     api = client(node, timeout).api
     try:

@@ -43,10 +43,12 @@ class PullError(EngineError):
 
 PULL_UNREACHABLE, PULL_NOT_FOUND, PULL_UNAUTHORIZED = "unreachable", "not-found", "unauthorized"
 PULL_TIMED_OUT, PULL_BUSY, PULL_OTHER = "timed-out", "busy", "other"
+PULL_UNTRUSTED = "untrusted"
 
 # What the engine says when a pull fails, by what went wrong; the first match wins.
 _PULL_REASONS = (
     (PULL_UNAUTHORIZED, ("unauthorized", "authentication required", "denied", "no basic auth")),
+    (PULL_UNTRUSTED, ("x509:", "certificate signed by unknown authority", "tls: failed to verify")),
     (PULL_NOT_FOUND, ("not found", "manifest unknown", "does not exist", "name unknown")),
     (
         PULL_UNREACHABLE,
@@ -86,6 +88,8 @@ def pull_failure(image: str, detail: str) -> PullError:
     registry = registry_of(image)
     summary = {
         PULL_UNAUTHORIZED: refused_access(registry),
+        PULL_UNTRUSTED: f"the node does not trust registry {registry}'s certificate (keep its CA "
+        "with the registry's login)",
         PULL_NOT_FOUND: f"registry {registry} does not have it",
         PULL_UNREACHABLE: f"registry {registry} cannot be reached from the node",
         PULL_OTHER: "the pull failed",

@@ -10,8 +10,10 @@ network included.
 from django.conf import settings
 
 from fleet import engine
+from fleet.engine import trust
 from fleet.engine.errors import (
     PULL_UNAUTHORIZED,
+    PULL_UNTRUSTED,
     EngineError,
     EngineUnreachable,
     reason_of,
@@ -48,8 +50,10 @@ def registry_digest(
                 f"registry {registry} did not answer within {timeout:g} s (asked through {node})"
             ) from exc
         said = getattr(exc, "explanation", None) or str(exc)
-        refused = reason_of(said) == PULL_UNAUTHORIZED
-        what = refused_access(registry) if refused else f"registry {registry}"
+        reason = reason_of(said)
+        if reason == PULL_UNTRUSTED:
+            trust.forget(node, registry)  # written again before the next look
+        what = refused_access(registry) if reason == PULL_UNAUTHORIZED else f"registry {registry}"
         raise RegistryError(f"{what} (asked through {node}): {said}") from exc
     digest = (found.get("Descriptor") or {}).get("digest") or ""
     if not digest.startswith("sha256:"):

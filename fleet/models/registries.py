@@ -16,6 +16,9 @@ class Registry(models.Model):
     username = models.CharField(max_length=255)
     # A password or an access token: sealed in the database, never shown again.
     password = SealedTextField("password or token")
+    # A CA's certificates (PEM) for a registry on a private CA: public, so not sealed. Every
+    # node's engine is made to trust it for this server before it pulls from it.
+    ca = models.TextField("CA certificate", blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

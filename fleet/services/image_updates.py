@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from fleet import live, queue, services
 from fleet.engine import registry as engine_registry
+from fleet.engine import trust as engine_trust
 from fleet.engine.errors import EngineError
 from fleet.models import Actor, Event, EventKind, ImageCheck, Node, Replica, Service
 from fleet.models.threads import close_thread_connections
@@ -230,8 +231,9 @@ def _check(rows, single):
             continue
         asker = _asker(hosts.get(service.pk), ready)
         if asker is not None:
-            login = registries.auth_for(look.tagged)
-            calls.setdefault(("registry", look.tagged), (asker, look.tagged, timeout, login))
+            login, trusted = registries.auth_for(look.tagged), registries.trust_for(look.tagged)
+            call = (asker, look.tagged, timeout, login, trusted)
+            calls.setdefault(("registry", look.tagged), call)
     unpinned = [s for s in rows if looks[s.pk].tagged and not looks[s.pk].pinned]
     name = rows[0].name if single else None
     for node_id in set().union(*[hosts.get(s.pk, set()) for s in unpinned]):
@@ -251,6 +253,12 @@ def _asker(hosting, ready):
     return next(iter(ready.values()), None)
 
 
+def _registry_digest(node, image, timeout, login, trusted):
+    if trusted:  # (server, CA): the engine asks the registry over TLS of that CA
+        engine_trust.ensure_ca(node, *trusted)
+    return engine_registry.registry_digest(node, image, timeout, login)
+
+
 def _run(calls, timeout):
     """Every call at once: {key: result, or the exception it raised}. A call not done by
     the deadline is left to finish on its own (each has its timeout)."""
@@ -258,7 +266,7 @@ def _run(calls, timeout):
         return {}
     pool = ThreadPoolExecutor(max_workers=min(len(calls), THREADS))
     call = {
-        "registry": close_thread_connections(engine_registry.registry_digest),
+        "registry": close_thread_connections(_registry_digest),
         "node": close_thread_connections(engine_registry.running_digests),
     }
     futures = {pool.submit(call[key[0]], *args): key for key, args in calls.items()}

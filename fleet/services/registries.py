@@ -10,8 +10,11 @@ pull, and the replicas whose pull from that server failed are tried again at onc
 """
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,7 +22,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from fleet import queue
-from fleet.engine.errors import HUB_NAMES, registry_of
+from fleet.engine import trust
+from fleet.engine.errors import HUB_NAMES, PULL_UNTRUSTED, PullError, registry_of
+from fleet.engine.node import EngineNode
 from fleet.models import Actor, Event, EventKind, Registry, Replica, Service
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -68,6 +73,61 @@ def clean_secret(text: object, what: str) -> str:
     if len(text) > 4096 or any(c in text for c in "\r\n\0"):
         raise ValidationError(f"The {what} must be one line of at most 4,096 characters.")
     return text
+
+
+CA_LIMIT = 64 * 1024
+T = TypeVar("T")
+
+
+def clean_ca(text: object) -> str:
+    """PEM certificates (one CA, or a chain) as they will be written, "" for none; a
+    ValidationError that says what is wrong otherwise."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return ""
+    if not isinstance(text, str) or len(text) > CA_LIMIT:
+        raise ValidationError("Give the CA as PEM text of at most 64 KiB, or nothing.")
+    try:
+        certificates = x509.load_pem_x509_certificates(text.strip().encode())
+    except ValueError:
+        raise ValidationError(
+            "The CA is not PEM certificates: give the text from -----BEGIN CERTIFICATE----- "
+            "to -----END CERTIFICATE-----."
+        ) from None
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
+def ca_summary(pem: str) -> str:
+    """Whom the CA's first certificate names and its SHA-256 fingerprint, for people."""
+    if not pem:
+        return ""
+    first = x509.load_pem_x509_certificates(pem.encode())[0]
+    digest = first.fingerprint(hashes.SHA256()).hex()
+    return f"{first.subject.rfc4514_string()} (SHA-256 {digest[:16]}…)"
+
+
+def trust_for(image: str) -> tuple[str, str] | None:
+    """(server, CA) when the registry `image` names has a CA kept, else None."""
+    server = registry_of(image)
+    ca = Registry.objects.filter(server=server).values_list("ca", flat=True).first()
+    return (server, ca) if ca else None
+
+
+def trusting(node: EngineNode, image: str, call: Callable[[], T]) -> T:
+    """call() (that may pull `image` on the node) once the node's engine trusts the
+    registry's kept CA, if any; if the pull is refused for the certificate all the same
+    (the file was taken away on the host), the CA is written again and call() tried once
+    more. EngineError if the CA cannot be written."""
+    trusted = trust_for(image)
+    if trusted is None:
+        return call()
+    trust.ensure_ca(node, *trusted)
+    try:
+        return call()
+    except PullError as exc:
+        if exc.reason != PULL_UNTRUSTED:
+            raise
+    trust.ensure_ca(node, *trusted)  # the failure made it forget this node has it
+    return call()
 
 
 def auth_for(image: str) -> dict[str, str] | None:

@@ -24,7 +24,16 @@ def test_an_admin_keeps_credentials_and_never_sees_the_password_again(api):
     response = add(api)
     assert response.status_code == 201, response.json()
     made = response.json()
-    assert set(made) == {"id", "server", "username", "created_at", "updated_at"}
+    assert set(made) == {
+        "id",
+        "server",
+        "username",
+        "ca",
+        "ca_summary",
+        "created_at",
+        "updated_at",
+    }
+    assert (made["ca"], made["ca_summary"]) == ("", "")
     assert (made["server"], made["username"]) == ("registry.example.com:5000", "ci")
     for page in (api.get("/api/registries/"), api.get(f"/api/registries/{made['id']}/")):
         assert page.status_code == 200 and SECRET not in page.content.decode()
@@ -136,3 +145,20 @@ def test_the_admin_never_shows_the_password_and_empty_keeps_it(admin_client):
     assert bad.status_code == 200 and "is a URL" in bad.content.decode()
     assert Registry.objects.count() == 1
     assert not any(SECRET in e.reason for e in Event.objects.all())
+
+
+def test_a_ca_is_kept_as_pem_summed_up_and_a_bad_one_changes_nothing(api):
+    from tests.unit.test_registry_ca import certificate
+
+    _, pem = certificate("Registry CA")
+    made = add(api, ca=pem)
+    assert made.status_code == 201, made.json()
+    assert made.json()["ca"] == pem and made.json()["ca_summary"].startswith("CN=Registry CA")
+    url = f"/api/registries/{made.json()['id']}/"
+    bad = api.patch(url, {"ca": "-----BEGIN CERTIFICATE-----\nnope"}, format="json")
+    assert bad.status_code == 400 and "not PEM certificates" in bad.json()["ca"][0]
+    assert Registry.objects.get().ca == pem
+    refused = add(api, server="other.example.com", ca="garbage")
+    assert refused.status_code == 400 and "ca" in refused.json()
+    assert Registry.objects.count() == 1
+    assert api.patch(url, {"ca": ""}, format="json").json()["ca_summary"] == ""

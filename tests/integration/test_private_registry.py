@@ -174,3 +174,43 @@ def test_an_image_check_logs_in_to_the_registry_with_the_kept_credentials(fleet,
     assert refused["outcome"] == "failed", refused
     refusal = f"registry {private['address']} refused access (check its credentials)"
     assert refusal in refused["error"] and "no basic auth credentials" in refused["error"]
+
+
+@pytest.fixture
+def untrusted(fleet, private):
+    """No engine trusts the private registry's CA (the lab's trust taken away), until the
+    test ends."""
+    fleet.lab.private.untrust()
+    yield fleet.lab.private.trusted
+    fleet.lab.private.trust()
+
+
+def test_a_kept_ca_is_written_to_each_node_and_its_pulls_trust_the_registry(
+    fleet, private, untrusted
+):
+    made = keep_login(fleet, private)
+    created = fleet.create("secret-app", replicas=3, image=private["image"])
+    failed = fleet.wait_deployment(created["current_deployment"]["id"], "failed", timeout=60)
+    assert (
+        f"the node does not trust registry {private['address']}'s certificate" in (failed["reason"])
+    )
+    assert "x509" in failed["reason"]
+    assert no_node_went_down()
+    ca = open(private["ca"]).read()
+    changed = fleet.api.patch(f"/api/registries/{made['id']}/", {"ca": ca}, format="json")
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["ca_summary"].startswith("CN=")
+    # Tried again at once; each node's engine got the CA through its own API.
+    wait_running(fleet, "secret-app", 3, timeout=20)
+    assert untrusted.read_text() == ca
+    assert sorted(r["node"] for r in fleet.replicas("secret-app")) == ["lab-1", "lab-2", "lab-3"]
+    writer = {"label": "fleet.certs-writer"}
+    leftovers = [c.containers.list(all=True, filters=writer) for c in fleet.engines.values()]
+    assert leftovers == [[], [], []]
+    # Taken away on the host behind Fleet's back: the next pull that fails on it writes it again.
+    fleet.lab.private.untrust()
+    forget(fleet, private["image"])
+    asked = fleet.api.post("/api/services/secret-app/deploy", {"env": {"A": "1"}}, format="json")
+    assert asked.status_code == 202, asked.json()
+    fleet.wait_deployment(asked.json()["id"], "succeeded", timeout=90)
+    assert untrusted.read_text() == ca
