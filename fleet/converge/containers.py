@@ -129,16 +129,20 @@ def start(replica: Replica) -> None:
     still = Replica.objects.filter(  # type: ignore[misc]  # node_id None would match IS NULL
         pk=replica.pk, node_id=replica.node_id, container_id="", state=Replica.State.PENDING
     )
+    node = replica.node
+    if node is None:  # removed since placement: placed again, like a replica it lost
+        still.update(
+            state=Replica.State.MISSING,
+            error="could not be created: its node was removed",
+            finished_at=timezone.now(),
+        )
+        live.broadcast_replica(replica)
+        return
     try:
         spec = container_spec(replica)
-        # The node is None only if it was removed since placement: then run_container raises
-        # AttributeError, which no except below catches.
-        with inflight.starting.on(replica.node_id):  # type: ignore[arg-type]
-            node = replica.node
+        with inflight.starting.on(node.pk):
             container_id = registries.trusting(
-                node,  # type: ignore[arg-type]
-                spec.image,
-                lambda: engine.run_container(node, spec),  # type: ignore[arg-type]
+                node, spec.image, lambda: engine.run_container(node, spec)
             )
     except engine.EngineUnreachable as exc:
         # The node's fault, not the revision's: missing, so it is placed again (elsewhere
