@@ -86,16 +86,21 @@ def test_the_newer_engine_and_all_it_runs_come_from_a_root_filesystem_of_its_own
         )
         mapped = hashlib.sha256((proc / "map_files" / libc[0]).read_bytes()).hexdigest()
         assert mapped == digest(root / libc[5].lstrip("/")) != digest(libc[5])
-        # Its containerd, and the shim and runc of a container, are the root's.
+        # Its containerd, and the shim, runc and docker-proxy of a container, are the root's.
         (containerd,) = [pid for pid in children(entry["pid"]) if comm(pid) == "containerd"]
         assert digest(f"/proc/{containerd}/exe") == digest(root / "usr/bin/containerd")
         assert digest(root / "usr/bin/containerd") != digest(shutil.which("containerd"))
         client = lab_engine(entry)
         image = lab.status()["images"]["demo_v1"]
-        container = client.containers.run(image, detach=True)
+        container = client.containers.run(image, detach=True, ports={"80/tcp": 18084})
         try:
             (shim,) = [pid for pid in pids() if container.id in cmdline(pid)]
             assert digest(f"/proc/{shim}/exe") == digest(root / "usr/bin/containerd-shim-runc-v2")
+            proxies = [pid for pid in children(entry["pid"]) if comm(pid) == "docker-proxy"]
+            assert proxies  # the published port, through the root's docker-proxy
+            assert {digest(f"/proc/{pid}/exe") for pid in proxies} == {
+                digest(root / "usr/sbin/docker-proxy")
+            }
             assert client.api.top(container.id)["Processes"]  # `ps` of the root
             versions = {c["Name"]: c["Version"] for c in client.version()["Components"]}
         finally:
