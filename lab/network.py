@@ -4,10 +4,19 @@ Standard library only; it runs ip and iptables. Every step copes with what an ea
 left behind.
 """
 
+import ipaddress
 from pathlib import Path
 from types import SimpleNamespace
 
 from lab.host import run
+
+
+def mac_of(address: str) -> str:
+    """A fixed MAC (locally administered) for an address of the lab: a node or bridge made again
+    keeps it, so no neighbour cache (the host's, the nodes') holds a MAC that went away. With a
+    new one each time, the host reached a node made again only once its cached entry failed,
+    15 s on."""
+    return "02:00:" + ":".join(f"{byte:02x}" for byte in ipaddress.IPv4Address(address).packed)
 
 
 def setup_node_net(n: SimpleNamespace, bridge: str, prefix: str, gateway: str) -> None:
@@ -25,6 +34,7 @@ def setup_node_net(n: SimpleNamespace, bridge: str, prefix: str, gateway: str) -
         run("ip", "-n", n.ns, "link", "del", "eth0", check=False)
         run("ip", "link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.ns)
     run("ip", "link", "set", n.veth, "master", bridge, "up")
+    run("ip", "-n", n.ns, "link", "set", "eth0", "address", mac_of(n.addr))
     run("ip", "-n", n.ns, "addr", "replace", f"{n.addr}{prefix}", "dev", "eth0")
     run("ip", "-n", n.ns, "link", "set", "eth0", "up")
     run("ip", "-n", n.ns, "link", "set", "lo", "up")
@@ -47,6 +57,8 @@ def setup_bridge(bridge: str, address: str, lab: str) -> None:
     if not Path(f"/sys/class/net/{bridge}").exists():
         run("ip", "link", "add", bridge, "type", "bridge")
     run("ip", "addr", "replace", address, "dev", bridge)
+    # Else the bridge takes its ports' lowest MAC, which changes as nodes come and go.
+    run("ip", "link", "set", bridge, "address", mac_of(address.split("/")[0]))
     run("ip", "link", "set", bridge, "up")
     for rule in bridge_rules(bridge, lab):
         if run("iptables", "-w", "-C", *rule, check=False).returncode:
