@@ -21,6 +21,8 @@ import secrets
 import tarfile
 import threading
 
+from docker.errors import ImageNotFound
+
 from fleet.engine.client import CALL_TIMEOUT, SDK_ERRORS, client, failure
 from fleet.engine.errors import EngineError
 from fleet.engine.node import EngineNode
@@ -88,7 +90,7 @@ def ensure_ca(node: EngineNode, server: str, pem: str) -> None:
     try:
         try:
             api.inspect_image(IMAGE)
-        except SDK_ERRORS:
+        except ImageNotFound:  # any other failure is the engine's, raised below
             api.load_image(image_archive(api.version().get("Arch") or "amd64"))
         made = api.create_container(
             IMAGE,
