@@ -22,12 +22,12 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from fleet.converge import wake
+from fleet.models import Replica
 
 log = logging.getLogger(__name__)
 
 CONVERGE_SERVICE = "fleet.tasks.converge_service"
 CHECK_NODE = "fleet.tasks.check_node"
-CONVERGE_NODE_SERVICES = "fleet.tasks.converge_node_services"
 RECONCILE = "fleet.tasks.run_reconcile"
 
 
@@ -61,8 +61,19 @@ def check_node(node_id, after=None):
 
 
 def move_off(node_id):
-    """Converge every service that has replicas on a node that went down or was drained."""
-    on_commit(CONVERGE_NODE_SERVICES, node_id)
+    """Converge every service that has replicas on a node that went down or was drained.
+
+    The services are found and their converges queued here, once the change commits,
+    rather than by a task of their own: one hop through the broker less between a node
+    marked down and its replicas starting elsewhere."""
+
+    def converge_each():
+        ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True)
+        for service_id in sorted(set(ids)):
+            send(CONVERGE_SERVICE, service_id)
+            wake.nudge(service_id)
+
+    transaction.on_commit(converge_each)
 
 
 def reconcile():

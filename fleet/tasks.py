@@ -29,12 +29,6 @@ def converge_service(service_id):
 
 
 @shared_task
-def converge_node_services(node_id):
-    """A node went down: move every service that had replicas there."""
-    reconcile.converge_services_on(node_id)
-
-
-@shared_task
 def run_reconcile():
     """The safety net (beat runs this every FLEET_RECONCILE_INTERVAL seconds)."""
     reconcile.run()

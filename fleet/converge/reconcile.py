@@ -126,13 +126,6 @@ def services_to_converge() -> list[int]:
     return [s.pk for s in services if needs_converge(s, rows.get(s.pk, []), now, draining)]
 
 
-def converge_services_on(node_id: int) -> None:
-    """Queue a converge of every service with replicas on a node (one that went down)."""
-    ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True).distinct()
-    for service_id in ids:
-        queue.converge(service_id)
-
-
 def run() -> None:
     """One round of the safety net; queue the converges it finds necessary."""
     removed = sync_and_clean()
