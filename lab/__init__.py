@@ -7,14 +7,18 @@ Layout of Lab("lab", "10.250.7.0/24"):
     dockerd on unix:///run/fleet-lab/lab/lab-<i>.sock and, with mutual TLS only,
     tcp://10.250.7.(10+i):2376 (certificates from the lab's own CA in tls/, see certs.py);
   state in /var/lib/fleet-lab/lab (state.json, registry/, private-registry/, tls/, lab-<i>/),
-  runtime in /run/fleet-lab/lab.
+  runtime in /run/fleet-lab/lab (lab-<i>/ the exec-root, lab-<i>.sock; lab-<i>.layer/ and
+    lab-<i>.shims/ for an engine in a root of its own).
 A node runs the host's dockerd unless up() is told another kind of engine for it (see
-engines.py: "28" is Docker 28.5 refusing API versions below 1.44, as Docker 29 does). A node
-up() is told to reach over SSH has no TCP port: its engine answers on its socket, reached
-through its own sshd on ssh://root@10.250.7.(10+i):22 (see ssh.py).
+engines.py: "28" is Docker 28.5 refusing API versions below 1.44, as Docker 29 does, with all
+it runs from Debian forky in a root filesystem of its own, kept for every lab in
+/var/lib/fleet-lab/engines/rootfs-<version>/; dockerd.py starts it there in a mount namespace
+of its own). A node up() is told to reach over SSH has no TCP port: its engine answers on its
+socket, reached through its own sshd on ssh://root@10.250.7.(10+i):22 (see ssh.py).
 
 Standard library (`cryptography` for the certificates, `bcrypt` for the private registry's
-login): it runs ip, iptables, nsenter, dockerd, docker-registry and the docker CLI.
+login): it runs ip, iptables, nsenter, unshare, mount, dockerd, docker-registry, the docker
+CLI, and apt-get and dpkg-deb to fetch a root filesystem.
 Every step copes with what an earlier or crashed run left behind.
 """
 
@@ -38,6 +42,7 @@ from lab import private_registry, registry
 from lab import ssh as lab_ssh
 from lab.certs import LabCA, node_tls
 from lab.cleanup import remove_node, unmount_under
+from lab.dockerd import ENGINE_PORT, spawn_engine
 from lab.engines import Engine
 from lab.host import (
     LabError,
@@ -47,13 +52,11 @@ from lab.host import (
     find_procs,
     host_env,
     http_get,
-    needs_key_path,
     pid_from,
     ping,
     proc_state,
     run,
     signal_all,
-    spawn,
     tail,
     terminate,
 )
@@ -64,7 +67,7 @@ __all__ = ["Lab", "LabError", "node_fields", "node_tls"]
 node_fields = lab_ssh.node_fields
 
 STATE_BASE, RUN_BASE, NETNS = Path("/var/lib/fleet-lab"), Path("/run/fleet-lab"), Path("/run/netns")
-REGISTRY_PORT, ENGINE_PORT, ENGINE_TIMEOUT = 5000, 2376, 60.0
+REGISTRY_PORT, ENGINE_TIMEOUT = 5000, 60.0
 PACKAGES = "docker.io docker-registry busybox-static iproute2 iptables util-linux openssh-server"
 
 
@@ -113,6 +116,8 @@ class Lab:
             addr=str(self.net.network_address + 10 + i),
             sock=self.run / f"{key}.sock",
             exec_root=self.run / key,
+            layer=self.run / f"{key}.layer",  # an engine with a root of its own: see dockerd.py
+            shims=self.run / f"{key}.shims",
             pidfile=d / "dockerd.pid",
             netns=NETNS / f"fleet-{key}",
         )
@@ -327,43 +332,8 @@ class Lab:
                     d.rmdir()  # only if empty: a custom root may hold other things
 
     def _spawn_engine(self, n: SimpleNamespace, engine: Engine) -> int:
-        """Start node n's dockerd inside its netns, after clearing what a crashed one left."""
-        (n.dir / engine.data).mkdir(parents=True, exist_ok=True)
-        n.exec_root.mkdir(parents=True, exist_ok=True)
-        # A stray engine or containerd of this node (pidfile lost) would hold its sockets.
-        terminate(find_procs([str(n.sock), f"{n.exec_root}/containerd/containerd.toml"]), 10)
-        for stale in (n.pidfile, n.exec_root / "containerd" / "containerd.pid", n.sock):
-            stale.unlink(missing_ok=True)
-        # An own config file also keeps a host /etc/docker/daemon.json away from the nodes.
-        key_path = needs_key_path(engine.dockerd)
-        config = {"deprecated-key-path": str(n.dir / "key.json")} if key_path else {}
-        (n.dir / "daemon.json").write_text(json.dumps(config))
-        # An own UTS namespace, so `docker info` and swarm show the node's name, not the host's.
-        hostname = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', n.name]
-        # Mutual TLS: anything on the lab's network (a container an operator deploys, say)
-        # could otherwise start a privileged container through the engine's API.
-        dockerd = "dockerd" if engine.kind == lab_engines.HOST else engine.dockerd
-        argv = ["nsenter", f"--net={n.netns}", *hostname, dockerd]
-        if not self._ssh(n):  # behind SSH, the engine has its socket alone
-            cert, key = self.ca.server_paths(n.key)
-            argv += ["--tlsverify", "--tlscacert", str(self.ca.ca), "--tlscert", str(cert)]
-            argv += ["--tlskey", str(key), "--host", f"tcp://{n.addr}:{ENGINE_PORT}"]
-        for flag, value in (
-            ("config-file", n.dir / "daemon.json"),
-            ("host", f"unix://{n.sock}"),
-            ("data-root", n.dir / engine.data),
-            ("exec-root", n.exec_root),
-            ("pidfile", n.pidfile),
-            ("insecure-registry", self.registry),
-            ("cgroup-parent", f"/fleet-{n.key}"),  # lets down() find a dead engine's containers
-            ("shutdown-timeout", 5),
-            ("label", f"lab={self.name}"),
-            ("label", f"fleet.node={n.name}"),
-        ):
-            argv += [f"--{flag}", str(value)]
-        if engine.proxy:
-            argv += ["--userland-proxy-path", engine.proxy]
-        return spawn(argv, n.log, engine.env)
+        tls = None if self._ssh(n) else (self.ca.ca, *self.ca.server_paths(n.key))
+        return spawn_engine(n, engine, tls, self.registry, self.name, self.run)
 
     def _start_engines(self, nodes: list[SimpleNamespace]) -> None:
         """Start the engines that do not run, all at once, then wait until each answers."""

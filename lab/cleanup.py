@@ -1,5 +1,8 @@
 """Removing what a lab node left on the host: its processes (shims, docker-proxy and the
-containers of an engine that was killed), shim sockets, mounts, netns, veth, folders, cgroups."""
+containers of an engine that was killed), shim sockets, mounts, netns, veth, folders, cgroups.
+
+An engine chrooted into a root of its own (dockerd.py) mounts nothing on the host: its mount
+namespace, and every mount in it, ends with the last of those processes."""
 
 import hashlib
 import os
@@ -20,7 +23,8 @@ def remove_node(n: SimpleNamespace, pid: int | None) -> None:
     netns = n.netns.stat().st_ino if n.netns.exists() else None
     markers = [f"{n.dir}/", f"{n.exec_root}/", str(n.sock)]
     signal_all(find_procs(markers, netns, f"/fleet-{n.key}"), signal.SIGKILL, 10)
-    # Killed shims leave their sockets in containerd's fixed /run/containerd/s.
+    # Killed shims of the host's containerd leave their sockets in its fixed /run/containerd/s
+    # (a chrooted one's are in n.shims).
     address = n.exec_root / "containerd" / "containerd.sock"
     tasks = n.exec_root / "containerd/daemon/io.containerd.runtime.v2.task/moby"
     for task in tasks.glob("*"):
@@ -30,7 +34,7 @@ def remove_node(n: SimpleNamespace, pid: int | None) -> None:
     n.netns.unlink(missing_ok=True)
     run("ip", "link", "del", n.veth, check=False)
     unmount_under([n.dir, n.exec_root])
-    for path in (n.dir, n.exec_root):
+    for path in (n.dir, n.exec_root, n.layer, n.shims):
         shutil.rmtree(path, ignore_errors=True)
     n.sock.unlink(missing_ok=True)
     for top in Path("/sys/fs/cgroup").glob(f"*/fleet-{n.key}"):

@@ -65,16 +65,18 @@ def run(
     return p
 
 
-def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+def spawn(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, inherit: bool = True
+) -> int:
     """Start a daemon in its own session, so a Ctrl-C aimed at the caller does not reach it;
-    env is added to the host's environment."""
+    env is added to the host's environment (inherit=False: it is the whole environment)."""
     with open(log, "ab") as out:
         p = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
-            env=host_env() | (env or {}),
+            env=(host_env() if inherit else {}) | (env or {}),
             start_new_session=True,
         )
     CHILDREN[p.pid] = p
