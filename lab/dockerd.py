@@ -10,9 +10,10 @@ the host mounts later reaches it) and holds only:
   - a new /proc, a sysfs of the node's network namespace (dockerd sees its own docker0 and
     veths there) with the host's cgroup hierarchies on /sys/fs/cgroup, and the host's /dev;
   - at the same paths as on the host: the node's folder (data-root, daemon.json, pidfile), the
-    lab's run folder (exec-root, and the socket the host reaches the engine on), and read-only
-    the TLS files of the lab's CA that the engine serves, /etc/docker (certs.d: the CAs of
-    registries, the lab's private one among them) and /etc/resolv.conf;
+    lab's run folder (exec-root, and the socket the host reaches the engine on), /etc/docker
+    (certs.d: the CAs of registries, the lab's private one among them; writable, as a host's is
+    to its engine) and, read-only, the TLS files of the lab's CA that the engine serves and
+    /etc/resolv.conf;
   - <run>/<node>.shims as /run/containerd, where containerd keeps its shims' sockets: an engine
     started again finds the shims of its running containers there, as the host's engine does.
 The overlay becomes the namespace's root with pivot_root, and the host's tree, with every copy
@@ -135,8 +136,11 @@ def root_binds(n: SimpleNamespace, run: Path, tls: tuple[Path, Path, Path] | Non
     """What an engine of node n in a root of its own sees of the host, as MODE FROM TO triples."""
     binds = [("rw", n.dir, n.dir), ("rw", run, run), ("rw", n.shims, Path("/run/containerd"))]
     # /etc/resolv.conf: the containers' DNS servers, as the host's engine gives them.
-    shared = [path for path in (Path("/etc/docker"), Path("/etc/resolv.conf")) if path.exists()]
+    shared = [path for path in (Path("/etc/resolv.conf"),) if path.exists()]
     binds += [("ro", path, path) for path in (*(tls or ()), *shared)]
+    # Writable, as a host's /etc/docker is to its engine: Fleet writes a registry's CA to
+    # certs.d through the engine (a container binding it), and the host's engines see it too.
+    binds += [("rw", path, path) for path in (Path("/etc/docker"),) if path.exists()]
     return [str(part) for bind in binds for part in bind]
 
 
