@@ -6,12 +6,14 @@ it has been silent for FLEET_NODE_DOWN_AFTER (10 s at the defaults).
 """
 
 import contextlib
+import threading
 import time
 
 import docker
 import pytest
 from django.conf import settings
 
+from fleet import engine
 from fleet.models import Event, EventKind, Node
 from tests.integration.faults import partitioned
 from tests.system import wait_for
@@ -82,6 +84,50 @@ def test_a_new_container_shows_on_its_node_without_waiting_for_a_check(watched_l
         5,
         message="the running count to go down",
     )
+
+
+def test_each_engine_sends_the_events_fleet_acts_on_and_none_of_its_health_check_execs(
+    lab, lab_nodes
+):
+    # A health check every half second is three exec events per check, which the stream
+    # must leave out, while the container's own events, health included, come through.
+    image = lab.status()["images"]["demo_v1"]
+    versions = set()
+    for node in lab_nodes:
+        client = client_of(lab, node.name)
+        stream = engine.events(node)
+        timer = threading.Timer(20, stream.close)  # no healthy verdict: fail, don't hang
+        timer.start()
+        container = client.containers.run(
+            image,
+            detach=True,
+            labels={"fleet.test": "events"},
+            healthcheck={
+                "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"],
+                "interval": 500_000_000,
+            },
+        )
+        actions = []
+        try:
+            for event in stream:
+                if event["Actor"]["ID"] == container.id:
+                    actions.append(event["Action"])
+                    if event["Action"] == "health_status: healthy":
+                        time.sleep(1.2)  # two more checks: their execs would be next
+                        container.remove(force=True)
+                    if event["Action"] == "destroy":
+                        break
+            versions.add(client.version()["Version"])
+        finally:
+            timer.cancel()
+            stream.close()
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+            client.close()
+        assert actions[:3] == ["create", "start", "health_status: healthy"], (node, actions)
+        assert actions[-2:] == ["die", "destroy"], (node, actions)
+        assert not [a for a in actions if a.startswith("exec_")], (node, actions)
+    assert len(versions) > 1, f"one engine version in the lab: {versions}"
 
 
 def test_a_dead_engine_is_unreachable_at_once_and_down_only_after_its_silence(watched_lab):
