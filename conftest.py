@@ -20,8 +20,8 @@ if "REDIS_URL" not in os.environ:
 os.environ.setdefault("FLEET_LAB_NAME", "t")
 os.environ.setdefault("FLEET_LAB_SUBNET", "10.250.8.0/24")
 os.environ.setdefault("FLEET_DEFAULT_IMAGE", "10.250.8.1:5000/fleet/demo:1")
-# Node health runs at its defaults: a test that needs another setting says so and why.
-os.environ.setdefault("FLEET_RECONCILE_INTERVAL", "1")
+# Fleet runs at its defaults (node health, the reconcile's interval, alerts): a test that
+# needs another setting says so and why.
 
 # Set up here, after the defaults above: pytest-django would read the settings
 # before this file runs if it were left to find DJANGO_SETTINGS_MODULE itself.
