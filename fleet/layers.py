@@ -44,6 +44,7 @@ LAYERS = (
         "domain",
         "what Fleet knows and does: state, the actions people take, and the work behind them",
         (
+            "fleet.stacks",
             "fleet.services",
             "fleet.nodes",
             "fleet.converge",
