@@ -28,33 +28,15 @@ MAX_BYTES = 512 * 1024  # a Compose file, or its .env text
 MAX_VALUES = 50_000  # after YAML aliases are expanded (a "billion laughs" file is refused)
 MAX_PROBLEMS = 20
 
-# The keys Fleet supports; any other is refused by name rather than silently ignored.
-TOP_LEVEL = {"version", "name", "services", "networks", "volumes", "secrets", "configs"}
-SERVICE = {
-    "image",
-    "command",
-    "entrypoint",
-    "environment",
-    "env_file",
-    "ports",
-    "expose",
-    "healthcheck",
-    "depends_on",
-    "volumes",
-    "networks",
-    "secrets",
-    "configs",
-    "labels",
-    "restart",
-    "user",
-    "working_dir",
-    "deploy",
-}
+# The keys Fleet supports (fleet.stacks.translate says what each becomes); any other is
+# refused by name rather than silently ignored.
+TOP_LEVEL = {"version", "name", "services"}
+SERVICE = {"image", "command", "environment", "ports", "healthcheck", "restart", "deploy"}
 DEPLOY = {"mode", "replicas", "update_config", "restart_policy", "placement", "resources"}
 PLACEMENT = {"constraints"}
-RESOURCES = {"limits", "reservations"}
+RESOURCES = {"limits"}
 RESOURCE = {"cpus", "memory"}
-MODES = {"replicated", "global"}
+MODES = {"replicated"}
 # Why some keys are refused, where the reason helps.
 WHY = {
     "build": "Fleet does not build images: push it to a registry Fleet can pull from",
@@ -277,7 +259,7 @@ def _deploy_problems(at: str, deploy: dict[str, Any]) -> list[str]:
     found = [_refused(f"{at}.{key}", key) for key in deploy if key not in DEPLOY]
     mode = deploy.get("mode", "replicated")
     if mode not in MODES:
-        found.append(f"{at}.mode: {mode!r}: Fleet runs 'replicated' or 'global' services")
+        found.append(f"{at}.mode: {mode!r}: Fleet runs 'replicated' services")
     placement = deploy.get("placement") or {}
     found += [_refused(f"{at}.placement.{key}", key) for key in placement if key not in PLACEMENT]
     resources = deploy.get("resources") or {}

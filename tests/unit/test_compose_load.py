@@ -20,20 +20,15 @@ services:
     environment:
       DEBUG: no
       DATABASE_URL: postgres://shop:$${PASSWORD}@db/shop
-    depends_on:
-      db: {condition: service_healthy}
     deploy:
       replicas: 3
       update_config: {parallelism: 1, order: start-first}
       resources: {limits: {cpus: "0.5", memory: 256M}}
   db:
     image: registry.example/shop/postgres:16
-    volumes: [data:/var/lib/postgresql/data]
     healthcheck:
       test: [CMD, pg_isready]
       interval: 2s
-volumes:
-  data: {}
 """
 
 
@@ -53,7 +48,7 @@ def test_a_real_file_is_read_as_compose_reads_it():
         "DATABASE_URL": "postgres://shop:${PASSWORD}@db/shop",
     }
     assert web["restart"] == "unless-stopped"  # merged from the anchor
-    assert loaded.model["volumes"] == {"data": {}}
+    assert loaded.model["services"]["db"]["healthcheck"]["interval"] == "2s"
     assert loaded.warnings == []
 
 
@@ -199,7 +194,7 @@ include: [other.yaml]
         "services.web.privileged: Fleet does not support 'privileged' (Fleet does not run "
         "privileged containers)",
         "services.web.deploy.endpoint_mode: Fleet does not support 'endpoint_mode'",
-        "services.web.deploy.mode: 'replicated-job': Fleet runs 'replicated' or 'global' services",
+        "services.web.deploy.mode: 'replicated-job': Fleet runs 'replicated' services",
         "services.web.deploy.placement.max_replicas_per_node: Fleet does not support "
         "'max_replicas_per_node'",
         "services.web.deploy.resources.limits.pids: Fleet does not support 'pids'",
@@ -207,6 +202,26 @@ include: [other.yaml]
         "push it to a registry Fleet can pull from)",
         "services.worker: needs an image (Fleet does not build images: push it to a registry "
         "Fleet can pull from)",
+    ]
+
+
+def test_keys_fleet_does_not_run_yet_are_refused_by_name_not_ignored():
+    text = """
+services:
+  db:
+    image: postgres
+    volumes: [data:/var/lib/postgresql/data]
+    networks: [back]
+volumes:
+  data: {}
+networks:
+  back: {}
+"""
+    assert problems(text) == [
+        "volumes: Fleet does not support 'volumes'",
+        "networks: Fleet does not support 'networks'",
+        "services.db.volumes: Fleet does not support 'volumes'",
+        "services.db.networks: Fleet does not support 'networks'",
     ]
 
 
