@@ -41,3 +41,47 @@ def kill(proc):
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+class Kept:
+    """Fleet's processes kept running from one test to the next of the same module.
+
+    A test that asks for a process gets the one an earlier test of its module left, if it
+    still runs with the same arguments and environment (resumed, should that test have
+    frozen it), else a new one, rather than a worker, beat, the watch and daphne started
+    and ended for every test. A process a test killed or stopped is started again
+    for the next; one a test does not ask for is ended before it runs (`end_all_but`), so
+    that no test meets a process it did not ask for.
+    """
+
+    def __init__(self):
+        self.procs = {}  # name -> (key, Popen)
+
+    def get(self, name, args, env, owner):
+        """(the process, whether it was kept from an earlier test)."""
+        key = (owner, tuple(args), tuple(sorted(env.items())))
+        found = self.procs.get(name)
+        if found and found[0] == key and found[1].poll() is None:
+            try:
+                os.killpg(found[1].pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            else:
+                return found[1], True
+        self.end(name)
+        proc = start(name, args, env)
+        self.procs[name] = (key, proc)
+        return proc, False
+
+    def end(self, name):
+        found = self.procs.pop(name, None)
+        if found:
+            kill(found[1])  # at once: a worker's warm shutdown would wait for its tasks
+
+    def end_all_but(self, names):
+        for name in list(self.procs):
+            if name not in names:
+                self.end(name)
+
+
+kept = Kept()

@@ -1,6 +1,6 @@
 """The real moving parts of the tests: Redis, the Docker lab, Fleet's own processes (worker,
-beat, watch, web, each started for a test that asks) and a view of the whole on the lab
-(LabFleet).
+beat, watch, web: started for a test that asks, kept for the next of its module) and a view
+of the whole on the lab (LabFleet).
 
 A plugin of the whole suite (conftest.py names it), so that each session-wide part is
 made once for every test that asks for it, browser tests and integration tests alike.
@@ -107,7 +107,8 @@ def process_env(django_db_setup, django_db_blocker, redis_server):
     with django_db_blocker.unblock():
         env = {**os.environ, "DATABASE_URL": _database_url()}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for browser tests only, never for Fleet
-    return env
+    yield env
+    processes.kept.end_all_but(())  # before the test database is dropped
 
 
 # The processes' helpers, under the names the tests have always imported them by.
@@ -121,29 +122,48 @@ ALERTS_WORKER = ["-m", "celery", "-A", "fleet", "worker", "--concurrency", "2"]
 ALERTS_WORKER += ["-n", "test-alerts@%h", "-Q", "alerts", "--without-mingle", "--without-gossip"]
 
 
-@pytest.fixture
-def celery_worker(process_env):
-    """A real Celery worker, started for each test that needs one (a test may kill it)."""
-    proc = _start("worker", [*WORKER, "--loglevel", "INFO"], process_env)
-    yield proc
-    processes.kill(proc)
+# Each process fixture's process, by the name processes.kept knows it by.
+KEPT = {
+    "celery_worker": "worker",
+    "alerts_worker": "alerts-worker",
+    "celery_beat": "beat",
+    "watch_process": "watch",
+    "server": "web",
+}
+
+
+@pytest.fixture(autouse=True)
+def _only_the_processes_asked_for(request):
+    """End the processes an earlier test left running that this test does not ask for."""
+    processes.kept.end_all_but({KEPT[f] for f in request.fixturenames if f in KEPT})
+
+
+def _kept(request, name, args, env):
+    return processes.kept.get(name, args, env, request.module.__name__)
 
 
 @pytest.fixture
-def alerts_worker(process_env, celery_worker):
+def celery_worker(request, process_env):
+    """A real Celery worker, kept for the module's next test unless this one kills it."""
+    proc, _ = _kept(request, "worker", [*WORKER, "--loglevel", "INFO"], process_env)
+    return proc
+
+
+@pytest.fixture
+def alerts_worker(request, process_env, celery_worker):
     """The alerts' own worker (the Procfile's `alerts`), beside the worker, ready: a test
     that times alerts must not time this worker's start."""
     from celery import current_app
 
-    proc = _start("alerts-worker", [*ALERTS_WORKER, "--loglevel", "INFO"], process_env)
+    args = [*ALERTS_WORKER, "--loglevel", "INFO"]
+    proc, was_kept = _kept(request, "alerts-worker", args, process_env)
     name = f"test-alerts@{socket.gethostname()}"
     wait_for(
-        lambda: current_app.control.ping(destination=[name], timeout=0.5),
+        lambda: was_kept or current_app.control.ping(destination=[name], timeout=0.5),
         60,
         message="the alerts worker to answer",
     )
-    yield proc
-    processes.kill(proc)
+    return proc
 
 
 @pytest.fixture
@@ -153,20 +173,19 @@ def beat_env(process_env):
 
 
 @pytest.fixture
-def celery_beat(beat_env, celery_worker, tmp_path):
+def celery_beat(request, beat_env, celery_worker, tmp_path_factory):
     """Celery beat, for the tests that rely on the clock (and only for them)."""
-    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(tmp_path / "schedule")]
-    proc = _start("beat", [*args, "--loglevel", "INFO"], beat_env)
-    yield proc
-    _stop([proc])
+    schedule = tmp_path_factory.getbasetemp() / f"beat-{request.module.__name__}"
+    args = ["-m", "celery", "-A", "fleet", "beat", "-s", str(schedule), "--loglevel", "INFO"]
+    proc, _ = _kept(request, "beat", args, beat_env)
+    return proc
 
 
 @pytest.fixture
-def watch_process(process_env):
+def watch_process(request, process_env):
     """`manage.py watch`, following every node's events."""
-    proc = _start("watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
-    yield proc
-    _stop([proc])
+    proc, _ = _kept(request, "watch", ["manage.py", "watch", "--rescan", "0.5"], process_env)
+    return proc
 
 
 def free_port():
@@ -175,12 +194,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+_web_ports = {}  # module -> the port its daphne listens on, kept with the process
+
+
 @pytest.fixture
-def server(process_env, celery_worker, celery_beat, watch_process):
+def server(request, process_env, celery_worker, celery_beat, watch_process):
     """Fleet served by daphne on a free localhost port, with worker, beat and watch."""
-    port = free_port()
+    port = _web_ports.setdefault(request.module.__name__, free_port())
     args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "fleet.asgi:application"]
-    proc = _start("web", args, process_env)
+    _kept(request, "web", args, process_env)
 
     def up():
         try:
@@ -190,8 +212,7 @@ def server(process_env, celery_worker, celery_beat, watch_process):
             return False
 
     wait_for(up, 30, message="daphne to listen")
-    yield f"http://127.0.0.1:{port}"
-    _stop([proc])
+    return f"http://127.0.0.1:{port}"
 
 
 def lab_engine(entry, timeout=60):
