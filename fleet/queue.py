@@ -70,8 +70,7 @@ def move_off(node_id):
     def converge_each():
         ids = Replica.objects.filter(node_id=node_id).values_list("service_id", flat=True)
         for service_id in sorted(set(ids)):
-            send(CONVERGE_SERVICE, service_id)
-            wake.nudge(service_id)
+            converge(service_id)  # committed already: queued and nudged at once
 
     transaction.on_commit(converge_each)
 

@@ -191,15 +191,22 @@ def _healthcheck(value: dict[str, Any]) -> dict[str, Any] | None:
     else:
         command = list(test)
     check: dict[str, Any] = {"command": command}
-    for key in ("interval", "timeout", "start_period"):
-        if key in value:
-            try:
-                check[key] = seconds(value[key])
-            except ValueError as exc:
-                raise ValueError(f".healthcheck.{key}: {exc}") from None
+    check.update(_durations(value, ("interval", "timeout", "start_period"), ".healthcheck"))
     if "retries" in value:
         check["retries"] = value["retries"]
     return check
+
+
+def _durations(value: dict[str, Any], keys: tuple[str, ...], at: str) -> dict[str, float]:
+    """{key: seconds} of those of `keys` that `value` gives, each a Go duration."""
+    found = {}
+    for key in keys:
+        if key in value:
+            try:
+                found[key] = seconds(value[key])
+            except ValueError as exc:
+                raise ValueError(f"{at}.{key}: {exc}") from None
+    return found
 
 
 def _restart(value: str) -> str:
@@ -230,12 +237,7 @@ def _update(value: dict[str, Any]) -> dict[str, Any]:
                 "give how many replicas to update at a time"
             )
         update["parallelism"] = value["parallelism"]
-    for key in ("delay", "monitor"):
-        if key in value:
-            try:
-                update[key] = seconds(value[key])
-            except ValueError as exc:
-                raise ValueError(f".deploy.update_config.{key}: {exc}") from None
+    update.update(_durations(value, ("delay", "monitor"), ".deploy.update_config"))
     if "order" in value:
         update["order"] = value["order"]
     if "failure_action" in value:
